@@ -1,0 +1,37 @@
+# DHVC 2.0 testbed. `make help` lists the targets.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+export OMP_NUM_THREADS ?= 2
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-all lint format bench figures clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+install: ## Create .venv and install the project with its test extras (CPU torch 2.13.0)
+	python3.11 -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[test]'
+
+test: ## Run the test suite (fast tests plus the shipped-checkpoint smoke test)
+	$(VENV)/bin/pytest
+
+lint: ## Ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: ## Apply ruff formatting and safe fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: ## Print codec speed and size numbers (benchmarks/)
+	$(PY) benchmarks/bench_codec.py
+
+figures: ## Run the scenarios the figures need and write figures/*.png and .pdf
+	$(PY) -m analysis.make_figures --out figures
+
+clean: ## Remove build outputs (keeps .venv and results)
+	rm -rf build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,111 @@
+"""Model presets: a typed configuration, never module globals.
+
+``tiny`` is for tests, ``small`` is the shipped default (runs on two CPU cores), ``paper`` is sized
+like Table II of Lu et al. (about 100M parameters, about 400 KMACs/pixel).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from codec.types import NUM_SCALES
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture hyper-parameters of one DHVC model.
+
+    Widths are indexed by scale k = 1..K (tuple position k-1): scale 1 is 1/64 of the input side,
+    scale 4 is 1/8. ``width_patch`` is the channel count at 1/4 (patchify level, no latent).
+    Lambda is the paper's rate-distortion trade-off: loss = bpp + lambda * MSE (RGB in [0, 1]).
+    """
+
+    name: str
+    width_patch: int
+    widths: tuple[int, int, int, int]
+    latent_channels: tuple[int, int, int, int]
+    enc_blocks_patch: int
+    enc_blocks: tuple[int, int, int, int]
+    prior_blocks: tuple[int, int, int, int]
+    dec_blocks: tuple[int, int, int, int]
+    dec_blocks_patch: int
+    embed_dim: int = 64
+    mlp_ratio: int = 2
+    kernel_size: int = 7
+    aux_refinement: bool = False
+    lambda_min: float = 128.0
+    lambda_max: float = 4096.0
+
+    def __post_init__(self) -> None:
+        for f in ("widths", "latent_channels", "enc_blocks", "prior_blocks", "dec_blocks"):
+            value = getattr(self, f)
+            if len(value) != NUM_SCALES:
+                raise ValueError(f"ModelConfig.{f} needs {NUM_SCALES} entries, got {len(value)}")
+        if not 0 < self.lambda_min < self.lambda_max:
+            raise ValueError("ModelConfig needs 0 < lambda_min < lambda_max")
+
+    def to_dict(self) -> dict:
+        """Plain-data form, stored inside checkpoints."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        """Inverse of ``to_dict``; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown ModelConfig fields: {sorted(unknown)}")
+        tuples = {"widths", "latent_channels", "enc_blocks", "prior_blocks", "dec_blocks"}
+        return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
+
+
+PRESETS: dict[str, ModelConfig] = {
+    "tiny": ModelConfig(
+        name="tiny",
+        width_patch=8,
+        widths=(16, 16, 16, 16),
+        latent_channels=(4, 4, 4, 4),
+        enc_blocks_patch=0,
+        enc_blocks=(1, 1, 1, 1),
+        prior_blocks=(1, 1, 1, 1),
+        dec_blocks=(1, 1, 1, 1),
+        dec_blocks_patch=0,
+        embed_dim=16,
+        kernel_size=3,
+    ),
+    "small": ModelConfig(
+        name="small",
+        width_patch=32,
+        widths=(128, 128, 96, 64),
+        latent_channels=(32, 32, 24, 16),
+        enc_blocks_patch=1,
+        enc_blocks=(1, 1, 2, 2),
+        prior_blocks=(1, 2, 2, 2),
+        dec_blocks=(1, 2, 2, 2),
+        dec_blocks_patch=1,
+        embed_dim=64,
+        kernel_size=7,
+    ),
+    "paper": ModelConfig(
+        name="paper",
+        width_patch=160,
+        widths=(384, 448, 384, 288),
+        latent_channels=(64, 64, 48, 32),
+        enc_blocks_patch=2,
+        enc_blocks=(3, 4, 5, 6),
+        prior_blocks=(3, 4, 5, 6),
+        dec_blocks=(3, 4, 5, 6),
+        dec_blocks_patch=4,
+        embed_dim=256,
+        mlp_ratio=4,
+        kernel_size=7,
+    ),
+}
+
+
+def get_preset(name: str) -> ModelConfig:
+    """The preset called ``name``; a ``ValueError`` naming the choices otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None

@@ -1,0 +1,231 @@
+"""Training (paper 6.1.2, eq. 15): loss = sum over frames of bpp + lambda * MSE, lambda sampled
+log-uniformly per sample over the model's range; schedule intra, then 3-frame, then 7-frame.
+
+``train`` resumes exactly from a full training state (model, EMA, optimizer, step, random
+states), or warm-starts from shipped fp16 weights. It never prints: progress goes to the
+``on_step`` callback and to a CSV log next to the state file.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from codec.checkpoint import load_model, save_checkpoint
+from codec.config import ModelConfig, get_preset
+from codec.data import ClipSampler, DataConfig
+from codec.model import DHVC, count_parameters
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of a training run. Steps are cumulative phase boundaries."""
+
+    preset: str = "small"
+    intra_steps: int = 2000
+    p3_steps: int = 4000
+    p7_steps: int = 5000
+    batch_size: int = 8
+    crop: int = 128
+    lr: float = 4e-4
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    save_every: int = 200
+    log_every: int = 10
+    synthetic_fraction: float = 0.5
+
+    def frames_at(self, step: int) -> int:
+        """Sequence length of the schedule at ``step`` (0-based)."""
+        if step < self.intra_steps:
+            return 1
+        return 3 if step < self.p3_steps else 7
+
+    @property
+    def total_steps(self) -> int:
+        return self.p7_steps
+
+
+@dataclass
+class StepStats:
+    """What one optimisation step measured (averages over the batch)."""
+
+    step: int
+    frames: int
+    loss: float
+    bpp: float
+    mse: float
+    psnr: float
+    steps_per_s: float
+    lr: float
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue a run exactly."""
+
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+def _lr_at(cfg: TrainConfig, step: int) -> float:
+    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+
+
+def sample_lambdas(model_cfg: ModelConfig, n: int, rng: np.random.Generator) -> torch.Tensor:
+    """Log-uniform lambdas over [lambda_min, lambda_max], shape (n,)."""
+    lo, hi = math.log(model_cfg.lambda_min), math.log(model_cfg.lambda_max)
+    return torch.from_numpy(np.exp(rng.uniform(lo, hi, size=n))).float()
+
+
+def rd_loss(model: DHVC, x_seq: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """Eq. 15 averaged over frames and batch: mean_b [bpp_b + lambda_b * MSE_b]."""
+    out = model(x_seq, lam)
+    b, t, _, h, w = x_seq.shape
+    bpp = out.bits.sum(dim=(1, 2)) / (t * h * w)  # (B,)
+    mse = (out.x_hat.float() - x_seq).pow(2).mean(dim=(1, 2, 3, 4))  # (B,)
+    loss = (bpp + lam.to(bpp.device) * mse).mean()
+    psnr = (-10 * torch.log10(mse.clamp_min(1e-10))).mean()
+    return loss, {"bpp": bpp.mean().item(), "mse": mse.mean().item(), "psnr": psnr.item()}
+
+
+def train(
+    cfg: TrainConfig,
+    state_path: Path,
+    weights_out: Path | None = None,
+    resume: Path | None = None,
+    device: str = "cpu",
+    max_steps: int | None = None,
+    max_seconds: float | None = None,
+    data: DataConfig | None = None,
+    on_step: Callable[[StepStats], None] | None = None,
+) -> TrainState:
+    """Train until ``cfg.total_steps`` (or ``max_steps`` more steps, or ``max_seconds``).
+
+    ``state_path``: full training state (written every ``save_every`` steps and at the end);
+    if it exists, training resumes from it exactly. ``resume``: otherwise, fp16 weights to
+    warm-start from (their ``meta.step`` sets the schedule position; optimizer starts fresh).
+    ``weights_out``: where the fp16 EMA weights are written alongside each state save.
+    """
+    dev = torch.device(device)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    model = DHVC(get_preset(cfg.preset)).to(dev)
+    ema = DHVC(get_preset(cfg.preset)).to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    state = TrainState()
+    if state_path.is_file():
+        saved = torch.load(state_path, map_location=dev, weights_only=False)
+        model.load_state_dict(saved["model"])
+        ema.load_state_dict(saved["ema"])
+        optimizer.load_state_dict(saved["optimizer"])
+        rng.bit_generator.state = saved["numpy_rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        state = TrainState(step=saved["step"], history=saved["history"])
+    else:
+        if resume is not None:
+            warm = load_model(resume, preset=cfg.preset, device=dev)
+            model.load_state_dict(warm.state_dict())
+            meta = torch.load(resume, map_location="cpu", weights_only=True).get("meta", {})
+            state.step = int(meta.get("step", 0))
+            state.history = list(meta.get("history", []))
+        ema.load_state_dict(model.state_dict())
+    ema.requires_grad_(False)
+    if dev.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+
+    sampler = ClipSampler(
+        data or DataConfig(crop=cfg.crop, synthetic_fraction=cfg.synthetic_fraction)
+    )
+    start_time = time.monotonic()
+    stop_step = (
+        cfg.total_steps if max_steps is None else min(cfg.total_steps, state.step + max_steps)
+    )
+    tick = time.monotonic()
+    model.train()
+    while state.step < stop_step:
+        if max_seconds is not None and time.monotonic() - start_time > max_seconds:
+            break
+        frames = cfg.frames_at(state.step)
+        x_seq = sampler.batch(cfg.batch_size, frames, rng).to(dev)
+        lam = sample_lambdas(model.config, cfg.batch_size, rng).to(dev)
+        lr = _lr_at(cfg, state.step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            if dev.type == "cuda":
+                x_seq = x_seq.contiguous()
+            loss, parts = rd_loss(model, x_seq, lam)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        with torch.no_grad():
+            for p_ema, p in zip(ema.parameters(), model.parameters(), strict=True):
+                p_ema.lerp_(p, 1 - cfg.ema_decay)
+        state.step += 1
+        now = time.monotonic()
+        stats = StepStats(
+            state.step,
+            frames,
+            loss.item(),
+            parts["bpp"],
+            parts["mse"],
+            parts["psnr"],
+            1.0 / max(now - tick, 1e-9),
+            lr,
+        )
+        tick = now
+        if state.step % cfg.log_every == 0 or state.step == stop_step:
+            state.history.append(asdict(stats))
+        if on_step is not None:
+            on_step(stats)
+        if state.step % cfg.save_every == 0:
+            _save(state_path, weights_out, model, ema, optimizer, rng, state, cfg)
+    _save(state_path, weights_out, model, ema, optimizer, rng, state, cfg)
+    return state
+
+
+def _save(state_path, weights_out, model, ema, optimizer, rng, state, cfg) -> None:
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = state_path.with_suffix(".tmp")
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "ema": ema.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "numpy_rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "step": state.step,
+            "history": state.history,
+            "train_config": asdict(cfg),
+        },
+        tmp,
+    )
+    tmp.replace(state_path)
+    _write_log(state_path.with_suffix(".csv"), state.history)
+    if weights_out is not None:
+        meta = {
+            "step": state.step,
+            "history": state.history,
+            "train_config": asdict(cfg),
+            "parameters": count_parameters(ema),
+        }
+        save_checkpoint(ema, weights_out, meta=meta, fp16=True)
+
+
+def _write_log(path: Path, history: list[dict]) -> None:
+    if not history:
+        return
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)

@@ -1,0 +1,133 @@
+"""Typed values that cross the codec's public boundary (DESIGN 1-3).
+
+Everything the network simulator needs from the codec is here plus ``codec.Encoder`` and
+``codec.Decoder``. Scales are numbered 1..K (K = 4), smallest first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+NUM_SCALES = 4
+"""K: number of latent scales (1/64, 1/32, 1/16, 1/8 of the input side)."""
+
+IN_SYNC = NUM_SCALES + 1
+"""Value of the first desynchronised scale D when the decoder is in sync (DESIGN 2)."""
+
+
+class FrameType(StrEnum):
+    """I: GOP start (full intra); P: predicted; R: re-sync frame (resync_from >= 1)."""
+
+    I = "I"  # noqa: E741
+    P = "P"
+    R = "R"
+
+
+@dataclass(frozen=True)
+class ScalePayload:
+    """One scale's bitstream as it travels: the bytes plus the header fields that vouch for them.
+
+    ``crc32`` covers ``data``; ``sync_tag`` is the 32-bit hash of the Gaussian-table indexes the
+    encoder used for this scale (DESIGN 1).
+    """
+
+    data: bytes
+    crc32: int
+    sync_tag: int
+
+
+@dataclass(frozen=True)
+class EncodedFrame:
+    """The encoder's output for one frame: one payload per scale, scale 1 first.
+
+    ``resync_from`` is 0 for a P frame and j in 1..K for I (always 1) and R frames: scales >= j
+    were coded with the intra constants as temporal references. ``estimated_bits`` is the
+    information content of each scale's symbols under the coding tables (bits). ``x_hat`` is
+    the encoder's in-loop reconstruction (H x W x 3, float32 in [0, 1]); it never travels.
+    """
+
+    frame_index: int
+    frame_type: FrameType
+    lam: float
+    resync_from: int
+    height: int
+    width: int
+    scales: tuple[ScalePayload, ...]
+    estimated_bits: tuple[float, ...]
+    x_hat: np.ndarray = field(repr=False, compare=False)
+
+    @property
+    def payload_bits(self) -> tuple[int, ...]:
+        """Actual payload size of each scale in bits."""
+        return tuple(8 * len(s.data) for s in self.scales)
+
+    def received(self, scales: set[int] | None = None) -> ReceivedFrame:
+        """What a receiver holds if exactly ``scales`` (1-based; default all) arrived intact."""
+        keep = set(range(1, NUM_SCALES + 1)) if scales is None else scales
+        return ReceivedFrame(
+            frame_index=self.frame_index,
+            lam=self.lam,
+            resync_from=self.resync_from,
+            frame_type=self.frame_type,
+            scales={k: self.scales[k - 1] for k in sorted(keep)},
+        )
+
+
+@dataclass(frozen=True)
+class ReceivedFrame:
+    """What the receiver hands to ``Decoder.decode`` for one frame.
+
+    ``scales`` maps a scale number (1..K) to its complete payload; missing scales are lost.
+    ``lam``, ``resync_from`` and ``frame_type`` are ``None`` when no packet of the frame
+    arrived; the decoder then uses the last known lambda and treats the frame as P.
+    """
+
+    frame_index: int
+    lam: float | None
+    resync_from: int | None
+    frame_type: FrameType | None
+    scales: Mapping[int, ScalePayload]
+
+    @classmethod
+    def nothing(cls, frame_index: int) -> ReceivedFrame:
+        """A frame of which no packet arrived."""
+        return cls(frame_index, None, None, None, {})
+
+
+class ScaleOutcome(StrEnum):
+    """What the decoder did with one scale of one frame."""
+
+    DECODED = "decoded"  # entropy-decoded
+    MISSING = "missing"  # not received: mean substitution
+    CORRUPT = "corrupt"  # received but CRC failed: mean substitution
+    DESYNCED = "desynced"  # received but k >= D (context differs): mean substitution
+    SYNC_MISMATCH = "sync_mismatch"  # sync tag differs from the decoder's: mean substitution
+    SKIPPED = "skipped"  # a lower scale was not decoded: mean substitution
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    """The decoder's output for one frame.
+
+    ``x_hat`` is H x W x 3 float32 in [0, 1]. ``outcomes[k-1]`` says what happened to scale k.
+    ``first_desynced_scale`` is D after this frame (K + 1 = in sync). ``echo_scale`` is j when
+    this frame made D drop to j (the receiver should echo (frame_index, j)), else ``None``.
+    """
+
+    frame_index: int
+    frame_type: FrameType
+    lam: float
+    resync_from: int
+    x_hat: np.ndarray = field(repr=False, compare=False)
+    outcomes: tuple[ScaleOutcome, ...]
+    first_desynced_scale: int
+    echo_scale: int | None
+
+    @property
+    def scales_decoded(self) -> int:
+        """Number of scales that were entropy-decoded."""
+        return sum(o is ScaleOutcome.DECODED for o in self.outcomes)
