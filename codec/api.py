@@ -107,7 +107,9 @@ def decode_file(
     if not 1 <= scales <= NUM_SCALES:
         raise ValueError(f"--scales must be in 1..{NUM_SCALES}, got {scales}")
     header, frames = open_stream(stream)
-    model = load_model(checkpoint, device=device)
+    # Random weights are rebuilt from the preset named in the stream's model id.
+    preset = header.model_id.split("-")[0] if checkpoint == "none" else None
+    model = load_model(checkpoint, preset=preset, device=device)
     if model.model_id != header.model_id:
         raise BitstreamError(
             f"{stream} was encoded with model {header.model_id!r}, "

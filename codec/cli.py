@@ -39,7 +39,7 @@ PresetOpt = Annotated[
 
 def fail(message: str) -> typer.Exit:
     """Print one error line and return the exit to raise (code 2)."""
-    console.print(f"error: {message}", style="red", markup=False, highlight=False)
+    typer.echo(f"error: {message}", err=True)
     return typer.Exit(code=2)
 
 
@@ -211,6 +211,73 @@ def train(
     last = result.history[-1] if result.history else {}
     console.print(f"stopped at step {result.step}: {last}")
     console.print(f"state -> {state}; weights -> {weights_out}")
+
+
+@app.command(name="eval")
+def evaluate_cmd(
+    video: Annotated[Path, typer.Argument(help="Video file, PNG folder or sample:NAME.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="rd.json to write.")] = Path(
+        "rd.json"
+    ),
+    frames: Annotated[int, typer.Option(help="Frames to code.")] = 96,
+    gop: Annotated[int, typer.Option(help="Intra period (also the anchors' keyint).")] = 32,
+    lambdas: Annotated[
+        str | None, typer.Option(help="Comma-separated lambdas (default: 6 over the range).")
+    ] = None,
+    anchors: Annotated[str, typer.Option(help="Comma-separated: x264,x265 or ''.")] = "x264,x265",
+    qps: Annotated[str, typer.Option(help="Comma-separated anchor QPs.")] = "22,27,32,37,42",
+    size: Annotated[str | None, typer.Option(help="Resize and centre-crop to WxH.")] = None,
+    checkpoint: CheckpointOpt = "default",
+    preset: PresetOpt = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+) -> None:
+    """Rate-distortion of DHVC against x264/x265 (low delay): rd.json, rd.png, BD-rates."""
+    from codec.checkpoint import load_model
+    from codec.eval import evaluate, plot_rd
+
+    def numbers(text: str | None, kind: type, name: str) -> list | None:
+        if text is None:
+            return None
+        try:
+            return [kind(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise fail(f"--{name} must be comma-separated numbers, got {text!r}") from None
+
+    wh = None
+    if size is not None:
+        try:
+            w, h = (int(v) for v in size.lower().split("x"))
+        except ValueError:
+            raise fail(f"--size must look like 640x256, got {size!r}") from None
+        wh = (w, h)
+    with user_errors(), _progress() as progress:
+        model = load_model(checkpoint, preset=preset, device=device)
+        task = progress.add_task("eval", total=None, info="")
+
+        def on_progress(p) -> None:
+            progress.update(
+                task,
+                completed=p.point,
+                total=p.points_total,
+                info=f"{p.codec} {p.setting} frame {p.frames_done}/{p.frames_total}",
+            )
+
+        rd = evaluate(
+            str(video),
+            frames,
+            gop,
+            numbers(lambdas, float, "lambdas"),
+            [a for a in anchors.split(",") if a.strip()],
+            model,
+            output,
+            size=wh,
+            on_progress=on_progress,
+            qps=numbers(qps, int, "qps"),
+        )
+        png = plot_rd(rd, output.with_suffix(".png"))
+    for name, values in rd.get("bd_rate", {}).items():
+        console.print(f"BD-rate vs {name}: {values}")
+    console.print(f"-> {output}, {png}")
 
 
 if __name__ == "__main__":

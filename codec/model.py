@@ -196,15 +196,17 @@ class DHVC(nn.Module):
             const[i : i + 1].expand(b, -1, h, w) if r is None else r for i, r in enumerate(refs)
         ]
 
-    def aux_features(self, x_prev: torch.Tensor | None, b: int, hw: tuple[int, int]):
-        """Auxiliary features per scale, or ``None`` when the flag is off."""
+    def aux_features(
+        self, x_prev: torch.Tensor | None, b: int, hw: tuple[int, int]
+    ) -> list[torch.Tensor] | None:
+        """Auxiliary features per scale (eq. 12), or ``None`` when the flag is off.
+
+        ``hw`` is the size of scale 1; without a previous picture (intra, full re-sync) the
+        learned constants stand in."""
         if not self.config.aux_refinement:
             return None
         if x_prev is None:
-            return [
-                c.expand(b, -1, hw[0] >> (NUM_SCALES - 1 - k), hw[1] >> (NUM_SCALES - 1 - k))
-                for k, c in enumerate(self.aux_const)
-            ]
+            return [c.expand(b, -1, hw[0] << k, hw[1] << k) for k, c in enumerate(self.aux_const)]
         return self.aux(x_prev)
 
     def top_down(

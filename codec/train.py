@@ -168,9 +168,10 @@ def train(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
+        decay = min(cfg.ema_decay, (1 + state.step) / (10 + state.step))  # EMA warm-up
         with torch.no_grad():
             for p_ema, p in zip(ema.parameters(), model.parameters(), strict=True):
-                p_ema.lerp_(p, 1 - cfg.ema_decay)
+                p_ema.lerp_(p, 1 - decay)
         state.step += 1
         now = time.monotonic()
         stats = StepStats(

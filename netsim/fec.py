@@ -1,0 +1,80 @@
+"""k-of-n erasure coding of one scale's payload with zfec (DESIGN 4).
+
+A scale protected with ``FecParams(data_packets=k, parity_packets=m)`` travels as n = k + m
+fragments of equal length; any k of them rebuild the payload. zfec is systematic: fragments
+0..k-1 are the payload itself, cut into k equal blocks (the last padded with zeros).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import zfec
+
+from netsim.packet import MAX_FRAGMENTS
+
+
+class FecError(ValueError):
+    """FEC parameters that cannot code a payload, or fragments that cannot rebuild one."""
+
+
+@dataclass(frozen=True)
+class FecParams:
+    """k data fragments plus m parity fragments per scale (any k of the k + m suffice)."""
+
+    data_packets: int
+    parity_packets: int
+
+    def __post_init__(self) -> None:
+        if self.data_packets < 1 or self.parity_packets < 0:
+            raise FecError(f"need data_packets >= 1 and parity_packets >= 0, got {self}")
+        if self.data_packets + self.parity_packets > MAX_FRAGMENTS:
+            raise FecError(f"data_packets + parity_packets must be <= {MAX_FRAGMENTS}")
+
+    def scaled_to(self, min_data_packets: int) -> FecParams:
+        """Parameters with at least ``min_data_packets`` data fragments and the same code rate.
+
+        A scale larger than k MTU-sized fragments is cut into more data fragments; the parity
+        count grows in proportion (rounded up), so the overhead m / k never shrinks.
+        """
+        if min_data_packets <= self.data_packets:
+            return self
+        parity = math.ceil(self.parity_packets * min_data_packets / self.data_packets)
+        if min_data_packets + parity > MAX_FRAGMENTS:
+            raise FecError(
+                f"a scale needing {min_data_packets} data fragments with {parity} parity "
+                f"fragments exceeds {MAX_FRAGMENTS}; raise mtu_bytes or lower the FEC overhead"
+            )
+        return FecParams(min_data_packets, parity)
+
+
+def fec_encode(payload: bytes, params: FecParams) -> list[bytes]:
+    """The k + m fragments of ``payload``, each ``ceil(len(payload) / k)`` bytes long.
+
+    ``payload`` must not be empty (an empty scale needs no protection and travels as a single
+    empty fragment).
+    """
+    if not payload:
+        raise FecError("cannot FEC-code an empty payload")
+    k, n = params.data_packets, params.data_packets + params.parity_packets
+    block_bytes = math.ceil(len(payload) / k)
+    padded = payload.ljust(k * block_bytes, b"\x00")
+    blocks = tuple(padded[i * block_bytes : (i + 1) * block_bytes] for i in range(k))
+    return [bytes(b) for b in zfec.Encoder(k, n).encode(blocks)]
+
+
+def fec_decode(fragments: Mapping[int, bytes], params: FecParams, length_bytes: int) -> bytes:
+    """Rebuild the payload of ``length_bytes`` from any k fragments ``{index: bytes}``."""
+    k, n = params.data_packets, params.data_packets + params.parity_packets
+    if len(fragments) < k:
+        raise FecError(f"{len(fragments)} fragments cannot rebuild a {k}-of-{n} code")
+    indexes = tuple(sorted(fragments)[:k])
+    sizes = {len(fragments[i]) for i in indexes}
+    if len(sizes) != 1 or any(not 0 <= i < n for i in indexes):
+        raise FecError("fragments of one FEC block differ in length or index range")
+    if sizes.pop() * k < length_bytes:
+        raise FecError(f"{k} fragments are too short for a {length_bytes}-byte payload")
+    blocks = zfec.Decoder(k, n).decode(tuple(fragments[i] for i in indexes), indexes)
+    return b"".join(bytes(b) for b in blocks)[:length_bytes]

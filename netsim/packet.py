@@ -1,0 +1,229 @@
+"""The datagram that carries one fragment of one scale of one frame (DESIGN 4).
+
+Every packet repeats the frame-header fields a receiver needs to use it on its own (frame index,
+lambda, resync_from, frame type) and the header fields of its scale (length, CRC32, sync tag), so
+that any subset of packets can be reassembled and decoded.
+
+Wire format, little-endian, ``HEADER_SIZE_BYTES`` = 46 bytes followed by the payload::
+
+    offset size field
+         0    2 magic b"DP"
+         2    1 format version (1)
+         3    1 frame type (0 = I, 1 = P, 2 = R)
+         4    4 seq                 (u32)
+         8    4 frame index         (u32)
+        12    1 scale               (1..K)
+        13    1 resync_from         (0..K)
+        14    2 fragment index      (u16; < fragment_count are data, the rest FEC parity)
+        16    2 fragment count      (u16; data fragments of the scale, FEC's k)
+        18    2 parity count        (u16; FEC parity fragments of the scale, m; 0 without FEC)
+        20    8 lambda              (f64)
+        28    4 scale length bytes  (u32; the scale's payload length before fragmentation)
+        32    4 scale CRC32         (u32; covers the whole scale payload)
+        36    4 sync tag            (u32; DESIGN 1)
+        40    2 payload length      (u16)
+        42    4 packet checksum     (u32; CRC32 of header, with this field zero, and payload)
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from dataclasses import dataclass
+
+from codec.types import NUM_SCALES, FrameType
+
+MAGIC = b"DP"
+FORMAT_VERSION = 1
+_HEADER = struct.Struct("<2sBBIIBBHHHdIIIHI")
+HEADER_SIZE_BYTES = _HEADER.size
+"""Bytes of header in front of every payload."""
+
+MAX_FRAGMENTS = 256
+"""Most fragments (data + parity) one scale may be split into (zfec's limit on n)."""
+
+_FRAME_TYPE_CODES = {FrameType.I: 0, FrameType.P: 1, FrameType.R: 2}
+_FRAME_TYPES = {code: frame_type for frame_type, code in _FRAME_TYPE_CODES.items()}
+_U16 = 0xFFFF
+_U32 = 0xFFFFFFFF
+
+
+class PacketFormatError(ValueError):
+    """Bytes that are not a valid packet (truncated, corrupt, or inconsistent)."""
+
+
+@dataclass(frozen=True)
+class Packet:
+    """One datagram: exactly the fields that travel on the wire, nothing added per hop.
+
+    ``fragment_index`` < ``fragment_count`` is a data fragment (a slice of the scale payload);
+    higher indexes are FEC parity fragments (``parity_count`` of them). Without FEC the last data
+    fragment may be shorter than the others; with FEC all fragments of a scale have equal length
+    and the reassembled payload is cut back to ``scale_length_bytes``.
+    """
+
+    seq: int
+    frame_index: int
+    scale: int
+    fragment_index: int
+    fragment_count: int
+    parity_count: int
+    lam: float
+    resync_from: int
+    frame_type: FrameType
+    scale_length_bytes: int
+    scale_crc32: int
+    sync_tag: int
+    payload: bytes
+
+    def __post_init__(self) -> None:
+        problem = _field_problem(
+            seq=self.seq,
+            frame_index=self.frame_index,
+            scale=self.scale,
+            fragment_index=self.fragment_index,
+            fragment_count=self.fragment_count,
+            parity_count=self.parity_count,
+            lam=self.lam,
+            resync_from=self.resync_from,
+            scale_length_bytes=self.scale_length_bytes,
+            scale_crc32=self.scale_crc32,
+            sync_tag=self.sync_tag,
+            payload_length=len(self.payload),
+        )
+        if problem:
+            raise PacketFormatError(problem)
+
+    @property
+    def size_bytes(self) -> int:
+        """Size of the datagram on the wire: header plus payload."""
+        return HEADER_SIZE_BYTES + len(self.payload)
+
+    @property
+    def is_parity(self) -> bool:
+        """True for an FEC parity fragment."""
+        return self.fragment_index >= self.fragment_count
+
+    def to_bytes(self) -> bytes:
+        """The datagram as sent; ``Packet.from_bytes`` reverses it."""
+        header = self._header(checksum=0)
+        checksum = zlib.crc32(self.payload, zlib.crc32(header))
+        return self._header(checksum) + self.payload
+
+    def _header(self, checksum: int) -> bytes:
+        return _HEADER.pack(
+            MAGIC,
+            FORMAT_VERSION,
+            _FRAME_TYPE_CODES[self.frame_type],
+            self.seq,
+            self.frame_index,
+            self.scale,
+            self.resync_from,
+            self.fragment_index,
+            self.fragment_count,
+            self.parity_count,
+            self.lam,
+            self.scale_length_bytes,
+            self.scale_crc32,
+            self.sync_tag,
+            len(self.payload),
+            checksum,
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Packet:
+        """Parse one datagram; raises ``PacketFormatError``, never reads past a length."""
+        if len(data) < HEADER_SIZE_BYTES:
+            raise PacketFormatError(
+                f"truncated packet: {len(data)} bytes, the header alone is {HEADER_SIZE_BYTES}"
+            )
+        (
+            magic,
+            version,
+            type_code,
+            seq,
+            frame_index,
+            scale,
+            resync_from,
+            fragment_index,
+            fragment_count,
+            parity_count,
+            lam,
+            scale_length_bytes,
+            scale_crc32,
+            sync_tag,
+            payload_length,
+            checksum,
+        ) = _HEADER.unpack_from(data)
+        if magic != MAGIC:
+            raise PacketFormatError(f"bad magic {magic!r}, expected {MAGIC!r}")
+        if version != FORMAT_VERSION:
+            raise PacketFormatError(f"unsupported packet format version {version}")
+        if len(data) != HEADER_SIZE_BYTES + payload_length:
+            raise PacketFormatError(
+                f"payload length field says {payload_length} bytes, "
+                f"the datagram carries {len(data) - HEADER_SIZE_BYTES}"
+            )
+        zeroed = data[: HEADER_SIZE_BYTES - 4] + b"\x00\x00\x00\x00"
+        if zlib.crc32(data[HEADER_SIZE_BYTES:], zlib.crc32(zeroed)) != checksum:
+            raise PacketFormatError("packet checksum mismatch (corrupt packet)")
+        if type_code not in _FRAME_TYPES:
+            raise PacketFormatError(f"unknown frame type code {type_code}")
+        return cls(
+            seq=seq,
+            frame_index=frame_index,
+            scale=scale,
+            fragment_index=fragment_index,
+            fragment_count=fragment_count,
+            parity_count=parity_count,
+            lam=lam,
+            resync_from=resync_from,
+            frame_type=_FRAME_TYPES[type_code],
+            scale_length_bytes=scale_length_bytes,
+            scale_crc32=scale_crc32,
+            sync_tag=sync_tag,
+            payload=bytes(data[HEADER_SIZE_BYTES:]),
+        )
+
+
+def _field_problem(
+    *,
+    seq: int,
+    frame_index: int,
+    scale: int,
+    fragment_index: int,
+    fragment_count: int,
+    parity_count: int,
+    lam: float,
+    resync_from: int,
+    scale_length_bytes: int,
+    scale_crc32: int,
+    sync_tag: int,
+    payload_length: int,
+) -> str | None:
+    """The first field that cannot be sent in the wire format, as a message; None if all can."""
+    for name, value, limit in (
+        ("seq", seq, _U32),
+        ("frame_index", frame_index, _U32),
+        ("scale_length_bytes", scale_length_bytes, _U32),
+        ("scale_crc32", scale_crc32, _U32),
+        ("sync_tag", sync_tag, _U32),
+        ("payload length", payload_length, _U16),
+    ):
+        if not 0 <= value <= limit:
+            return f"{name} {value} does not fit the packet header (0..{limit})"
+    if not 1 <= scale <= NUM_SCALES:
+        return f"scale {scale} outside 1..{NUM_SCALES}"
+    if not 0 <= resync_from <= NUM_SCALES:
+        return f"resync_from {resync_from} outside 0..{NUM_SCALES}"
+    if fragment_count < 1 or parity_count < 0 or fragment_count + parity_count > MAX_FRAGMENTS:
+        return (
+            f"fragment count {fragment_count} + parity count {parity_count} "
+            f"outside 1..{MAX_FRAGMENTS}"
+        )
+    if not 0 <= fragment_index < fragment_count + parity_count:
+        return f"fragment index {fragment_index} outside 0..{fragment_count + parity_count - 1}"
+    if not (math.isfinite(lam) and lam > 0):
+        return f"lambda {lam} is not a positive finite number"
+    return None

@@ -1,0 +1,168 @@
+"""The receiving side: reassembly, playout deadlines, decoding, echoes (DESIGN 2-4)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Protocol
+
+import simpy
+
+from codec.types import IN_SYNC, DecodedFrame, ReceivedFrame
+from netsim.feedback import SIMULTANEITY_S, Echo, FeedbackLink
+from netsim.packet import Packet
+from netsim.reassembly import AssembledScale, FrameAssembly
+from netsim.sender import frame_capture_time_s
+from netsim.trace import PacketTrace
+
+
+class FrameDecoder(Protocol):
+    """Decodes frames in order, one call per frame, from whatever of each frame arrived."""
+
+    def decode(self, received: ReceivedFrame) -> DecodedFrame: ...
+
+
+@dataclass(frozen=True)
+class ReceivedFrameReport:
+    """What the receiver did at one frame's playout deadline.
+
+    ``echo_scale`` is the j of the echo sent after this frame (None: no echo); ``repeated_echo``
+    says it was a repeat after the echo timeout rather than a new drop of D.
+    """
+
+    frame_index: int
+    received: ReceivedFrame
+    decoded: DecodedFrame
+    complete_scales: tuple[AssembledScale, ...]
+    echo_scale: int | None
+    repeated_echo: bool
+    deadline_s: float
+    decode_time_s: float
+
+
+class Receiver:
+    """Collects packets, decodes each frame at its playout deadline, sends echoes.
+
+    Frame i's deadline is its capture time i / fps plus ``playout_delay_s``. Packets that
+    arrive by then (within ``SIMULTANEITY_S``) are in time; later ones count as lost. Decoding
+    takes ``decode_time_s`` of simulated time (0 unless the scenario models it); the echo leaves
+    when decoding ends.
+
+    Echoes (DESIGN 3): when the decoder reports that D dropped to j, the receiver echoes
+    (frame, j). A re-sync frame that arrives unusable is covered by that rule: a frame with
+    1 <= resync_from <= D puts the decoder back in sync (D = K + 1) before its scales are
+    decoded, so any scale it lacks makes D drop again, and the receiver echoes again. While D
+    stays below K + 1 without a new drop (no usable re-sync arrived, e.g. the echo or the whole
+    re-sync frame was lost), the receiver repeats (frame, D) once ``echo_timeout_s`` has passed
+    since its last echo (None: never).
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        *,
+        decoder: FrameDecoder,
+        feedback: FeedbackLink,
+        trace: PacketTrace,
+        frame_count: int,
+        fps: float,
+        playout_delay_s: float,
+        decode_time_s: float = 0.0,
+        echo_timeout_s: float | None = None,
+        send_echoes: bool = True,
+        on_frame: Callable[[ReceivedFrameReport], None] | None = None,
+    ) -> None:
+        if playout_delay_s < 0 or decode_time_s < 0:
+            raise ValueError("playout_delay_s and decode_time_s must be >= 0")
+        if echo_timeout_s is not None and echo_timeout_s <= 0:
+            raise ValueError("echo_timeout_s must be positive")
+        self.env = env
+        self.decoder = decoder
+        self.feedback = feedback
+        self.trace = trace
+        self.frame_count = frame_count
+        self.fps = fps
+        self.playout_delay_s = playout_delay_s
+        self.decode_time_s = decode_time_s
+        self.echo_timeout_s = echo_timeout_s
+        self.send_echoes = send_echoes
+        self.on_frame = on_frame
+        self.next_frame = 0
+        self.rejected_packets = 0
+        self._assemblies: dict[int, FrameAssembly] = {}
+        self._last_echo_s: float | None = None
+        self.process = env.process(self.run())
+
+    def deadline_s(self, frame_index: int) -> float:
+        """Playout deadline of frame ``frame_index``."""
+        return frame_capture_time_s(frame_index, self.fps) + self.playout_delay_s
+
+    def deliver(self, packet: Packet) -> None:
+        """A packet arrives now (called by the forward link)."""
+        in_time = packet.frame_index >= self.next_frame and packet.frame_index < self.frame_count
+        self.trace.arrived(packet, self.env.now, in_time=in_time)
+        if not in_time:
+            return
+        assembly = self._assemblies.get(packet.frame_index)
+        if assembly is None:
+            self._assemblies[packet.frame_index] = FrameAssembly(packet)
+        else:
+            assembly.add(packet)  # duplicates and inconsistent packets are counted there
+
+    def run(self) -> Generator[simpy.Event, object, None]:
+        """SimPy process. Wakes at each frame's playout deadline (plus ``SIMULTANEITY_S``, so
+        that packets due at the deadline itself are counted in time), decodes the frame with
+        the scales complete by then, waits ``decode_time_s``, and sends an echo if needed.
+        Waits on nothing but the clock; packets are pushed to ``deliver`` by the link."""
+        for frame_index in range(self.frame_count):
+            deadline_s = self.deadline_s(frame_index)
+            wake_s = deadline_s + SIMULTANEITY_S
+            if wake_s > self.env.now:
+                yield self.env.timeout(wake_s - self.env.now)
+            start_s = deadline_s if self.env.now <= wake_s else self.env.now  # behind: now
+            self.next_frame = frame_index + 1
+            assembly = self._assemblies.pop(frame_index, None)
+            if assembly is None:
+                received, complete = ReceivedFrame.nothing(frame_index), ()
+            else:
+                received, complete = assembly.assemble()
+                self.rejected_packets += assembly.rejected_packets
+            for scale in complete:
+                for fragment in scale.recovered_fragments:
+                    self.trace.recovered(frame_index, scale.scale, fragment)
+            decoded = self.decoder.decode(received)
+            if self.decode_time_s > 0:
+                yield self.env.timeout(self.decode_time_s)
+            done_s = start_s + self.decode_time_s
+            echo_scale, repeated = self._echo_for(decoded, done_s)
+            if echo_scale is not None:
+                self._last_echo_s = done_s
+                if self.send_echoes:
+                    self.feedback.send(Echo(frame_index, echo_scale, done_s))
+            if self.on_frame is not None:
+                self.on_frame(
+                    ReceivedFrameReport(
+                        frame_index=frame_index,
+                        received=received,
+                        decoded=decoded,
+                        complete_scales=complete,
+                        echo_scale=echo_scale if self.send_echoes else None,
+                        repeated_echo=repeated,
+                        deadline_s=deadline_s,
+                        decode_time_s=self.decode_time_s,
+                    )
+                )
+
+    def _echo_for(self, decoded: DecodedFrame, now_s: float) -> tuple[int | None, bool]:
+        """(j, repeated) for the echo to send after this frame, or (None, False)."""
+        if decoded.echo_scale is not None:
+            return decoded.echo_scale, False
+        timed_out = (
+            decoded.first_desynced_scale < IN_SYNC
+            and self.echo_timeout_s is not None
+            and self._last_echo_s is not None
+            and now_s - self._last_echo_s >= self.echo_timeout_s - SIMULTANEITY_S
+        )
+        if timed_out:
+            return decoded.first_desynced_scale, True
+        return None, False

@@ -1,0 +1,159 @@
+"""The sending side: frame clock, encoding, packetization, re-sync on echoes (DESIGN 3, 4)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import simpy
+
+from codec.types import NUM_SCALES, EncodedFrame, FrameType
+from netsim.fec import FecParams
+from netsim.feedback import Echo, FeedbackLink
+from netsim.link import ForwardLink
+from netsim.packetizer import packetize
+
+
+class FrameEncoder(Protocol):
+    """Produces the encoded frame ``frame_index`` (frames are requested in order, once each).
+
+    ``resync_from`` is None for a regular frame (the encoder decides I or P) or j in 1..K for a
+    re-sync frame (DESIGN 3).
+    """
+
+    def encode(self, frame_index: int, resync_from: int | None) -> EncodedFrame: ...
+
+
+@dataclass(frozen=True)
+class SentFrame:
+    """What the sender did with one frame. ``bits_per_scale`` counts payload bits of the scales
+    that were sent (0 for scales above ``max_scales``)."""
+
+    frame_index: int
+    frame_type: FrameType
+    resync_from: int
+    lam: float
+    bits_per_scale: tuple[int, ...]
+    packet_count: int
+    capture_time_s: float
+    send_time_s: float
+
+
+def frame_capture_time_s(frame_index: int, fps: float) -> float:
+    """Frame i is captured at i / fps."""
+    return frame_index / fps
+
+
+class Sender:
+    """Encodes and sends ``frame_count`` frames at ``fps``; acts on echoes by re-sync.
+
+    Echo handling (DESIGN 3): at each capture instant the sender collects the echoes that have
+    arrived. An echo (f, j) is stale, and ignored, when a frame after f was already encoded
+    with a re-sync that covers scale j (resync_from <= j; an I frame covers every scale); a
+    repeated echo carries the frame at which the receiver repeated it, so it is never stale
+    against the re-sync it complains about. Otherwise the next frame is encoded with
+    resync_from = the smallest j among the pending echoes.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        *,
+        encoder: FrameEncoder,
+        link: ForwardLink,
+        feedback: FeedbackLink,
+        frame_count: int,
+        fps: float,
+        mtu_bytes: int,
+        max_scales: int = NUM_SCALES,
+        fec: Mapping[int, FecParams] | None = None,
+        encode_time_s: float = 0.0,
+        on_sent: Callable[[SentFrame], None] | None = None,
+    ) -> None:
+        if fps <= 0 or frame_count < 0 or encode_time_s < 0:
+            raise ValueError("need fps > 0, frame_count >= 0 and encode_time_s >= 0")
+        self.env = env
+        self.encoder = encoder
+        self.link = link
+        self.feedback = feedback
+        self.frame_count = frame_count
+        self.fps = fps
+        self.mtu_bytes = mtu_bytes
+        self.max_scales = max_scales
+        self.fec = dict(fec or {})
+        self.encode_time_s = encode_time_s
+        self.on_sent = on_sent
+        self.next_seq = 0
+        self.echoes_used = 0
+        self.echoes_stale = 0
+        self.resyncs_requested = 0
+        self._pending_scale: int | None = None
+        self._last_cover = dict.fromkeys(range(1, NUM_SCALES + 1), -1)
+        self.process = env.process(self.run())
+
+    def run(self) -> Generator[simpy.Event, object, None]:
+        """SimPy process. Wakes at each capture instant i / fps; then waits ``encode_time_s``
+        (the modelled encoding time, 0 by default) and emits all packets of the frame at that
+        instant, in scale order. Waits on nothing else; echoes are read from the feedback
+        mailbox at the capture instant."""
+        for frame_index in range(self.frame_count):
+            capture_s = frame_capture_time_s(frame_index, self.fps)
+            if capture_s > self.env.now:
+                yield self.env.timeout(capture_s - self.env.now)
+            for echo in self.feedback.take_arrived(capture_s):
+                self._consider(echo)
+            encoded = self.encoder.encode(frame_index, self._pending_scale)
+            if encoded.frame_index != frame_index:
+                raise RuntimeError(
+                    f"encoder returned frame {encoded.frame_index} for frame {frame_index}"
+                )
+            if self._pending_scale is not None:
+                self.resyncs_requested += 1
+            self._note_resync(encoded)
+            if self.encode_time_s > 0:
+                yield self.env.timeout(self.encode_time_s)
+            packets = packetize(
+                encoded,
+                first_seq=self.next_seq,
+                mtu_bytes=self.mtu_bytes,
+                max_scales=self.max_scales,
+                fec=self.fec,
+            )
+            self.next_seq += len(packets)
+            for packet in packets:
+                self.link.send(packet)
+            if self.on_sent is not None:
+                bits = tuple(
+                    8 * len(encoded.scales[k].data) if k < self.max_scales else 0
+                    for k in range(len(encoded.scales))
+                )
+                self.on_sent(
+                    SentFrame(
+                        frame_index=frame_index,
+                        frame_type=encoded.frame_type,
+                        resync_from=encoded.resync_from,
+                        lam=encoded.lam,
+                        bits_per_scale=bits,
+                        packet_count=len(packets),
+                        capture_time_s=capture_s,
+                        send_time_s=self.env.now,
+                    )
+                )
+
+    def _consider(self, echo: Echo) -> None:
+        if not 1 <= echo.scale <= NUM_SCALES or echo.frame_index < self._last_cover[echo.scale]:
+            self.echoes_stale += 1
+            return
+        self.echoes_used += 1
+        if self._pending_scale is None or echo.scale < self._pending_scale:
+            self._pending_scale = echo.scale
+
+    def _note_resync(self, encoded: EncodedFrame) -> None:
+        """Remember which scales this frame re-synchronised; clear requests it satisfied."""
+        if encoded.resync_from < 1:
+            return
+        for scale in range(encoded.resync_from, NUM_SCALES + 1):
+            self._last_cover[scale] = encoded.frame_index
+        if self._pending_scale is not None and encoded.resync_from <= self._pending_scale:
+            self._pending_scale = None

@@ -1,0 +1,227 @@
+import io
+import json
+
+import av
+import numpy as np
+import pytest
+from av.video.frame import PictureType
+
+from codec import Encoder, load_model
+from codec.bitstream import write_frame
+from codec.eval import (
+    FRAME_HEADER_BYTES,
+    bd_rate,
+    default_lambdas,
+    encode_anchor,
+    evaluate,
+    nal_units,
+    plot_rd,
+    strip_sei,
+)
+from codec.metrics import psnr
+from codec.video import VideoError, write_png_frames
+
+GOP = 2
+FRAMES = 3
+LAMBDAS = [256.0, 2048.0]
+QPS = (27, 37)
+
+
+def _moving_frames(count: int, height: int, width: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:height, 0:width]
+    frames = []
+    for t in range(count):
+        r = 128 + 80 * np.sin((xx + 3 * t) / 5.0) * np.cos(yy / 7.0)
+        g = 100 + 60 * np.cos((yy - 2 * t) / 4.0)
+        b = 90 + 0.8 * xx + 0.5 * yy
+        frames.append(np.stack([r, g, b], axis=-1))
+    return np.clip(np.array(frames), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(checkpoint="none", preset="tiny", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clip")
+    frames = _moving_frames(FRAMES, 64, 72)
+    write_png_frames(folder, frames)
+    return folder, frames
+
+
+@pytest.fixture(scope="module")
+def run(model, clip, tmp_path_factory):
+    folder, _ = clip
+    out = tmp_path_factory.mktemp("eval") / "rd.json"
+    events = []
+    rd = evaluate(
+        folder,
+        FRAMES,
+        GOP,
+        LAMBDAS,
+        ["x264", "x265"],
+        model,
+        out,
+        on_progress=events.append,
+        qps=QPS,
+    )
+    return rd, out, events
+
+
+def test_rd_json_follows_the_schema_and_equals_the_returned_dict(run):
+    rd, out, _ = run
+    assert json.loads(out.read_text()) == rd
+    assert (rd["frames"], rd["gop"], rd["width"], rd["height"]) == (FRAMES, GOP, 72, 64)
+    assert rd["model"]["preset"] == "tiny"
+    assert rd["model"]["model_id"] == "tiny-random"
+    assert set(rd["codecs"]) == {"dhvc", "x264", "x265"}
+    assert [p["lambda"] for p in rd["codecs"]["dhvc"]] == LAMBDAS
+    dhvc_keys = {"lambda", "bpp", "psnr", "ms_ssim", "bits_intra", "bits_inter_mean"}
+    assert set(rd["codecs"]["dhvc"][0]) == dhvc_keys | {"inter_intra_ratio"}
+    for anchor in ("x264", "x265"):
+        assert [p["qp"] for p in rd["codecs"][anchor]] == list(QPS)
+        assert set(rd["codecs"][anchor][0]) == {"qp", "bpp", "psnr", "ms_ssim"}
+        assert set(rd["bd_rate"][anchor]) >= {"psnr", "ms_ssim"}
+    for points in rd["codecs"].values():
+        for p in points:
+            assert p["bpp"] > 0 and np.isfinite(p["psnr"]) and 0 < p["ms_ssim"] <= 1
+
+
+def test_dhvc_bpp_counts_the_bytes_a_dhvc_file_stores_and_splits_intra_from_inter(run, model, clip):
+    rd, _, _ = run
+    _, frames = clip
+    encoder = Encoder(model, gop=GOP)
+    encoded = [encoder.encode(f, lam=LAMBDAS[0]) for f in frames]
+    bits = [8 * write_frame(io.BytesIO(), e) for e in encoded]  # bytes a .dhvc file stores
+    assert bits[0] == 8 * (sum(len(s.data) for s in encoded[0].scales) + FRAME_HEADER_BYTES)
+    point = rd["codecs"]["dhvc"][0]
+    assert point["bpp"] == pytest.approx(sum(bits) / (FRAMES * 64 * 72))
+    assert point["bits_intra"] == pytest.approx((bits[0] + bits[2]) / 2)  # frames 0 and 2 are I
+    assert point["bits_inter_mean"] == pytest.approx(bits[1])
+    assert point["inter_intra_ratio"] == pytest.approx(bits[1] / np.mean(bits[::2]))
+    # the decoder reproduces the encoder's reconstruction, so PSNR can be checked against it
+    expected_psnr = np.mean([psnr(f, e.x_hat) for f, e in zip(frames, encoded, strict=True)])
+    assert point["psnr"] == pytest.approx(expected_psnr, abs=1e-6)
+
+
+def test_anchor_points_lose_rate_and_quality_as_qp_rises(run):
+    rd, _, _ = run
+    for anchor in ("x264", "x265"):
+        fine, coarse = rd["codecs"][anchor]
+        assert fine["bpp"] > coarse["bpp"]
+        assert fine["psnr"] > coarse["psnr"] > 25.0
+        assert fine["ms_ssim"] > coarse["ms_ssim"]
+
+
+def test_anchor_settings_are_stated_in_the_output(run):
+    rd, _, _ = run
+    for anchor in ("x264", "x265"):
+        settings = rd["anchor_settings"][anchor]
+        assert (settings["preset"], settings["tune"]) == ("medium", "zerolatency")
+        assert (settings["keyint"], settings["bframes"], settings["qps"]) == (GOP, 0, list(QPS))
+        assert settings["encoder_version"].startswith(anchor)
+
+
+def test_progress_reports_every_dhvc_frame_and_every_anchor_point(run):
+    _, _, events = run
+    points_total = len(LAMBDAS) + 2 * len(QPS)
+    assert all(e.points_total == points_total for e in events)
+    dhvc = [e for e in events if e.codec == "dhvc"]
+    assert len(dhvc) == FRAMES * len(LAMBDAS)
+    assert [e.frames_done for e in dhvc[:FRAMES]] == [1, 2, 3]
+    assert [e.setting for e in events if e.codec == "x265"] == ["qp=27", "qp=37"]
+    assert events[-1].point == points_total
+
+
+@pytest.mark.parametrize(("anchor", "decoder"), [("x264", "h264"), ("x265", "hevc")])
+def test_anchor_streams_are_low_delay_with_an_i_frame_every_gop(anchor, decoder):
+    frames = _moving_frames(6, 64, 64)
+    coded, decoded, _ = encode_anchor(anchor, frames, gop=3, qp=30)
+    assert len(coded) == 6 and len(decoded) == 6  # one packet per frame, none held back
+    context = av.CodecContext.create(decoder, "r")
+    kinds = []
+    for data in coded:
+        kinds += [PictureType(f.pict_type).name for f in context.decode(av.Packet(data))]
+    assert kinds == ["I", "P", "P", "I", "P", "P"]
+
+
+def test_anchor_bits_exclude_sei_and_odd_sizes_come_back_at_their_size():
+    frames = _moving_frames(2, 65, 67)
+    coded, decoded, version = encode_anchor("x264", frames, gop=2, qp=30)
+    assert version.startswith("x264 - core")
+    assert all(b"x264 - core" not in data for data in coded)
+    assert decoded[0].shape == (65, 67, 3)
+    assert psnr(frames[0], decoded[0]) > 30.0
+
+
+def test_nal_units_split_at_three_and_four_byte_start_codes_and_sei_is_dropped():
+    stream = b"\x00\x00\x00\x01\x67AB" + b"\x00\x00\x01\x06CD" + b"\x00\x00\x00\x01\x65EF"
+    assert nal_units(stream) == [
+        b"\x00\x00\x00\x01\x67AB",
+        b"\x00\x00\x01\x06CD",
+        b"\x00\x00\x00\x01\x65EF",
+    ]
+    assert strip_sei(stream, "x264") == b"\x00\x00\x00\x01\x67AB\x00\x00\x00\x01\x65EF"
+    hevc = b"\x00\x00\x01\x40\x01V" + b"\x00\x00\x01\x4e\x01S" + b"\x00\x00\x01\x26\x01I"
+    assert strip_sei(hevc, "x265") == b"\x00\x00\x01\x40\x01V\x00\x00\x01\x26\x01I"
+
+
+def _curve(rates, psnrs):
+    return [
+        {"bpp": r, "psnr": q, "ms_ssim": 1 - 10 ** (-q / 20)}
+        for r, q in zip(rates, psnrs, strict=True)
+    ]
+
+
+def test_bd_rate_of_a_curve_needing_20_percent_fewer_bits_is_minus_20():
+    anchor = _curve([0.05, 0.1, 0.2, 0.4], [30.0, 33.0, 36.0, 39.0])
+    test = _curve([0.04, 0.08, 0.16, 0.32], [30.0, 33.0, 36.0, 39.0])
+    for metric in ("psnr", "ms_ssim"):
+        value, reason = bd_rate(anchor, test, metric)
+        assert reason is None
+        assert value == pytest.approx(-20.0, abs=1e-6)
+    value, _ = bd_rate(test, anchor, "psnr")
+    assert value == pytest.approx(25.0, abs=1e-6)
+
+
+def test_bd_rate_is_null_with_a_reason_when_curves_do_not_overlap_or_are_not_monotone():
+    anchor = _curve([0.05, 0.1, 0.2], [30.0, 33.0, 36.0])
+    value, reason = bd_rate(anchor, _curve([0.05, 0.1], [20.0, 25.0]), "psnr")
+    assert value is None and "do not overlap" in reason
+    value, reason = bd_rate(anchor, _curve([0.05, 0.1, 0.2], [31.0, 30.0, 34.0]), "psnr")
+    assert value is None and "not monotone" in reason
+    value, reason = bd_rate(anchor, _curve([0.1], [32.0]), "psnr")
+    assert value is None and "1 point" in reason
+
+
+def test_plot_rd_writes_a_png_even_when_bd_rates_are_null(run, tmp_path):
+    rd, _, _ = run
+    rd = json.loads(json.dumps(rd))
+    rd["bd_rate"]["x264"]["psnr"] = None
+    path = plot_rd(rd, tmp_path / "plots" / "rd.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_size > 10_000
+
+
+def test_default_lambdas_span_the_model_range_log_spaced(model):
+    values = default_lambdas(model)
+    assert len(values) == 6
+    assert values[0] == pytest.approx(model.config.lambda_min)
+    assert values[-1] == pytest.approx(model.config.lambda_max)
+    assert np.allclose(np.diff(np.log(values)), np.log(values[1] / values[0]))
+
+
+def test_missing_video_and_too_small_frames_are_one_line_video_errors(model, tmp_path):
+    with pytest.raises(VideoError, match="no such file"):
+        evaluate(tmp_path / "none.mp4", 4, 4, [512], [], model, tmp_path / "rd.json")
+    write_png_frames(tmp_path / "small", _moving_frames(2, 48, 96))
+    with pytest.raises(VideoError, match=r"frames are 96x48; dhvc eval needs at least 64x64"):
+        evaluate(tmp_path / "small", 2, 4, [512], [], model, tmp_path / "rd.json")
+    assert not (tmp_path / "rd.json").exists()
+
+
+def test_unknown_anchor_is_rejected_before_any_work(model, tmp_path):
+    with pytest.raises(ValueError, match="unknown anchor"):
+        evaluate(tmp_path / "none.mp4", 4, 4, [512], ["vp9"], model, tmp_path / "rd.json")

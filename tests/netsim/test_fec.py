@@ -1,0 +1,50 @@
+"""zfec erasure coding of one scale."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from netsim.fec import FecError, FecParams, fec_decode, fec_encode
+
+
+@pytest.mark.parametrize("length", [1, 7, 64, 1000])
+def test_any_k_fragments_rebuild_the_payload(length: int) -> None:
+    payload = np.random.default_rng(length).integers(0, 256, length, np.uint8).tobytes()
+    params = FecParams(data_packets=3, parity_packets=3)
+    fragments = fec_encode(payload, params)
+    assert len(fragments) == 6 and len({len(f) for f in fragments}) == 1
+    assert b"".join(fragments[:3])[:length] == payload
+    for kept in itertools.combinations(range(6), 3):
+        assert fec_decode({i: fragments[i] for i in kept}, params, length) == payload
+
+
+def test_fewer_than_k_fragments_raise() -> None:
+    params = FecParams(3, 2)
+    fragments = fec_encode(b"abcdefgh", params)
+    with pytest.raises(FecError):
+        fec_decode({0: fragments[0], 4: fragments[4]}, params, 8)
+
+
+def test_fragments_of_different_lengths_raise() -> None:
+    params = FecParams(2, 1)
+    fragments = fec_encode(b"abcdefgh", params)
+    with pytest.raises(FecError):
+        fec_decode({0: fragments[0], 2: fragments[2] + b"x"}, params, 8)
+
+
+def test_invalid_parameters_raise() -> None:
+    for k, m in ((0, 1), (1, -1), (200, 57)):
+        with pytest.raises(FecError):
+            FecParams(k, m)
+    with pytest.raises(FecError):
+        fec_encode(b"", FecParams(1, 1))
+
+
+def test_scaling_keeps_the_overhead_ratio() -> None:
+    assert FecParams(2, 1).scaled_to(1) == FecParams(2, 1)
+    assert FecParams(2, 1).scaled_to(5) == FecParams(5, 3)
+    with pytest.raises(FecError):
+        FecParams(1, 3).scaled_to(100)
