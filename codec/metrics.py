@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 import torch
-from pytorch_msssim import ms_ssim as _library_ms_ssim
-from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
+import torch.nn.functional as F
+from pytorch_msssim.ssim import _fspecial_gauss_1d
 
 PSNR_CAP_DB = 100.0
 """PSNR returned for identical (or numerically indistinguishable) frames, in dB.
@@ -80,19 +80,41 @@ def ms_ssim_levels(height: int, width: int) -> int:
     return levels
 
 
-def _ms_ssim_reduced(a: torch.Tensor, b: torch.Tensor, levels: int) -> float:
-    """MS-SSIM over ``levels`` scales, the first weights renormalised to sum 1 (library loop)."""
+def _window(channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Separable Gaussian window (sigma 1.5) as horizontal and vertical grouped conv kernels."""
+    g = _fspecial_gauss_1d(MS_SSIM_WINDOW, 1.5)  # (1, 1, 1, 11)
+    horizontal = g.repeat(channels, 1, 1, 1)
+    return horizontal, horizontal.transpose(2, 3)
+
+
+def _ssim_terms(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel SSIM and contrast-structure of (1, C, H, W) maps, as ``pytorch_msssim._ssim``
+    computes them (valid filtering, K1 = 0.01, K2 = 0.03, data range 1), but with the five local
+    moments filtered in one grouped convolution per direction instead of ten."""
+    c = a.shape[1]
+    horizontal, vertical = _window(5 * c)
+    stacked = torch.cat([a, b, a * a, b * b, a * b], dim=1)
+    moments = F.conv2d(F.conv2d(stacked, horizontal, groups=5 * c), vertical, groups=5 * c)
+    mu1, mu2, e11, e22, e12 = moments.split(c, dim=1)
+    c1, c2 = 0.01**2, 0.03**2
+    mu1_sq, mu2_sq, mu12 = mu1 * mu1, mu2 * mu2, mu1 * mu2
+    cs_map = (2 * (e12 - mu12) + c2) / ((e11 - mu1_sq) + (e22 - mu2_sq) + c2)
+    ssim_map = ((2 * mu12 + c1) / (mu1_sq + mu2_sq + c1)) * cs_map
+    return ssim_map.flatten(2).mean(-1), cs_map.flatten(2).mean(-1)
+
+
+def _ms_ssim_levels(a: torch.Tensor, b: torch.Tensor, levels: int) -> float:
+    """MS-SSIM over ``levels`` scales, the first weights renormalised to sum 1."""
     weights = torch.tensor(MS_SSIM_WEIGHTS[:levels], dtype=a.dtype)
     weights = weights / weights.sum()
-    win = _fspecial_gauss_1d(MS_SSIM_WINDOW, 1.5).repeat([a.shape[1], 1, 1, 1])
     mcs = []
     for i in range(levels):
-        ssim_per_channel, cs = _ssim(a, b, win=win, data_range=1.0, size_average=False)
+        ssim_per_channel, cs = _ssim_terms(a, b)
         if i < levels - 1:
             mcs.append(torch.relu(cs))
             padding = [s % 2 for s in a.shape[2:]]
-            a = torch.nn.functional.avg_pool2d(a, kernel_size=2, padding=padding)
-            b = torch.nn.functional.avg_pool2d(b, kernel_size=2, padding=padding)
+            a = F.avg_pool2d(a, kernel_size=2, padding=padding)
+            b = F.avg_pool2d(b, kernel_size=2, padding=padding)
     stacked = torch.stack([*mcs, torch.relu(ssim_per_channel)], dim=0)
     return float(torch.prod(stacked ** weights.view(-1, 1, 1), dim=0).mean())
 
@@ -111,6 +133,4 @@ def ms_ssim(x: np.ndarray, x_hat: np.ndarray) -> float:
     ta = torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1).unsqueeze(0)
     tb = torch.from_numpy(b.astype(np.float32)).permute(2, 0, 1).unsqueeze(0)
     with torch.no_grad():
-        if levels == len(MS_SSIM_WEIGHTS):
-            return float(_library_ms_ssim(ta, tb, data_range=1.0, weights=list(MS_SSIM_WEIGHTS)))
-        return _ms_ssim_reduced(ta, tb, levels)
+        return _ms_ssim_levels(ta, tb, levels)

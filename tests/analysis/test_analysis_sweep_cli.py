@@ -1,0 +1,133 @@
+"""`netsim sweep` end to end: the command, real (tiny) simulator runs, kill and restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
+
+from analysis.cli import app
+from analysis.sweep import expand, load_sweep, run_sweep
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tiny_scenario(folder: Path) -> Path:
+    """loss20.yaml with a random-weight tiny model on 64x64 frames: seconds per run."""
+    data = yaml.safe_load((ROOT / "scenarios" / "loss20.yaml").read_text())
+    data["codec"].update(checkpoint="none", preset="tiny")
+    data["video"].update(width_px=64, height_px=64)
+    path = folder / "tiny_loss.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def write_sweep(folder: Path, rates: list[float], seeds: list[int], frames: int = 6) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    sweep = {
+        "base": tiny_scenario(folder).name,
+        "grid": {"network.forward.loss.loss_rate": rates},
+        "seeds": seeds,
+        "frames": frames,
+        "out_dir": str(folder / "out"),
+    }
+    path = folder / "tiny_sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    return path
+
+
+def test_a_bad_field_path_exits_2_with_one_line_before_running(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, [0.2], [0])
+    data = yaml.safe_load(path.read_text())
+    data["grid"] = {"network.forward.loss.los_rate": [0.2]}
+    path.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, ["sweep", str(path), "--workers", "1"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: scenario field 'network.forward.loss.los_rate': no field 'los_rate' at that level"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_sweep_file_exits_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["sweep", str(tmp_path / "none.yaml")])
+    assert result.exit_code == 2
+    assert "none.yaml: file not found" in result.output
+
+
+@pytest.mark.slow
+def test_sweep_command_runs_the_grid_and_writes_the_table(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, [0.2, 0.8], [0, 1])
+    result = CliRunner().invoke(app, ["sweep", str(path), "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert "ran 4, skipped 0 finished, failed 0" in result.output
+    table = pd.read_parquet(tmp_path / "out" / "sweep_table.parquet")
+    assert len(table) == 4
+    assert sorted(zip(table["network.forward.loss.loss_rate"], table["seed"], strict=True)) == [
+        (0.2, 0),
+        (0.2, 1),
+        (0.8, 0),
+        (0.8, 1),
+    ]
+    assert (table["summary.scenario.codec.preset"] == "tiny").all()
+    assert table["summary.seed"].tolist() == table["seed"].tolist()
+    assert (table["frames"] == 6).all()
+    by_rate = table.groupby("network.forward.loss.loss_rate")["packet_loss_rate"].mean()
+    assert by_rate[0.8] > by_rate[0.2]
+    again = CliRunner().invoke(app, ["sweep", str(path), "--workers", "2"])
+    assert again.exit_code == 0, again.output
+    assert "ran 0, skipped 4 finished, failed 0" in again.output
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_restarts_with_only_the_missing_runs(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, [0.2, 0.4, 0.6, 0.8], [0], frames=8)
+    spec = load_sweep(path)
+    tasks = expand(spec)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "analysis.cli", "sweep", str(path), "--workers", "1"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not any(t.finished for t in tasks):
+            assert process.poll() is None, "the sweep ended before it could be killed"
+            assert time.monotonic() < deadline, "no run finished in time"
+            time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the sweep and its dask workers
+        process.wait()
+    finished = {t.run_id for t in tasks if t.finished}
+    assert 0 < len(finished) < len(tasks)
+    result = run_sweep(spec, workers=1)
+    assert set(result.skipped) == finished
+    assert set(result.ran) == {t.run_id for t in tasks} - finished
+    assert len(result.table) == len(tasks)
+
+
+def test_register_adds_sweep_to_another_app() -> None:
+    from analysis.cli import register
+
+    other = typer.Typer()
+
+    @other.command()
+    def run() -> None:
+        """A command the app already had."""
+
+    register(other)
+    result = CliRunner().invoke(other, ["sweep", "--help"])
+    assert result.exit_code == 0
+    assert "--scheduler" in result.output and "--workers" in result.output
+    assert CliRunner().invoke(other, ["run"]).exit_code == 0
