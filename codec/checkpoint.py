@@ -53,12 +53,15 @@ def load_model(
     checkpoint: str | Path | None = "default",
     preset: str | None = None,
     device: str | torch.device = "cpu",
+    strict: bool = True,
 ) -> DHVC:
     """The model every command uses.
 
     ``checkpoint="default"`` (or ``None``) loads the shipped weights; ``"none"`` builds a model
     with random weights from ``preset`` (default ``small``), for tests and benchmarks; anything
-    else is a checkpoint path. Weights are loaded as float32. Raises ``CheckpointError``.
+    else is a checkpoint path. Weights are loaded as float32. ``strict=False`` tolerates
+    parameters missing from the checkpoint (warm starts after an architecture addition).
+    Raises ``CheckpointError``.
     """
     if checkpoint is not None and str(checkpoint) == "none":
         torch.manual_seed(0)
@@ -79,7 +82,7 @@ def load_model(
     model = DHVC(config)
     try:
         model.load_state_dict(
-            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=strict
         )
     except RuntimeError as err:
         raise CheckpointError(f"checkpoint {path} does not fit its config: {err}") from None

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from codec.entropy import EntropyCodingError, GaussianTable, sigma_boundaries, sync_tag
-from codec.model import DHVC, PAD_MULTIPLE, TemporalRefs, pad_to_multiple
+from codec.model import DHVC, PAD_MULTIPLE, TemporalRefs, pad_to_multiple, symbol_sigma
 from codec.types import (
     IN_SYNC,
     NUM_SCALES,
@@ -80,11 +80,14 @@ class _CodingContext:
         """Table index of every element of sigma, flat uint8 (DESIGN 1)."""
         return torch.bucketize(sigma, self.boundaries).to(torch.uint8).flatten().cpu().numpy()
 
-    def lam_embedding(self, lam: float) -> torch.Tensor:
+    def lam_conditioning(self, lam: float) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Lambda embedding and quantisation steps; lambda is rounded to float32 first, exactly
+        as the frame header carries it, so both sides condition on the same value."""
         lo, hi = self.model.config.lambda_min, self.model.config.lambda_max
         if not lo <= lam <= hi:
             raise ValueError(f"lambda {lam} outside the model's range [{lo}, {hi}]")
-        return self.model.embed_lambda(torch.tensor([lam], dtype=torch.float32, device=self.device))
+        lam_t = torch.tensor([lam], dtype=torch.float32, device=self.device)
+        return self.model.embed_lambda(lam_t), self.model.quant_steps(lam_t)
 
 
 class Encoder:
@@ -124,23 +127,23 @@ class Encoder:
 
         x = pad_to_multiple(frame_to_tensor(frame, ctx.device))
         size_64 = (x.shape[-2] // PAD_MULTIPLE, x.shape[-1] // PAD_MULTIPLE)
-        e = ctx.lam_embedding(lam)
+        e, q = ctx.lam_conditioning(lam)
         obs = ctx.model.observe(x, e)
         payloads: list[ScalePayload] = []
         estimates: list[float] = []
 
-        def choose(k, s_up, mu, sigma):
+        def choose(k, s_up, mu, sigma, q_k):
             y = ctx.model.blocks[k - 1].posterior(obs[k - 1], s_up, e)
-            symbols = torch.round(y - mu)
-            idx = ctx.indexes(sigma)
+            symbols = torch.round((y - mu) / q_k)
+            idx = ctx.indexes(symbol_sigma(sigma, q_k))
             flat = symbols.flatten().cpu().numpy().astype(np.int64)
             data = ctx.table.encode(flat, idx)
             payloads.append(ScalePayload(data, zlib.crc32(data), sync_tag(idx)))
             estimates.append(ctx.table.estimate_bits(flat, idx))
-            return mu + symbols
+            return mu + q_k * symbols
 
         aux = ctx.model.aux_features(ctx.state.x_prev, 1, size_64)
-        result = ctx.model.top_down(e, ctx.state.refs, aux, size_64, choose)
+        result = ctx.model.top_down(e, q, ctx.state.refs, aux, size_64, choose)
         ctx.state.push(result.d, result.x_hat)
         encoded = EncodedFrame(
             frame_index=self.frame_index,
@@ -202,26 +205,26 @@ class Decoder:
         d_start = self.first_desynced_scale
         outcomes: list[ScaleOutcome] = []
 
-        def choose(k, s_up, mu, sigma):
-            outcome = self._scale_outcome(k, received, outcomes, sigma)
+        def choose(k, s_up, mu, sigma, q_k):
+            idx = ctx.indexes(symbol_sigma(sigma, q_k))
+            outcome = self._scale_outcome(k, received, outcomes, idx)
             outcomes.append(outcome)
             if outcome is ScaleOutcome.DECODED:
-                idx = ctx.indexes(sigma)
                 try:
                     flat = ctx.table.decode(received.scales[k].data, idx)
                 except EntropyCodingError:
                     outcomes[-1] = ScaleOutcome.CORRUPT
                 else:
                     symbols = torch.from_numpy(flat).to(mu.dtype).reshape(mu.shape)
-                    return mu + symbols.to(mu.device)
+                    return mu + q_k * symbols.to(mu.device)
             if k < self.first_desynced_scale:
                 self.first_desynced_scale = 1 if cfg.aux_refinement else k
             return mu
 
         size_64 = (-(-self.height // PAD_MULTIPLE), -(-self.width // PAD_MULTIPLE))
-        e = ctx.lam_embedding(lam)
+        e, q = ctx.lam_conditioning(lam)
         aux = ctx.model.aux_features(ctx.state.x_prev, 1, size_64)
-        result = ctx.model.top_down(e, ctx.state.refs, aux, size_64, choose)
+        result = ctx.model.top_down(e, q, ctx.state.refs, aux, size_64, choose)
         ctx.state.push(result.d, result.x_hat)
         d_end = self.first_desynced_scale
         return DecodedFrame(
@@ -240,7 +243,7 @@ class Decoder:
         k: int,
         received: ReceivedFrame,
         earlier: list[ScaleOutcome],
-        sigma: torch.Tensor,
+        indexes: np.ndarray,
     ) -> ScaleOutcome:
         payload = received.scales.get(k)
         if payload is None:
@@ -251,6 +254,6 @@ class Decoder:
             return ScaleOutcome.DESYNCED
         if zlib.crc32(payload.data) != payload.crc32:
             return ScaleOutcome.CORRUPT
-        if sync_tag(self._ctx.indexes(sigma)) != payload.sync_tag:
+        if sync_tag(indexes) != payload.sync_tag:
             return ScaleOutcome.SYNC_MISMATCH
         return ScaleOutcome.DECODED

@@ -17,6 +17,7 @@ Gaussian parameters only. ``codec.coder`` drives it for real coding.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,9 +43,16 @@ PAD_MULTIPLE = 64
 TemporalRefs = tuple[torch.Tensor | None, torch.Tensor | None]
 """(d_k of frame t-1, d_k of frame t-2); ``None`` means the learned intra constant."""
 
-ChooseLatent = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-"""choose(k, s_up, mu, sigma) -> y_hat_k: how the latent of scale k is obtained (training noise
-and STE, encoding, decoding from a bitstream, or mean substitution)."""
+ChooseLatent = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""choose(k, s_up, mu, sigma, q) -> y_hat_k: how the latent of scale k is obtained (training
+noise and STE, encoding, decoding from a bitstream, or mean substitution). ``q`` is the
+quantisation step of each channel, (B, Z_k, 1, 1); symbols are round((y - mu) / q) with scale
+``symbol_sigma(sigma, q)``, and y_hat = mu + q * symbols."""
+
+
+def symbol_sigma(sigma: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Gaussian scale of the symbols (y - mu) / q, clamped to the coding table's range."""
+    return (sigma / q).clamp(SIGMA_MIN, SIGMA_MAX)
 
 
 def _convnext_stage(cfg: ModelConfig, channels: int, n: int) -> Stage:
@@ -84,11 +92,11 @@ class LatentBlock(nn.Module):
         aux: torch.Tensor | None,
         e: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Eq. 8: context features, mu and sigma (sigma clamped to the coding table's range)."""
+        """Eq. 8: context features, mu and sigma (in latent units; see ``symbol_sigma``)."""
         inputs = [s_up, t1, t2] if aux is None else [s_up, t1, t2, aux]
         ctx = self.ctx(self.ctx_in(torch.cat(inputs, dim=1)), e)
         mu, sigma_raw = self.ctx_out(ctx).chunk(2, dim=1)
-        sigma = F.softplus(sigma_raw).clamp(SIGMA_MIN, SIGMA_MAX)
+        sigma = F.softplus(sigma_raw) + 1e-3
         return ctx, mu, sigma
 
     def posterior(self, obs: torch.Tensor, s_up: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
@@ -163,6 +171,15 @@ class DHVC(nn.Module):
         self.intra_refs = nn.ParameterList(
             nn.Parameter(0.1 * torch.randn(2, widths[k], 1, 1)) for k in range(NUM_SCALES)
         )
+        # Lambda-dependent quantisation step per latent channel: log q = a + b (t - 1/2), t the
+        # normalised log lambda; b starts at -span/2 so that q ~ lambda^(-1/2) (MSE step law).
+        span = math.log(cfg.lambda_max) - math.log(cfg.lambda_min)
+        self.log_q = nn.ParameterList(
+            nn.Parameter(torch.zeros(1, z, 1, 1)) for z in cfg.latent_channels
+        )
+        self.log_q_slope = nn.ParameterList(
+            nn.Parameter(torch.full((1, z, 1, 1), -0.5 * span)) for z in cfg.latent_channels
+        )
         # Synthesis from d_K (1/8) to the picture.
         self.synth_up = upsample2(widths[3], cfg.width_patch)
         self.synth = _convnext_stage(cfg, cfg.width_patch, cfg.dec_blocks_patch)
@@ -178,6 +195,12 @@ class DHVC(nn.Module):
     def embed_lambda(self, lam: torch.Tensor) -> torch.Tensor:
         """(B,) lambdas -> (B, E) embedding."""
         return self.embed(lam)
+
+    def quant_steps(self, lam: torch.Tensor) -> list[torch.Tensor]:
+        """Quantisation steps q_k, each (B, Z_k, 1, 1), for (B,) lambdas."""
+        lo, hi = math.log(self.config.lambda_min), math.log(self.config.lambda_max)
+        t = ((torch.log(lam) - lo) / (hi - lo) - 0.5).view(-1, 1, 1, 1)
+        return [torch.exp(a + b * t) for a, b in zip(self.log_q, self.log_q_slope, strict=True)]
 
     def observe(self, x: torch.Tensor, e: torch.Tensor) -> list[torch.Tensor]:
         """Bottom-up encoder: (B, 3, H, W) padded input -> [obs_1, ..., obs_K]."""
@@ -212,6 +235,7 @@ class DHVC(nn.Module):
     def top_down(
         self,
         e: torch.Tensor,
+        q: list[torch.Tensor],
         refs: list[TemporalRefs],
         aux: list[torch.Tensor] | None,
         size_64: tuple[int, int],
@@ -219,7 +243,8 @@ class DHVC(nn.Module):
     ) -> FrameResult:
         """The top-down pass shared by training, encoding and decoding.
 
-        ``size_64`` is the (h, w) of scale 1 (padded input size / 64). ``choose`` supplies each
+        ``q`` are the quantisation steps (``quant_steps``); ``size_64`` is the (h, w) of scale 1
+        (padded input size / 64). ``choose`` supplies each
         y_hat_k; everything else is computed identically on both sides of the channel.
         """
         b = e.shape[0]
@@ -233,7 +258,7 @@ class DHVC(nn.Module):
                 s_up, d_up = self.up_s[k - 2](s), self.up_d[k - 2](d)
             t1, t2 = self.temporal_refs(k, refs[k - 1], s_up)
             ctx, mu, sigma = block.context(s_up, t1, t2, None if aux is None else aux[k - 1], e)
-            y_hat = choose(k, s_up, mu, sigma)
+            y_hat = choose(k, s_up, mu, sigma, q[k - 1])
             s, d = block.update(s_up, d_up, ctx, y_hat, e)
             ds.append(d)
         x_hat = self.synth_out(self.synth(self.synth_up(d), e))
@@ -250,6 +275,7 @@ class DHVC(nn.Module):
         """
         b, n_frames, _, h, w = x_seq.shape
         e = self.embed_lambda(lam)
+        q = self.quant_steps(lam)
         refs: list[TemporalRefs] = [(None, None)] * NUM_SCALES
         x_prev: torch.Tensor | None = None
         bits, x_hats = [], []
@@ -258,15 +284,16 @@ class DHVC(nn.Module):
             obs = self.observe(x, e)
             frame_bits: list[torch.Tensor] = []
 
-            def choose(k, s_up, mu, sigma, obs=obs, frame_bits=frame_bits):
+            def choose(k, s_up, mu, sigma, q_k, obs=obs, frame_bits=frame_bits):
                 y = self.blocks[k - 1].posterior(obs[k - 1], s_up, e)
-                r = y - mu
+                r = (y - mu) / q_k
                 noisy = r + torch.empty_like(r).uniform_(-0.5, 0.5)
-                frame_bits.append(gaussian_bits(noisy, sigma).flatten(1).sum(1))
-                return mu + r + (torch.round(r) - r).detach()
+                bits = gaussian_bits(noisy, symbol_sigma(sigma, q_k))
+                frame_bits.append(bits.flatten(1).sum(1))
+                return mu + q_k * (r + (torch.round(r) - r).detach())
 
             aux = self.aux_features(x_prev, b, (h // 64, w // 64))
-            result = self.top_down(e, refs, aux, (h // 64, w // 64), choose)
+            result = self.top_down(e, q, refs, aux, (h // 64, w // 64), choose)
             refs = [(d, r[0]) for d, r in zip(result.d, refs, strict=True)]
             x_prev = result.x_hat
             bits.append(torch.stack(frame_bits, dim=1))  # (B, K)

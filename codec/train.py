@@ -9,6 +9,7 @@ states), or warm-starts from shipped fp16 weights. It never prints: progress goe
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -132,8 +133,7 @@ def train(
         state = TrainState(step=saved["step"], history=saved["history"])
     else:
         if resume is not None:
-            warm = load_model(resume, preset=cfg.preset, device=dev)
-            model.load_state_dict(warm.state_dict())
+            model.load_state_dict(_warm_start_weights(resume, model), strict=False)
             meta = torch.load(resume, map_location="cpu", weights_only=True).get("meta", {})
             state.step = int(meta.get("step", 0))
             state.history = list(meta.get("history", []))
@@ -195,6 +195,19 @@ def train(
     return state
 
 
+def _warm_start_weights(path: Path, model: DHVC) -> dict[str, torch.Tensor]:
+    """Weights of ``path`` for ``model``: parameters the checkpoint lacks (added to the
+    architecture after it was written) keep their initial values; anything else that does not
+    fit is an error."""
+    warm = load_model(path, device="cpu", strict=False)
+    own = model.state_dict()
+    state = warm.state_dict()
+    unexpected = [k for k in state if k not in own or own[k].shape != state[k].shape]
+    if warm.config.name != model.config.name or unexpected:
+        raise ValueError(f"{path} does not fit preset {model.config.name!r}: {unexpected[:5]}")
+    return state
+
+
 def _save(state_path, weights_out, model, ema, optimizer, rng, state, cfg) -> None:
     state_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = state_path.with_suffix(".tmp")
@@ -230,3 +243,37 @@ def _write_log(path: Path, history: list[dict]) -> None:
         writer = csv.DictWriter(f, fieldnames=list(history[0]))
         writer.writeheader()
         writer.writerows(history)
+
+
+def plot_training_curve(history: list[dict], path_png: Path) -> Path:
+    """Loss, bpp and PSNR against step from a run's logged history (plot only)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [row["step"] for row in history]
+    phase_changes = [
+        b["step"] for a, b in itertools.pairwise(history) if a["frames"] != b["frames"]
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), constrained_layout=True)
+    series = (("loss", "loss (bpp + lambda MSE)"), ("bpp", "rate (bpp)"), ("psnr", "PSNR (dB)"))
+    for ax, (key, label) in zip(axes, series, strict=True):
+        ax.plot(steps, [row[key] for row in history], lw=0.6, alpha=0.5, label="per step")
+        window = max(1, len(steps) // 50)
+        smooth = np.convolve([row[key] for row in history], np.ones(window) / window, "valid")
+        ax.plot(steps[window - 1 :], smooth, lw=1.5, label=f"mean of {window}")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(label)
+        if key == "loss":
+            ax.set_yscale("log")
+        for boundary in phase_changes:
+            ax.axvline(boundary, color="grey", ls=":", lw=1)
+        ax.legend(fontsize=8)
+    fig.suptitle(
+        "dhvc train: batch means at sampled lambdas; dotted lines = schedule phase changes"
+    )
+    path_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path_png, dpi=120)
+    plt.close(fig)
+    return path_png
