@@ -27,8 +27,9 @@ format: ## Apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: ## Print codec speed and size numbers (benchmarks/)
+bench: ## Print codec speed/size and sweep scaling numbers (benchmarks/)
 	$(PY) benchmarks/bench_codec.py
+	$(PY) benchmarks/bench_sweep.py
 
 figures: ## Run the scenarios the figures need and write figures/*.png and .pdf
 	$(PY) -m analysis.make_figures --out figures

@@ -310,8 +310,10 @@ class TrainOutput:
 
 
 def gaussian_bits(r: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """-log2 P(r) for r (noisy or integer) under a zero-mean Gaussian discretised to unit bins."""
-    a = r.abs()
+    """-log2 P(r) for r (noisy or integer) under a zero-mean Gaussian discretised to unit bins.
+
+    Computed in float32 even under mixed precision: bf16 cannot resolve small bin masses."""
+    a, sigma = r.float().abs(), sigma.float()
     upper = torch.special.ndtr((0.5 - a) / sigma)
     lower = torch.special.ndtr((-0.5 - a) / sigma)
     return -torch.log2((upper - lower).clamp_min(1e-9))

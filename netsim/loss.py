@@ -110,7 +110,15 @@ class NoLoss(LossModel):
 
 
 class BernoulliLoss(LossModel):
-    """Independent losses with probability ``loss_rate`` per packet."""
+    """Independent losses with probability ``loss_rate`` per packet.
+
+    Common random numbers: packet (frame, scale, fragment) is lost when its own uniform
+    u(key, frame, scale, fragment) < loss_rate, where ``key`` is drawn once from the model's
+    generator. For one seed the uniforms do not depend on the loss rate or on what was sent
+    before, so the packets lost at 20% are also lost at 40%, 60% and 80%: scenarios that differ
+    only in loss rate are compared on nested loss patterns (less noise than independent
+    draws), while distinct packets still get independent uniforms.
+    """
 
     def __init__(
         self, loss_rate: float, rng: np.random.Generator, window: LossWindow | None = None
@@ -119,10 +127,15 @@ class BernoulliLoss(LossModel):
         if not 0.0 <= loss_rate <= 1.0:
             raise ValueError(f"loss_rate must be in [0, 1], got {loss_rate}")
         self.loss_rate = loss_rate
-        self._rng = rng
+        self._key = int(rng.integers(2**63))
+
+    def uniform(self, frame_index: int, scale: int, fragment_index: int) -> float:
+        """The packet's own uniform draw in [0, 1)."""
+        seq = np.random.SeedSequence([self._key, frame_index, scale, fragment_index])
+        return float(np.random.Generator(np.random.PCG64(seq)).random())
 
     def _draw(self, frame_index: int, scale: int, fragment_index: int) -> bool:
-        return bool(self._rng.random() < self.loss_rate)
+        return self.uniform(frame_index, scale, fragment_index) < self.loss_rate
 
     def analytic_loss_rate(self) -> float:
         return self.loss_rate

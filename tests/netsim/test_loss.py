@@ -27,7 +27,7 @@ BATCHES = 20
 
 
 def draw(model: LossModel, count: int = PACKETS) -> list[bool]:
-    return [model.drops(frame_index=i // 10, scale=2) for i in range(count)]
+    return [model.drops(frame_index=i // 10, scale=2, fragment_index=i % 10) for i in range(count)]
 
 
 def assert_matches_analytic(model: LossModel, lost: list[bool]) -> None:
@@ -42,6 +42,15 @@ def assert_matches_analytic(model: LossModel, lost: list[bool]) -> None:
         values = np.array([getattr(b, name) for b in batches])
         standard_error = values.std(ddof=1) / math.sqrt(BATCHES)
         assert abs(getattr(overall, name) - analytic) < 5 * standard_error + 1e-12, name
+
+
+def test_bernoulli_losses_are_nested_across_loss_rates_for_one_seed() -> None:
+    """Common random numbers: what is lost at a low rate is also lost at a higher one."""
+    rates = (0.2, 0.4, 0.6, 0.8)
+    lost = [draw(BernoulliLoss(rate, np.random.default_rng(7)), 5000) for rate in rates]
+    for lower, higher in zip(lost, lost[1:], strict=False):
+        assert all(h for low, h in zip(lower, higher, strict=True) if low)
+        assert sum(higher) > sum(lower)
 
 
 @pytest.mark.parametrize("loss_rate", [0.05, 0.3, 0.8])
