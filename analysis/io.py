@@ -109,6 +109,16 @@ class Run:
         return len(scale_bit_columns(self.frames))
 
 
+def _read_json(path: Path) -> object:
+    """The parsed content of a JSON file; ``TraceError`` if missing or not valid JSON."""
+    if not path.is_file():
+        raise TraceError(f"{path}: file not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise TraceError(f"{path}: not valid JSON ({error})") from error
+
+
 def scale_bit_columns(frames: pd.DataFrame) -> list[str]:
     """The ``bits_s<k>`` columns of a frames table, ordered by scale k = 1..K."""
     found = {int(m.group(1)): c for c in frames.columns if (m := _SCALE_BITS.match(str(c)))}
@@ -226,12 +236,7 @@ def load_summary(path: Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / SUMMARY_FILE
-    if not path.is_file():
-        raise TraceError(f"{path}: file not found")
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise TraceError(f"{path}: not valid JSON ({error})") from error
+    summary = _read_json(path)
     if not isinstance(summary, dict):
         raise TraceError(f"{path}: must hold a JSON object")
     missing = [k for k in SUMMARY_KEYS if k not in summary]
@@ -281,12 +286,7 @@ def load_rd(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     (video, frames, gop, width, height, model, anchor_settings, bd_rate).
     """
     path = Path(path)
-    if not path.is_file():
-        raise TraceError(f"{path}: file not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise TraceError(f"{path}: not valid JSON ({error})") from error
+    data = _read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("codecs"), dict):
         raise TraceError(f"{path}: missing key 'codecs' (a mapping of codec -> rate points)")
     rows: list[dict[str, Any]] = []
