@@ -15,7 +15,7 @@ from codec.bitstream import BitstreamError, StreamHeader, open_stream, write_fra
 from codec.checkpoint import load_model
 from codec.coder import Decoder, Encoder
 from codec.types import NUM_SCALES, ScaleOutcome
-from codec.video import VideoError, probe_video, read_frames, write_mp4, write_png_frames
+from codec.video import check_frame_size, probe_video, read_frames, write_mp4, write_png_frames
 
 MIN_FRAME_SIDE = 32
 """Smallest width or height accepted (frames are padded to multiples of 64 internally)."""
@@ -36,15 +36,6 @@ class EncodeSummary:
 class DecodeSummary:
     frames: int
     frames_with_substitution: int
-
-
-def check_frame_size(width: int, height: int, source: object) -> None:
-    """``VideoError`` if frames are smaller than the codec takes."""
-    if width < MIN_FRAME_SIDE or height < MIN_FRAME_SIDE:
-        raise VideoError(
-            f"{source}: frames are {width}x{height}; the codec needs at least "
-            f"{MIN_FRAME_SIDE}x{MIN_FRAME_SIDE}"
-        )
 
 
 def _atomic_target(output: Path) -> tuple[int, Path]:
@@ -70,14 +61,9 @@ def encode_file(
     if gop < 1:
         raise ValueError(f"--gop must be >= 1, got {gop}")
     info = probe_video(video)
-    check_frame_size(info.width, info.height, video)
+    check_frame_size(info.width, info.height, video, MIN_FRAME_SIDE)
     pictures = read_frames(video, max_frames=frames)
     model = load_model(checkpoint, preset=preset, device=device)
-    cfg = model.config
-    if not cfg.lambda_min <= lam <= cfg.lambda_max:
-        raise ValueError(
-            f"--lambda {lam} outside the model's range [{cfg.lambda_min}, {cfg.lambda_max}]"
-        )
     height, width = pictures.shape[1:3]
     header = StreamHeader(model.model_id, width, height, info.fps or DEFAULT_FPS, gop)
     encoder = Encoder(model, gop=gop, device=device)

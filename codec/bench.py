@@ -41,9 +41,7 @@ def run_bench(
         raise ValueError("--device cuda asked for, but CUDA is not available")
     if width < 1 or height < 1 or frames < 1:
         raise ValueError("size and frames must be positive")
-    model = load_model(
-        checkpoint, preset=None if checkpoint not in ("none",) else preset, device=device
-    )
+    model = load_model(checkpoint, preset=preset if checkpoint == "none" else None, device=device)
     rng = np.random.default_rng(0)
     base = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
     pictures = [np.roll(base, shift=2 * i, axis=1) for i in range(frames + 2)]

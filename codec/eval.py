@@ -39,7 +39,7 @@ from codec.coder import Decoder, Encoder
 from codec.metrics import PSNR_CAP_DB, ms_ssim, psnr
 from codec.model import DHVC
 from codec.types import NUM_SCALES, EncodedFrame, FrameType
-from codec.video import VideoError, read_frames
+from codec.video import check_frame_size, read_frames
 
 MIN_SIDE = 64
 """Smallest frame side (pixels) ``evaluate`` accepts: one 64 x 64 coding unit of the codec."""
@@ -382,10 +382,7 @@ def evaluate(
         raise ValueError("lambdas must name at least one value")
     originals = read_frames(video, max_frames=frames, size=size)
     count, height, width = originals.shape[:3]
-    if min(height, width) < MIN_SIDE:
-        raise VideoError(
-            f"{video}: frames are {width}x{height}; dhvc eval needs at least {MIN_SIDE}x{MIN_SIDE}"
-        )
+    check_frame_size(width, height, video, MIN_SIDE, who="dhvc eval")
 
     points_total = len(lam_values) + len(anchors) * len(qps)
     point = 0

@@ -161,8 +161,6 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            if dev.type == "cuda":
-                x_seq = x_seq.contiguous()
             loss, parts = rd_loss(model, x_seq, lam)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

