@@ -36,7 +36,7 @@ from matplotlib.figure import Figure
 
 from codec.bitstream import FrameHeader
 from codec.coder import Decoder, Encoder
-from codec.metrics import PSNR_CAP_DB, ms_ssim, psnr
+from codec.metrics import PSNR_CAP_DB, frame_quality
 from codec.model import DHVC
 from codec.types import NUM_SCALES, EncodedFrame, FrameType
 from codec.video import check_frame_size, read_frames
@@ -104,8 +104,7 @@ def ms_ssim_db(value: float) -> float:
 
 def _quality(originals: np.ndarray, decoded: Sequence[np.ndarray]) -> tuple[float, float]:
     """Mean per-frame RGB PSNR (dB) and MS-SSIM of ``decoded`` against ``originals``."""
-    psnrs = [psnr(x, x_hat) for x, x_hat in zip(originals, decoded, strict=True)]
-    ssims = [ms_ssim(x, x_hat) for x, x_hat in zip(originals, decoded, strict=True)]
+    psnrs, ssims = frame_quality(originals, np.stack(decoded))
     return float(np.mean(psnrs)), float(np.mean(ssims))
 
 

@@ -8,8 +8,6 @@ uint8 frame compares equal to its float copy.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -29,24 +27,57 @@ MS_SSIM_WINDOW = 11
 """Side of the Gaussian window (sigma 1.5) of every SSIM evaluation, in pixels."""
 
 
-def _as_unit_float(x: np.ndarray, name: str) -> np.ndarray:
-    """``x`` (H x W x 3, uint8 or float in [0, 1]) as float64 in [0, 1]."""
+def _as_unit_tensor(x: np.ndarray, name: str) -> torch.Tensor:
+    """``x`` (... x H x W x 3, uint8 or float in [0, 1]) as float32 in [0, 1], N x 3 x H x W."""
     a = np.asarray(x)
-    if a.ndim != 3 or a.shape[2] != 3:
-        raise ValueError(f"{name} must be H x W x 3, got shape {a.shape}")
+    if a.ndim not in (3, 4) or a.shape[-1] != 3:
+        raise ValueError(f"{name} must be H x W x 3 or N x H x W x 3, got shape {a.shape}")
     if a.dtype == np.uint8:
-        return a.astype(np.float64) / 255.0
-    if np.issubdtype(a.dtype, np.floating):
-        return np.clip(a.astype(np.float64), 0.0, 1.0)
-    raise ValueError(f"{name} must be uint8 or floating point, got {a.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(a)).float().div_(255.0)
+    elif np.issubdtype(a.dtype, np.floating):
+        t = torch.from_numpy(np.clip(a, 0.0, 1.0).astype(np.float32, copy=False))
+    else:
+        raise ValueError(f"{name} must be uint8 or floating point, got {a.dtype}")
+    return t.reshape(-1, *a.shape[-3:]).permute(0, 3, 1, 2)
 
 
-def _pair(x: np.ndarray, x_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a = _as_unit_float(x, "x")
-    b = _as_unit_float(x_hat, "x_hat")
-    if a.shape != b.shape:
-        raise ValueError(f"x and x_hat differ in shape: {a.shape} vs {b.shape}")
-    return a, b
+def _pair(x: np.ndarray, x_hat: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    if np.shape(x) != np.shape(x_hat):
+        raise ValueError(f"x and x_hat differ in shape: {np.shape(x)} vs {np.shape(x_hat)}")
+    return _as_unit_tensor(x, "x"), _as_unit_tensor(x_hat, "x_hat")
+
+
+def _one_frame(x: np.ndarray) -> None:
+    if np.ndim(x) != 3:
+        raise ValueError(f"x must be one H x W x 3 frame, got shape {np.shape(x)}")
+
+
+def _psnr_of_mse(mse: torch.Tensor) -> np.ndarray:
+    """dB values of float64 MSEs, ``PSNR_CAP_DB`` for 0 and anything above the cap."""
+    mse = mse.numpy()
+    with np.errstate(divide="ignore"):
+        db = 10.0 * np.log10(1.0 / mse)
+    return np.minimum(db, PSNR_CAP_DB)
+
+
+def frame_quality(
+    x: np.ndarray, x_hat: np.ndarray, batch_frames: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """RGB PSNR (dB) and MS-SSIM of every frame of two N x H x W x 3 stacks (uint8 or float).
+
+    The same values as ``psnr`` and ``ms_ssim`` frame by frame, computed ``batch_frames`` frames
+    per convolution call, which is several times faster for a whole run. Returns two float64
+    arrays of length N.
+    """
+    a, b = _pair(x, x_hat)
+    levels = ms_ssim_levels(a.shape[2], a.shape[3])
+    psnrs, ssims = [], []
+    with torch.no_grad():
+        for i in range(0, a.shape[0], batch_frames):
+            ta, tb = a[i : i + batch_frames], b[i : i + batch_frames]
+            psnrs.append(_psnr_of_mse((ta - tb).double().pow(2).mean(dim=(1, 2, 3))))
+            ssims.append(_ms_ssim_levels(ta, tb, levels).double().numpy())
+    return np.concatenate(psnrs), np.concatenate(ssims)
 
 
 def psnr(x: np.ndarray, x_hat: np.ndarray) -> float:
@@ -55,11 +86,9 @@ def psnr(x: np.ndarray, x_hat: np.ndarray) -> float:
     ``x``, ``x_hat``: H x W x 3, uint8 or float in [0, 1] (peak 1.0 after conversion).
     Identical frames return ``PSNR_CAP_DB`` (100 dB), as does anything above it.
     """
+    _one_frame(x)
     a, b = _pair(x, x_hat)
-    mse = float(np.mean((a - b) ** 2))
-    if mse <= 0.0:
-        return PSNR_CAP_DB
-    return min(PSNR_CAP_DB, 10.0 * math.log10(1.0 / mse))
+    return float(_psnr_of_mse((a - b).double().pow(2).mean(dim=(1, 2, 3)))[0])
 
 
 def ms_ssim_levels(height: int, width: int) -> int:
@@ -88,12 +117,15 @@ def _window(channels: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _ssim_terms(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel SSIM and contrast-structure of (1, C, H, W) maps, as ``pytorch_msssim._ssim``
+    """Per-channel SSIM and contrast-structure of (N, C, H, W) maps, as ``pytorch_msssim._ssim``
     computes them (valid filtering, K1 = 0.01, K2 = 0.03, data range 1), but with the five local
     moments filtered in one grouped convolution per direction instead of ten."""
     c = a.shape[1]
     horizontal, vertical = _window(5 * c)
-    stacked = torch.cat([a, b, a * a, b * b, a * b], dim=1)
+    # channels-last: PyTorch's CPU depthwise convolution is about 10x faster in that layout
+    stacked = torch.cat([a, b, a * a, b * b, a * b], dim=1).contiguous(
+        memory_format=torch.channels_last
+    )
     moments = F.conv2d(F.conv2d(stacked, horizontal, groups=5 * c), vertical, groups=5 * c)
     mu1, mu2, e11, e22, e12 = moments.split(c, dim=1)
     c1, c2 = 0.01**2, 0.03**2
@@ -103,8 +135,9 @@ def _ssim_terms(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return ssim_map.flatten(2).mean(-1), cs_map.flatten(2).mean(-1)
 
 
-def _ms_ssim_levels(a: torch.Tensor, b: torch.Tensor, levels: int) -> float:
-    """MS-SSIM over ``levels`` scales, the first weights renormalised to sum 1."""
+def _ms_ssim_levels(a: torch.Tensor, b: torch.Tensor, levels: int) -> torch.Tensor:
+    """MS-SSIM of each of N (N, C, H, W) pairs over ``levels`` scales, the first weights
+    renormalised to sum 1: shape (N,), the mean over channels."""
     weights = torch.tensor(MS_SSIM_WEIGHTS[:levels], dtype=a.dtype)
     weights = weights / weights.sum()
     mcs = []
@@ -116,7 +149,7 @@ def _ms_ssim_levels(a: torch.Tensor, b: torch.Tensor, levels: int) -> float:
             a = F.avg_pool2d(a, kernel_size=2, padding=padding)
             b = F.avg_pool2d(b, kernel_size=2, padding=padding)
     stacked = torch.stack([*mcs, torch.relu(ssim_per_channel)], dim=0)
-    return float(torch.prod(stacked ** weights.view(-1, 1, 1), dim=0).mean())
+    return torch.prod(stacked ** weights.view(-1, 1, 1), dim=0).mean(dim=1)
 
 
 def ms_ssim(x: np.ndarray, x_hat: np.ndarray) -> float:
@@ -128,9 +161,5 @@ def ms_ssim(x: np.ndarray, x_hat: np.ndarray) -> float:
     sum 1, so values of frames below 161 px are comparable among themselves, not with 5-scale
     values. Sides of 10 px or less raise ``ValueError``.
     """
-    a, b = _pair(x, x_hat)
-    levels = ms_ssim_levels(a.shape[0], a.shape[1])
-    ta = torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1).unsqueeze(0)
-    tb = torch.from_numpy(b.astype(np.float32)).permute(2, 0, 1).unsqueeze(0)
-    with torch.no_grad():
-        return _ms_ssim_levels(ta, tb, levels)
+    _one_frame(x)
+    return float(frame_quality(x, x_hat)[1][0])

@@ -9,6 +9,7 @@ from codec.metrics import (
     MS_SSIM_WEIGHTS,
     PSNR_CAP_DB,
     _ms_ssim_levels,
+    frame_quality,
     ms_ssim,
     ms_ssim_levels,
     psnr,
@@ -64,7 +65,7 @@ def test_ms_ssim_equals_pytorch_msssim_on_frames_above_160_pixels():
     # the reduced-scale loop with all five (renormalised) weights is the library's computation
     weights = [w / sum(MS_SSIM_WEIGHTS) for w in MS_SSIM_WEIGHTS]
     renormalised = float(library_ms_ssim(tx, ty, data_range=1.0, weights=weights))
-    assert _ms_ssim_levels(tx, ty, 5) == pytest.approx(renormalised, abs=1e-6)
+    assert float(_ms_ssim_levels(tx, ty, 5)[0]) == pytest.approx(renormalised, abs=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -87,3 +88,16 @@ def test_ms_ssim_on_a_small_frame_is_one_for_identical_and_drops_with_noise():
 def test_ms_ssim_refuses_frames_smaller_than_one_window():
     with pytest.raises(ValueError, match="above 10 px"):
         ms_ssim(np.zeros((10, 40, 3), np.uint8), np.zeros((10, 40, 3), np.uint8))
+
+
+def test_frame_quality_of_a_stack_equals_the_per_frame_functions():
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, (5, 176, 200, 3), dtype=np.uint8)
+    x_hat = np.clip(x + rng.normal(0, 8, x.shape), 0, 255).astype(np.uint8)
+    x_hat[2] = x[2]  # an identical frame: PSNR at the cap, MS-SSIM 1
+    psnrs, ssims = frame_quality(x, x_hat, batch_frames=2)
+    assert psnrs == pytest.approx([psnr(a, b) for a, b in zip(x, x_hat, strict=True)], abs=1e-9)
+    assert ssims == pytest.approx([ms_ssim(a, b) for a, b in zip(x, x_hat, strict=True)], abs=1e-6)
+    assert psnrs[2] == PSNR_CAP_DB and ssims[2] == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match="differ in shape"):
+        frame_quality(x, x_hat[:4])
