@@ -170,6 +170,9 @@ def train(
     save_every: Annotated[int, typer.Option(help="Save state every N steps.")] = 200,
     max_minutes: Annotated[float | None, typer.Option(help="Stop after this wall time.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    workers: Annotated[
+        int, typer.Option(help="DataLoader processes drawing clips (0: in the training loop).")
+    ] = 0,
 ) -> None:
     """Train a model (intra, then 3-frame, then 7-frame sequences), resumable."""
     from codec.train import TrainConfig
@@ -187,6 +190,7 @@ def train(
         lr=lr,
         seed=seed,
         save_every=save_every,
+        workers=workers,
     )
     with user_errors(), _progress() as progress:
         task = progress.add_task("train", total=cfg.total_steps, info="")

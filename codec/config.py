@@ -33,8 +33,8 @@ class ModelConfig:
     mlp_ratio: int = 2
     kernel_size: int = 7
     aux_refinement: bool = False
-    lambda_min: float = 128.0
-    lambda_max: float = 4096.0
+    lambda_min: float = 64.0
+    lambda_max: float = 8192.0
 
     def __post_init__(self) -> None:
         for f in ("widths", "latent_channels", "enc_blocks", "prior_blocks", "dec_blocks"):

@@ -12,7 +12,7 @@ import csv
 import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import torch
 
 from codec.checkpoint import load_model, save_checkpoint
 from codec.config import ModelConfig, get_preset
-from codec.data import ClipSampler, DataConfig
+from codec.data import ClipDataset, ClipSampler, DataConfig
 from codec.model import DHVC, count_parameters
 
 
@@ -43,6 +43,7 @@ class TrainConfig:
     save_every: int = 200
     log_every: int = 10
     synthetic_fraction: float = 0.5
+    workers: int = 0
 
     def frames_at(self, step: int) -> int:
         """Sequence length of the schedule at ``step`` (0-based)."""
@@ -129,7 +130,7 @@ def train(
         ema.load_state_dict(saved["ema"])
         optimizer.load_state_dict(saved["optimizer"])
         rng.bit_generator.state = saved["numpy_rng"]
-        torch.set_rng_state(saved["torch_rng"])
+        torch.set_rng_state(saved["torch_rng"].cpu())
         state = TrainState(step=saved["step"], history=saved["history"])
     else:
         if resume is not None:
@@ -151,11 +152,17 @@ def train(
     )
     tick = time.monotonic()
     model.train()
+    loader: tuple[int, Iterator[torch.Tensor]] | None = None  # (frames, batches) with workers
     while state.step < stop_step:
         if max_seconds is not None and time.monotonic() - start_time > max_seconds:
             break
         frames = cfg.frames_at(state.step)
-        x_seq = sampler.batch(cfg.batch_size, frames, rng).to(dev)
+        if cfg.workers > 0:
+            if loader is None or loader[0] != frames:
+                loader = (frames, _worker_batches(sampler, cfg, frames, state.step))
+            x_seq = next(loader[1]).to(dev, non_blocking=True)
+        else:
+            x_seq = sampler.batch(cfg.batch_size, frames, rng).to(dev)
         lam = sample_lambdas(model.config, cfg.batch_size, rng).to(dev)
         lr = _lr_at(cfg, state.step)
         for group in optimizer.param_groups:
@@ -191,6 +198,24 @@ def train(
             _save(state_path, weights_out, model, ema, optimizer, rng, state, cfg)
     _save(state_path, weights_out, model, ema, optimizer, rng, state, cfg)
     return state
+
+
+def _worker_batches(
+    sampler: ClipSampler, cfg: TrainConfig, frames: int, step: int
+) -> Iterator[torch.Tensor]:
+    """Batches drawn by ``cfg.workers`` DataLoader processes. Their clip streams are seeded by
+    (seed, step at which the loader starts), so a run is repeatable from the same resume point,
+    but, unlike the single-process path, not identical to an uninterrupted run."""
+    dataset = ClipDataset(sampler, frames, seed=cfg.seed * 1_000_003 + step)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.workers,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=True,
+        prefetch_factor=4,
+    )
+    return iter(loader)
 
 
 def _warm_start_weights(path: Path, model: DHVC) -> dict[str, torch.Tensor]:
@@ -243,8 +268,13 @@ def _write_log(path: Path, history: list[dict]) -> None:
         writer.writerows(history)
 
 
-def plot_training_curve(history: list[dict], path_png: Path) -> Path:
-    """Loss, bpp and PSNR against step from a run's logged history (plot only)."""
+def plot_training_curve(
+    history: list[dict], path_png: Path, marks: Sequence[tuple[int, str]] = ()
+) -> Path:
+    """Loss, bpp and PSNR against step from a run's logged history (plot only).
+
+    ``marks``: (step, label) pairs drawn as labelled dashed lines, e.g. where a run resumed
+    with other settings."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -267,7 +297,19 @@ def plot_training_curve(history: list[dict], path_png: Path) -> Path:
             ax.set_yscale("log")
         for boundary in phase_changes:
             ax.axvline(boundary, color="grey", ls=":", lw=1)
-        ax.legend(fontsize=8)
+        for step, text in marks:
+            ax.axvline(step, color="tab:red", ls="--", lw=1)
+            ax.annotate(
+                text,
+                (step, 1.0),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                va="top",
+                ha="right",
+                fontsize=7,
+                color="tab:red",
+            )
+        ax.legend(fontsize=8, loc="lower left")
     fig.suptitle(
         "dhvc train: batch means at sampled lambdas; dotted lines = schedule phase changes"
     )
