@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -95,10 +95,6 @@ class _TimedDecoder:
         return decoded
 
 
-QUALITY_BATCH = 4
-"""Decoded frames measured per batched PSNR/MS-SSIM pass (bounds the frames held in memory)."""
-
-
 @dataclass(frozen=True)
 class _ShownFrame:
     """The receiver's side of one frames.csv row."""
@@ -147,43 +143,27 @@ def run_scenario(
     setup_time_s = time.perf_counter() - wall_start
     shown: list[_ShownFrame] = []
     decoded_frames: list[np.ndarray] = []
-    pending: list[tuple[int, np.ndarray]] = []  # (frame index, x_hat) awaiting quality metrics
     metrics_time_s = 0.0
 
-    def measure_pending() -> None:
-        """PSNR and MS-SSIM of the pending frames, in one batched pass (codec.metrics)."""
-        nonlocal metrics_time_s
-        if not pending:
-            return
-        start = time.perf_counter()
-        indexes = [i for i, _ in pending]
-        psnrs, ssims = frame_quality(
-            originals[indexes], np.stack([x_hat for _, x_hat in pending]), QUALITY_BATCH
-        )
-        first = len(shown) - len(pending)
-        for offset, (p, m) in enumerate(zip(psnrs, ssims, strict=True)):
-            shown[first + offset] = replace(shown[first + offset], psnr=float(p), ms_ssim=float(m))
-        pending.clear()
-        metrics_time_s += time.perf_counter() - start
-
     def frame_done(report: ReceivedFrameReport) -> None:
+        nonlocal metrics_time_s
+        start = time.perf_counter()
         x_hat = report.decoded.x_hat
+        (psnr,), (ms_ssim,) = frame_quality(originals[report.frame_index][None], x_hat[None])
         shown.append(
             _ShownFrame(
                 scales_received=len(report.received.scales),
                 scales_decoded=report.decoded.scales_decoded,
                 first_desynced_scale=report.decoded.first_desynced_scale,
                 echo_sent=report.echo_scale is not None,
-                psnr=math.nan,
-                ms_ssim=math.nan,
+                psnr=float(psnr),
+                ms_ssim=float(ms_ssim),
                 decode_time_s=report.decode_time_s,
             )
         )
-        pending.append((report.frame_index, x_hat))
-        if len(pending) == QUALITY_BATCH:
-            measure_pending()
         if save_video:
             decoded_frames.append(to_uint8(x_hat))
+        metrics_time_s += time.perf_counter() - start
         if on_frame is not None:
             on_frame(report.frame_index + 1, frame_count)
 
@@ -195,7 +175,6 @@ def run_scenario(
         seed=seed,
         on_frame=frame_done,
     )
-    measure_pending()
     records = _frame_records(result, shown, width * height)
     summary: dict[str, Any] = {}
 

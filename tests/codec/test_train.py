@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,7 @@ def test_training_writes_loadable_fp16_weights_and_a_log(tmp_path: Path):
 
 
 def test_worker_processes_give_a_repeatable_run_through_phase_changes(tmp_path: Path):
-    cfg = TrainConfig(**{**CFG.__dict__, "workers": 1})
+    cfg = replace(CFG, workers=1)
     one = train(cfg, tmp_path / "a" / "state.pt", data=DATA)
     two = train(cfg, tmp_path / "b" / "state.pt", data=DATA)
     assert [row["frames"] for row in one.history] == [1, 1, 3, 3]
