@@ -25,7 +25,8 @@ from typing import BinaryIO
 from codec.types import NUM_SCALES, EncodedFrame, FrameType, ReceivedFrame, ScalePayload
 
 MAGIC = b"DHVC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: latent positions that cover only padding are not coded (1 coded the whole padded grid)."""
 MAX_SCALE_BYTES = 1 << 28
 MAX_DIMENSION = 1 << 15
 

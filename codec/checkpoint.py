@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from codec.config import ModelConfig, get_preset
+from codec.config import DEFAULT_PRESET, ModelConfig, get_preset
 from codec.model import DHVC
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -58,14 +58,14 @@ def load_model(
     """The model every command uses.
 
     ``checkpoint="default"`` (or ``None``) loads the shipped weights; ``"none"`` builds a model
-    with random weights from ``preset`` (default ``small``), for tests and benchmarks; anything
-    else is a checkpoint path. Weights are loaded as float32. ``strict=False`` tolerates
+    with random weights from ``preset`` (default ``DEFAULT_PRESET``), for tests and benchmarks;
+    anything else is a checkpoint path. Weights are loaded as float32. ``strict=False`` tolerates
     parameters missing from the checkpoint (warm starts after an architecture addition).
     Raises ``CheckpointError``.
     """
     if checkpoint is not None and str(checkpoint) == "none":
         torch.manual_seed(0)
-        model = DHVC(get_preset(preset or "small"))
+        model = DHVC(get_preset(preset or DEFAULT_PRESET))
         model.model_id = f"{model.config.name}-random"
         return model.to(device).eval()
     path = DEFAULT_CHECKPOINT if checkpoint in (None, "default") else Path(checkpoint)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from codec.entropy import EntropyCodingError, GaussianTable, sigma_boundaries, sync_tag
-from codec.model import DHVC, PAD_MULTIPLE, TemporalRefs, pad_to_multiple, symbol_sigma
+from codec.model import DHVC, PAD_MULTIPLE, TemporalRefs, coded_size, pad_to_multiple
 from codec.types import (
     IN_SYNC,
     NUM_SCALES,
@@ -78,7 +78,8 @@ class _CodingContext:
 
     def indexes(self, sigma: torch.Tensor) -> np.ndarray:
         """Table index of every element of sigma, flat uint8 (DESIGN 1)."""
-        return torch.bucketize(sigma, self.boundaries).to(torch.uint8).flatten().cpu().numpy()
+        index = torch.bucketize(sigma.contiguous(), self.boundaries)
+        return index.to(torch.uint8).flatten().cpu().numpy()
 
     def lam_conditioning(self, lam: float) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Lambda embedding and quantisation steps; lambda is rounded to float32 first, exactly
@@ -132,11 +133,14 @@ class Encoder:
         payloads: list[ScalePayload] = []
         estimates: list[float] = []
 
-        def choose(k, s_up, mu, sigma, q_k):
+        def choose(k, s_up, mu, sigma_s, q_k):
             y = ctx.model.blocks[k - 1].posterior(obs[k - 1], s_up, e)
-            symbols = torch.round((y - mu) / q_k)
-            idx = ctx.indexes(symbol_sigma(sigma, q_k))
-            flat = symbols.flatten().cpu().numpy().astype(np.int64)
+            rows, cols = coded_size(height, width, k)
+            symbols = torch.zeros_like(mu)
+            region = symbols[..., :rows, :cols]
+            region.copy_(torch.round((y - mu)[..., :rows, :cols] / q_k))
+            idx = ctx.indexes(sigma_s[..., :rows, :cols])
+            flat = region.flatten().cpu().numpy().astype(np.int64)
             data = ctx.table.encode(flat, idx)
             payloads.append(ScalePayload(data, zlib.crc32(data), sync_tag(idx)))
             estimates.append(ctx.table.estimate_bits(flat, idx))
@@ -205,8 +209,9 @@ class Decoder:
         d_start = self.first_desynced_scale
         outcomes: list[ScaleOutcome] = []
 
-        def choose(k, s_up, mu, sigma, q_k):
-            idx = ctx.indexes(symbol_sigma(sigma, q_k))
+        def choose(k, s_up, mu, sigma_s, q_k):
+            rows, cols = coded_size(self.height, self.width, k)
+            idx = ctx.indexes(sigma_s[..., :rows, :cols])
             outcome = self._scale_outcome(k, received, outcomes, idx)
             outcomes.append(outcome)
             if outcome is ScaleOutcome.DECODED:
@@ -215,8 +220,10 @@ class Decoder:
                 except EntropyCodingError:
                     outcomes[-1] = ScaleOutcome.CORRUPT
                 else:
-                    symbols = torch.from_numpy(flat).to(mu.dtype).reshape(mu.shape)
-                    return mu + q_k * symbols.to(mu.device)
+                    symbols = torch.zeros_like(mu)
+                    region = torch.from_numpy(flat).to(mu.dtype).reshape(*mu.shape[:-2], rows, cols)
+                    symbols[..., :rows, :cols] = region.to(mu.device)
+                    return mu + q_k * symbols
             if k < self.first_desynced_scale:
                 self.first_desynced_scale = 1 if cfg.aux_refinement else k
             return mu

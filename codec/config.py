@@ -1,7 +1,9 @@
 """Model presets: a typed configuration, never module globals.
 
-``tiny`` is for tests, ``small`` is the shipped default (runs on two CPU cores), ``paper`` is sized
-like Table II of Lu et al. (about 100M parameters, about 400 KMACs/pixel).
+``tiny`` is for tests; ``base`` is the default architecture (codec v2, DESIGN 1's capacity rules,
+runs on two CPU cores); ``small`` is the first shipped architecture, kept so that its weights
+still load and as the baseline v2 is measured against; ``paper`` is sized like Table II of Lu et
+al. (about 100M parameters, about 400 KMACs/pixel).
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ class ModelConfig:
     Widths are indexed by scale k = 1..K (tuple position k-1): scale 1 is 1/64 of the input side,
     scale 4 is 1/8. ``width_patch`` is the channel count at 1/4 (patchify level, no latent).
     Lambda is the paper's rate-distortion trade-off: loss = bpp + lambda * MSE (RGB in [0, 1]).
+
+    ``smooth_sigma_bound``: the symbols' Gaussian scale is bounded below smoothly,
+    sqrt(s^2 + SIGMA_MIN^2), instead of by a hard clamp that passes no gradient below the
+    bound (``codec.model.symbol_sigma``). Off for ``small``, whose weights were trained with
+    the clamp; checkpoints written before the field existed load with it off.
     """
 
     name: str
@@ -35,6 +42,7 @@ class ModelConfig:
     aux_refinement: bool = False
     lambda_min: float = 64.0
     lambda_max: float = 8192.0
+    smooth_sigma_bound: bool = False
 
     def __post_init__(self) -> None:
         for f in ("widths", "latent_channels", "enc_blocks", "prior_blocks", "dec_blocks"):
@@ -72,6 +80,7 @@ PRESETS: dict[str, ModelConfig] = {
         dec_blocks_patch=0,
         embed_dim=16,
         kernel_size=3,
+        smooth_sigma_bound=True,
     ),
     "small": ModelConfig(
         name="small",
@@ -86,6 +95,24 @@ PRESETS: dict[str, ModelConfig] = {
         embed_dim=64,
         kernel_size=7,
     ),
+    "base": ModelConfig(
+        # Codec v2 (DESIGN 1, capacity): 64 channels at 1/4, so patchify (48 -> 64) and the
+        # synthesis's output map (64 -> each 48-value patch) can have full rank; 1.23 latent
+        # values per pixel (32/64^2 + 32/32^2 + 48/16^2 + 64/8^2), most of them at 1/8; three
+        # synthesis blocks at 1/4; little width at 1/64 and 1/32, where little detail lives.
+        name="base",
+        width_patch=64,
+        widths=(96, 128, 128, 128),
+        latent_channels=(32, 32, 48, 64),
+        enc_blocks_patch=1,
+        enc_blocks=(1, 1, 2, 2),
+        prior_blocks=(1, 1, 2, 2),
+        dec_blocks=(1, 1, 2, 2),
+        dec_blocks_patch=3,
+        embed_dim=64,
+        kernel_size=7,
+        smooth_sigma_bound=True,
+    ),
     "paper": ModelConfig(
         name="paper",
         width_patch=160,
@@ -99,8 +126,18 @@ PRESETS: dict[str, ModelConfig] = {
         embed_dim=256,
         mlp_ratio=4,
         kernel_size=7,
+        smooth_sigma_bound=True,
     ),
 }
+
+
+DEFAULT_PRESET = "base"
+"""The architecture ``dhvc train`` and random-weight models use unless told otherwise."""
+
+
+def latent_values_per_pixel(cfg: ModelConfig) -> float:
+    """Latent values per input pixel over the K scales (scale k has stride 2^(7-k))."""
+    return sum(z / 4 ** (7 - k) for k, z in enumerate(cfg.latent_channels, start=1))
 
 
 def get_preset(name: str) -> ModelConfig:

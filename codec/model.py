@@ -44,15 +44,31 @@ TemporalRefs = tuple[torch.Tensor | None, torch.Tensor | None]
 """(d_k of frame t-1, d_k of frame t-2); ``None`` means the learned intra constant."""
 
 ChooseLatent = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-"""choose(k, s_up, mu, sigma, q) -> y_hat_k: how the latent of scale k is obtained (training
+"""choose(k, s_up, mu, sigma_s, q) -> y_hat_k: how the latent of scale k is obtained (training
 noise and STE, encoding, decoding from a bitstream, or mean substitution). ``q`` is the
-quantisation step of each channel, (B, Z_k, 1, 1); symbols are round((y - mu) / q) with scale
-``symbol_sigma(sigma, q)``, and y_hat = mu + q * symbols."""
+quantisation step of each channel, (B, Z_k, 1, 1); symbols are round((y - mu) / q), Gaussian
+with scale ``sigma_s = symbol_sigma(sigma, q)`` (symbol units), and y_hat = mu + q * symbols."""
 
 
-def symbol_sigma(sigma: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """Gaussian scale of the symbols (y - mu) / q, clamped to the coding table's range."""
-    return (sigma / q).clamp(SIGMA_MIN, SIGMA_MAX)
+def symbol_sigma(sigma: torch.Tensor, q: torch.Tensor, smooth: bool) -> torch.Tensor:
+    """Gaussian scale of the symbols (y - mu) / q, within the coding table's range.
+
+    ``smooth``: the lower bound is sqrt(s^2 + SIGMA_MIN^2), which passes gradients everywhere
+    (a hard clamp passes none below SIGMA_MIN, so a sigma that falls under it can never learn
+    to rise again); otherwise the hard clamp of the first ``small`` weights. Both sides of the
+    channel compute it identically, so the table indexes agree either way."""
+    s = sigma / q
+    if smooth:
+        return torch.sqrt(s * s + SIGMA_MIN * SIGMA_MIN).clamp_max(SIGMA_MAX)
+    return s.clamp(SIGMA_MIN, SIGMA_MAX)
+
+
+def coded_size(height: int, width: int, k: int) -> tuple[int, int]:
+    """(rows, columns) of scale k's latent grid that cover at least one pixel of an
+    ``height`` x ``width`` frame; the rest of the padded grid covers padding only and is not
+    coded (both sides know the frame size; y_hat = mu there). Scale k has stride 2^(7-k)."""
+    stride = 1 << (7 - k)
+    return -(-height // stride), -(-width // stride)
 
 
 def _convnext_stage(cfg: ModelConfig, channels: int, n: int) -> Stage:
@@ -258,7 +274,8 @@ class DHVC(nn.Module):
                 s_up, d_up = self.up_s[k - 2](s), self.up_d[k - 2](d)
             t1, t2 = self.temporal_refs(k, refs[k - 1], s_up)
             ctx, mu, sigma = block.context(s_up, t1, t2, None if aux is None else aux[k - 1], e)
-            y_hat = choose(k, s_up, mu, sigma, q[k - 1])
+            sigma_s = symbol_sigma(sigma, q[k - 1], self.config.smooth_sigma_bound)
+            y_hat = choose(k, s_up, mu, sigma_s, q[k - 1])
             s, d = block.update(s_up, d_up, ctx, y_hat, e)
             ds.append(d)
         x_hat = self.synth_out(self.synth(self.synth_up(d), e))
@@ -284,11 +301,11 @@ class DHVC(nn.Module):
             obs = self.observe(x, e)
             frame_bits: list[torch.Tensor] = []
 
-            def choose(k, s_up, mu, sigma, q_k, obs=obs, frame_bits=frame_bits):
+            def choose(k, s_up, mu, sigma_s, q_k, obs=obs, frame_bits=frame_bits):
                 y = self.blocks[k - 1].posterior(obs[k - 1], s_up, e)
                 r = (y - mu) / q_k
                 noisy = r + torch.empty_like(r).uniform_(-0.5, 0.5)
-                bits = gaussian_bits(noisy, symbol_sigma(sigma, q_k))
+                bits = gaussian_bits(noisy, sigma_s)
                 frame_bits.append(bits.flatten(1).sum(1))
                 return mu + q_k * (r + (torch.round(r) - r).detach())
 
@@ -309,14 +326,26 @@ class TrainOutput:
     x_hat: torch.Tensor
 
 
+_DENSITY_FALLBACK_MASS = 1e-6
+"""Bin masses below this are replaced by the Gaussian density at the bin centre."""
+
+
 def gaussian_bits(r: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """-log2 P(r) for r (noisy or integer) under a zero-mean Gaussian discretised to unit bins.
 
+    Far in the tail the difference of two CDF values loses all precision (and would need a
+    probability floor that passes no gradient); there the bin mass is replaced by the density
+    at the bin centre, log p = -r^2 / (2 sigma^2) - log(sigma sqrt(2 pi)), which is accurate
+    for |r| >> sigma and keeps a gradient that pulls outliers in and sigma up.
     Computed in float32 even under mixed precision: bf16 cannot resolve small bin masses."""
     a, sigma = r.float().abs(), sigma.float()
     upper = torch.special.ndtr((0.5 - a) / sigma)
     lower = torch.special.ndtr((-0.5 - a) / sigma)
-    return -torch.log2((upper - lower).clamp_min(1e-9))
+    mass = upper - lower
+    log_density = -0.5 * (a / sigma) ** 2 - torch.log(sigma) - 0.5 * math.log(2.0 * math.pi)
+    in_range = mass > _DENSITY_FALLBACK_MASS
+    log_mass = torch.where(in_range, torch.log(mass.clamp_min(_DENSITY_FALLBACK_MASS)), log_density)
+    return -log_mass / math.log(2.0)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.Tensor:
