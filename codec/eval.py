@@ -1,10 +1,15 @@
 """Rate-distortion evaluation: DHVC against x264 and x265 on the same frames (``dhvc eval``).
 
-``evaluate`` codes the first N frames of a video with DHVC at several lambdas and with libx264
-and libx265 (through PyAV) at several QPs, measures every point in bits per pixel of the
+``evaluate`` codes the first N frames of each source (a video, a PNG folder, ``sample:NAME`` or
+every member of a named set ``set:NAME``, see ``SETS``) with DHVC at several lambdas and with
+libx264 and libx265 (through PyAV) at several QPs, measures every point in bits per pixel of the
 original frames and RGB PSNR / MS-SSIM of the decoded frames (means over frames,
-``codec.metrics``), computes BD-rates (``bjontegaard``, pchip) and writes ``rd.json``.
-``plot_rd`` draws that file's curves and computes nothing.
+``codec.metrics``), computes BD-rates (``bjontegaard``, pchip) and writes ``rd.json``. With
+several sources it also averages the curves as codec papers do (per lambda and per QP, the mean
+bpp, PSNR and MS-SSIM over sources), takes the BD-rates of the averaged curves and the mean of the
+per-source BD-rates. Low delay by default (an I frame every GOP, then P frames); ``intra=True``
+codes every frame as an I frame with DHVC and the anchors. ``plot_rd`` draws that file's curves
+and computes nothing.
 
 Bit accounting, stated in the JSON as well:
 
@@ -27,6 +32,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 
 import av
@@ -38,8 +44,9 @@ from codec.bitstream import FrameHeader
 from codec.coder import Decoder, Encoder
 from codec.metrics import PSNR_CAP_DB, frame_quality
 from codec.model import DHVC
+from codec.synth import MOTION_KINDS, motion_clip
 from codec.types import NUM_SCALES, EncodedFrame, FrameType
-from codec.video import check_frame_size, read_frames
+from codec.video import VideoError, check_frame_size, read_frames
 
 MIN_SIDE = 64
 """Smallest frame side (pixels) ``evaluate`` accepts: one 64 x 64 coding unit of the codec."""
@@ -59,13 +66,39 @@ FPS = Fraction(25)
 SEI_NAL_TYPES = {"x264": {6}, "x265": {39, 40}}
 """NAL unit types of SEI messages: H.264 type 6; HEVC prefix 39 and suffix 40."""
 
+DEFAULT_FRAMES = 96
+"""Frames ``evaluate`` codes of a video, PNG folder or sample clip when none are asked for."""
+
+DEFAULT_GOP = 32
+"""Intra period of the low-delay mode when none is given (the CLI's default)."""
+
+SET_PREFIX = "set:"
+"""Prefix of a named set of sources (``set:val``, ``set:val-stills``; see ``SETS``)."""
+
+DEFAULT_PACK_ROOT = Path("data/pack")
+"""Training pack ``make data`` writes; its ``val/`` folder holds the validation sources."""
+
+SET_FRAMES = 16
+"""Frames per member of ``set:val`` when none are asked for (keeps the set cheap on a CPU)."""
+
+SET_SIZE = (384, 256)
+"""(width, height) of every ``set:val`` member when no size is asked for."""
+
+STILL_MAX_SIZE = (512, 384)
+"""Largest (width, height) of a ``set:val-stills`` frame; sides are cut to multiples of 64."""
+
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg")
+"""File types of the validation photos (any case)."""
+
 
 @dataclass(frozen=True)
 class EvalProgress:
     """One step of ``evaluate``: ``frames_done`` of ``frames_total`` coded at ``setting``.
 
     ``codec`` is ``dhvc``, ``x264`` or ``x265``; ``setting`` names the point (``lambda=256``,
-    ``qp=32``); ``point`` and ``points_total`` count the points of all codecs together.
+    ``qp=32``); ``point`` and ``points_total`` count the points of all codecs and all sources
+    together. ``source`` names the source being coded, the ``source_index``-th (from 1) of
+    ``sources_total``.
     """
 
     codec: str
@@ -74,6 +107,162 @@ class EvalProgress:
     frames_total: int
     point: int
     points_total: int
+    source: str = ""
+    source_index: int = 1
+    sources_total: int = 1
+
+
+@dataclass(frozen=True)
+class EvalSource:
+    """One clip ``evaluate`` codes: its ``name`` (as written to rd.json) and its frames.
+
+    ``frames``: N x H x W x 3 uint8 RGB.
+    """
+
+    name: str
+    frames: np.ndarray
+
+
+SetBuilder = Callable[[Path, int | None, tuple[int, int] | None], list[tuple[str, np.ndarray]]]
+"""Builds a named set: (pack root, frames or ``None``, (width, height) or ``None``) -> members,
+each (name, N x H x W x 3 uint8 frames)."""
+
+
+def _val_dir(pack_root: Path, set_name: str) -> Path:
+    val = Path(pack_root) / "val"
+    if not val.is_dir():
+        raise VideoError(
+            f"{SET_PREFIX}{set_name}: no validation pack at {val} (run `make data` first)"
+        )
+    return val
+
+
+def _files(folder: Path, suffixes: Sequence[str]) -> list[Path]:
+    """Files of ``folder`` whose suffix is one of ``suffixes`` (any case), sorted by name."""
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes]
+    return sorted(found, key=lambda p: p.name)
+
+
+def _read_photo(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """One photo (png or jpg) as H x W x 3 uint8, resized and centre-cropped to ``size``."""
+    return read_frames(path, max_frames=1, size=size)[0]
+
+
+def val_set(
+    pack_root: Path, frames: int | None, size: tuple[int, int] | None
+) -> list[tuple[str, np.ndarray]]:
+    """``set:val``: the held-out clips and synthetic motion over the held-out photos.
+
+    Every ``val/clips/*.mp4`` (first ``frames`` frames), then for the i-th ``val/photos/`` photo
+    (png or jpg, sorted by name) ``codec.synth.motion_clip`` with motion kind
+    ``MOTION_KINDS[i % len(MOTION_KINDS)]`` and seed i. All members are ``size`` (width, height;
+    clips resized and centre-cropped); ``frames`` and ``size`` default to ``SET_FRAMES`` and
+    ``SET_SIZE``. ``VideoError`` when the pack is missing or holds neither.
+    """
+    count = SET_FRAMES if frames is None else frames
+    width, height = SET_SIZE if size is None else size
+    val = _val_dir(pack_root, "val")
+    clips = _files(val / "clips", (".mp4",))
+    photos = _files(val / "photos", PHOTO_SUFFIXES)
+    if not clips and not photos:
+        raise VideoError(
+            f"{SET_PREFIX}val: {val} holds no clips/*.mp4 and no photos (run `make data` first)"
+        )
+    members = [
+        (f"{SET_PREFIX}val/clips/{path.name}", read_frames(path, count, (width, height)))
+        for path in clips
+    ]
+    for index, path in enumerate(photos):
+        kind = MOTION_KINDS[index % len(MOTION_KINDS)]
+        photo = _read_photo(path)
+        try:
+            clip = motion_clip(photo, kind, count, (width, height), seed=index)
+        except ValueError as err:
+            raise VideoError(f"{path}: {err}") from None
+        members.append((f"{SET_PREFIX}val/photos/{path.name}@{kind}", np.asarray(clip)))
+    return members
+
+
+def still_crop(photo: np.ndarray) -> np.ndarray:
+    """The centre of ``photo`` with sides cut to multiples of 64, at most ``STILL_MAX_SIZE``."""
+    height, width = photo.shape[:2]
+    crop_w = min(STILL_MAX_SIZE[0], width // MIN_SIDE * MIN_SIDE)
+    crop_h = min(STILL_MAX_SIZE[1], height // MIN_SIDE * MIN_SIDE)
+    if crop_w == 0 or crop_h == 0:
+        raise ValueError(f"photo is {width}x{height}; at least {MIN_SIDE}x{MIN_SIDE} is needed")
+    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    return np.ascontiguousarray(photo[top : top + crop_h, left : left + crop_w])
+
+
+def val_stills_set(
+    pack_root: Path, frames: int | None, size: tuple[int, int] | None
+) -> list[tuple[str, np.ndarray]]:
+    """``set:val-stills``: each held-out photo as a clip of one frame, for intra-only runs.
+
+    A photo is centre-cropped by ``still_crop`` or, with ``size``, resized and centre-cropped to
+    it. ``frames`` does not apply (a still is one frame). ``VideoError`` when there are no photos.
+    """
+    del frames
+    val = _val_dir(pack_root, "val-stills")
+    photos = _files(val / "photos", PHOTO_SUFFIXES)
+    if not photos:
+        raise VideoError(
+            f"{SET_PREFIX}val-stills: {val / 'photos'} holds no png or jpg photos "
+            "(run `make data` first)"
+        )
+    members = []
+    for path in photos:
+        still = _read_photo(path, size)
+        if size is None:
+            try:
+                still = still_crop(still)
+            except ValueError as err:
+                raise VideoError(f"{path}: {err}") from None
+        members.append((f"{SET_PREFIX}val-stills/{path.name}", still[np.newaxis]))
+    return members
+
+
+SETS: dict[str, SetBuilder] = {"val": val_set, "val-stills": val_stills_set}
+"""Named sets of sources: ``set:NAME`` -> builder (see ``SetBuilder``)."""
+
+
+def load_sources(
+    sources: Sequence[str | os.PathLike[str]],
+    frames: int | None = None,
+    size: tuple[int, int] | None = None,
+    pack_root: str | os.PathLike[str] = DEFAULT_PACK_ROOT,
+) -> list[EvalSource]:
+    """Decode every source: a video file, a PNG folder, ``sample:NAME`` or ``set:NAME``.
+
+    A video, folder or sample gives its first ``frames`` frames (default ``DEFAULT_FRAMES``),
+    resized and centre-cropped to ``size`` = (width, height) when given; a named set gives its
+    members (``SETS``, built from ``pack_root``). Raises ``VideoError`` naming the source when
+    one is missing, unreadable, an unknown set, or has frames below ``MIN_SIDE``;
+    ``ValueError`` for ``frames`` < 1 or an empty ``sources``.
+    """
+    if not sources:
+        raise ValueError("name at least one source")
+    if frames is not None and frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    loaded: list[EvalSource] = []
+    for source in sources:
+        text = os.fspath(source)
+        if text.startswith(SET_PREFIX):
+            name = text[len(SET_PREFIX) :]
+            if name not in SETS:
+                known = ", ".join(f"{SET_PREFIX}{k}" for k in sorted(SETS))
+                raise VideoError(f"{text}: unknown set (known: {known})")
+            members = SETS[name](Path(pack_root), frames, size)
+            loaded += [EvalSource(member, clip) for member, clip in members]
+        else:
+            count = DEFAULT_FRAMES if frames is None else frames
+            loaded.append(EvalSource(text, read_frames(text, max_frames=count, size=size)))
+    for item in loaded:
+        height, width = item.frames.shape[1:3]
+        check_frame_size(width, height, item.name, MIN_SIDE, who="dhvc eval")
+    return loaded
 
 
 FRAME_HEADER_BYTES = FrameHeader.SIZE
@@ -176,8 +365,11 @@ def strip_sei(annex_b: bytes, anchor: str) -> bytes:
     return b"".join(u for u in nal_units(annex_b) if _nal_type(u, anchor) not in sei)
 
 
-def anchor_settings(anchor: str, gop: int, qps: Sequence[int]) -> dict:
-    """Every setting the anchor encoder runs with, as written to ``rd.json``."""
+def anchor_settings(anchor: str, gop: int, qps: Sequence[int], intra: bool = False) -> dict:
+    """Every setting the anchor encoder runs with, as written to ``rd.json``.
+
+    ``intra``: intra-only mode, where ``gop`` is 1 and every frame is an I frame.
+    """
     params = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0"
     if anchor == "x264":
         options = {"preset": "medium", "tune": "zerolatency", "x264-params": params}
@@ -201,7 +393,10 @@ def anchor_settings(anchor: str, gop: int, qps: Sequence[int]) -> dict:
         "min_keyint": gop,
         "bframes": 0,
         "scenecut": 0,
-        "low_delay": "I frame every keyint frames, then P frames only, no lookahead",
+        "intra_only": intra,
+        "low_delay": "intra only: keyint 1, every frame an I frame"
+        if intra
+        else "I frame every keyint frames, then P frames only, no lookahead",
         "pix_fmt": "yuv420p",
         "color": "RGB -> yuv420p and back with swscale defaults (BT.601, limited range); "
         "odd sides padded by edge repetition and cropped after decoding",
@@ -348,9 +543,74 @@ def _write_json_atomically(path: Path, content: dict) -> None:
     partial.replace(path)
 
 
+METRICS = ("psnr", "ms_ssim")
+"""Quality metrics of every rate point and BD-rate."""
+
+
+def _bd_rates(codecs: dict[str, list[dict]], anchors: Sequence[str]) -> dict[str, dict]:
+    """BD-rates of ``codecs["dhvc"]`` against each anchor's curve, with reasons and overlaps."""
+    bd: dict[str, dict] = {}
+    for anchor in anchors:
+        entry: dict = {"reasons": {}, "overlap": {}}
+        for metric in METRICS:
+            value, reason = bd_rate(codecs[anchor], codecs["dhvc"], metric)
+            entry[metric] = value
+            entry["reasons"][metric] = reason
+            entry["overlap"][metric] = _overlap(codecs[anchor], codecs["dhvc"], metric)
+        bd[anchor] = entry
+    return bd
+
+
+def _summary(dhvc_points: Sequence[dict]) -> dict:
+    rates = [p["bpp"] for p in dhvc_points]
+    return {
+        "dhvc_monotone": _monotone(dhvc_points),
+        "dhvc_bpp_span": max(rates) / min(rates) if min(rates) > 0 else None,
+    }
+
+
+def set_average(entries: Sequence[dict], anchors: Sequence[str]) -> dict:
+    """The set-average RD curves of per-source results, as codec papers report them.
+
+    ``entries``: per-source results (``video``, ``codecs`` with the same lambdas and QPs in the
+    same order, ``bd_rate``). Per lambda and per QP, the mean bpp, PSNR and MS-SSIM over the
+    sources; then the BD-rates of the averaged curves (``bd_rate``) and, per anchor and metric,
+    the mean of the per-source BD-rates over the sources where it is defined
+    (``bd_rate_mean_of_sources``, with how many sources it covers and which were left out).
+    """
+    codecs: dict[str, list[dict]] = {}
+    for codec in entries[0]["codecs"]:
+        knob = "lambda" if codec == "dhvc" else "qp"
+        curves = [e["codecs"][codec] for e in entries]
+        codecs[codec] = [
+            {knob: points[0][knob]}
+            | {key: float(np.mean([p[key] for p in points])) for key in ("bpp", *METRICS)}
+            for points in zip(*curves, strict=True)
+        ]
+    mean_bd: dict[str, dict] = {}
+    for anchor in anchors:
+        entry: dict = {"sources": {}, "left_out": {}}
+        for metric in METRICS:
+            values = [e["bd_rate"][anchor][metric] for e in entries]
+            defined = [v for v in values if v is not None]
+            entry[metric] = float(np.mean(defined)) if defined else None
+            entry["sources"][metric] = len(defined)
+            entry["left_out"][metric] = [
+                e["video"] for e, v in zip(entries, values, strict=True) if v is None
+            ]
+        mean_bd[anchor] = entry
+    return {
+        "sources": len(entries),
+        "codecs": codecs,
+        "summary": _summary(codecs["dhvc"]),
+        "bd_rate": _bd_rates(codecs, anchors),
+        "bd_rate_mean_of_sources": mean_bd,
+    }
+
+
 def evaluate(
-    video: str | os.PathLike[str],
-    frames: int,
+    video: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    frames: int | None,
     gop: int,
     lambdas: Sequence[float] | None,
     anchors: Sequence[str],
@@ -359,76 +619,97 @@ def evaluate(
     size: tuple[int, int] | None = None,
     on_progress: Callable[[EvalProgress], None] | None = None,
     qps: Sequence[int] = DEFAULT_QPS,
+    intra: bool = False,
+    pack_root: str | os.PathLike[str] = DEFAULT_PACK_ROOT,
 ) -> dict:
-    """Rate-distortion points of DHVC and the anchors on the first ``frames`` frames of ``video``.
+    """Rate-distortion points of DHVC and the anchors on one source or a set of sources.
 
-    ``lambdas``: DHVC rate points (``None``: ``default_lambdas(model)``). ``anchors``: any of
-    ``x264``, ``x265``. ``size`` = (width, height) resizes and centre-crops the frames first
-    (``codec.video.read_frames``). Writes the returned dict to ``out_json`` atomically
-    (keys: video, frames, gop, width, height, model, codecs, anchor_settings, bd_rate, and
-    dhvc_settings, metrics, summary that describe them). Raises ``VideoError`` for an unusable
-    video or frames below ``MIN_SIDE``; ``ValueError`` for bad arguments.
+    ``video``: one source or a sequence of them (video file, PNG folder, ``sample:NAME``,
+    ``set:NAME``; see ``load_sources``, which reads ``frames`` frames of each, resized to
+    ``size`` = (width, height) when given). A single source is a set of one. ``lambdas``: DHVC
+    rate points (``None``: ``default_lambdas(model)``). ``anchors``: any of ``x264``, ``x265``.
+    ``intra``: every frame an I frame for DHVC and the anchors (``gop`` must be 1).
+
+    Writes the returned dict to ``out_json`` atomically. For one source its keys are video,
+    frames, gop, intra, width, height, model, codecs, anchor_settings, bd_rate, and
+    dhvc_settings, metrics, summary that describe them. For several, ``sources`` lists each
+    source's video, frames, width, height, codecs, summary and bd_rate, ``set_average`` holds
+    the averaged curves (``set_average``), and the top-level codecs, summary and bd_rate repeat
+    the set average's (``video`` lists the sources, ``frames`` is their total, width and height
+    appear when all sources share them). Raises ``VideoError`` for an unusable source or frames
+    below ``MIN_SIDE``; ``ValueError`` for bad arguments. Nothing is written on an error.
     """
     unknown = [a for a in anchors if a not in ANCHORS]
     if unknown:
         raise ValueError(f"unknown anchor(s) {unknown}; choose from {sorted(ANCHORS)}")
-    if frames < 1 or gop < 1:
+    if (frames is not None and frames < 1) or gop < 1:
         raise ValueError(f"frames and gop must be >= 1, got frames={frames}, gop={gop}")
+    if intra and gop != 1:
+        raise ValueError(
+            f"intra-only mode codes every frame as an I frame: gop must be 1, got {gop}"
+        )
     if not qps:
         raise ValueError("qps must name at least one QP")
-    lam_values = default_lambdas(model) if lambdas is None else [float(v) for v in lambdas]
+    lam_values = sorted(default_lambdas(model) if lambdas is None else [float(v) for v in lambdas])
     if not lam_values:
         raise ValueError("lambdas must name at least one value")
-    originals = read_frames(video, max_frames=frames, size=size)
-    count, height, width = originals.shape[:3]
-    check_frame_size(width, height, video, MIN_SIDE, who="dhvc eval")
+    specs = [video] if isinstance(video, str | os.PathLike) else list(video)
+    sources = load_sources(specs, frames, size, pack_root)
 
-    points_total = len(lam_values) + len(anchors) * len(qps)
+    points_per_source = len(lam_values) + len(anchors) * len(qps)
+    points_total = points_per_source * len(sources)
     point = 0
+    settings = {anchor: anchor_settings(anchor, gop, qps, intra) for anchor in anchors}
 
-    def report(codec: str, setting: str, done: int) -> None:
+    def report(index: int, codec: str, setting: str, done: int) -> None:
         if on_progress is not None:
-            on_progress(EvalProgress(codec, setting, done, count, point, points_total))
-
-    dhvc_points = []
-    for lam in sorted(lam_values):
-        point += 1
-        setting = f"lambda={lam:g}"
-        dhvc_points.append(
-            evaluate_dhvc(
-                model, originals, gop, lam, lambda done, s=setting: report("dhvc", s, done)
+            source = sources[index - 1]
+            on_progress(
+                EvalProgress(
+                    codec=codec,
+                    setting=setting,
+                    frames_done=done,
+                    frames_total=len(source.frames),
+                    point=point,
+                    points_total=points_total,
+                    source=source.name,
+                    source_index=index,
+                    sources_total=len(sources),
+                )
             )
+
+    entries: list[dict] = []
+    for index, source in enumerate(sources, start=1):
+        originals = source.frames
+        count, height, width = originals.shape[:3]
+        codecs: dict[str, list[dict]] = {"dhvc": []}
+        for lam in lam_values:
+            point += 1
+            on_frame = partial(report, index, "dhvc", f"lambda={lam:g}")
+            codecs["dhvc"].append(evaluate_dhvc(model, originals, gop, lam, on_frame))
+        for anchor in anchors:
+            codecs[anchor] = []
+            for qp in qps:
+                point += 1
+                result, version = evaluate_anchor(anchor, originals, gop, qp)
+                settings[anchor]["encoder_version"] = version or settings[anchor]["encoder_version"]
+                codecs[anchor].append(result)
+                report(index, anchor, f"qp={qp}", count)
+        entries.append(
+            {
+                "video": source.name,
+                "frames": int(count),
+                "width": int(width),
+                "height": int(height),
+                "codecs": codecs,
+                "summary": _summary(codecs["dhvc"]),
+                "bd_rate": _bd_rates(codecs, anchors),
+            }
         )
 
-    codecs: dict[str, list[dict]] = {"dhvc": dhvc_points}
-    settings: dict[str, dict] = {}
-    for anchor in anchors:
-        settings[anchor] = anchor_settings(anchor, gop, qps)
-        codecs[anchor] = []
-        for qp in qps:
-            point += 1
-            result, version = evaluate_anchor(anchor, originals, gop, qp)
-            settings[anchor]["encoder_version"] = version or settings[anchor]["encoder_version"]
-            codecs[anchor].append(result)
-            report(anchor, f"qp={qp}", count)
-
-    bd: dict[str, dict] = {}
-    for anchor in anchors:
-        entry: dict = {"reasons": {}, "overlap": {}}
-        for metric in ("psnr", "ms_ssim"):
-            value, reason = bd_rate(codecs[anchor], dhvc_points, metric)
-            entry[metric] = value
-            entry["reasons"][metric] = reason
-            entry["overlap"][metric] = _overlap(codecs[anchor], dhvc_points, metric)
-        bd[anchor] = entry
-
-    rates = [p["bpp"] for p in dhvc_points]
-    rd = {
-        "video": os.fspath(video),
-        "frames": int(count),
+    common = {
         "gop": int(gop),
-        "width": int(width),
-        "height": int(height),
+        "intra": bool(intra),
         "model": {
             "model_id": getattr(model, "model_id", None),
             "preset": model.config.name,
@@ -436,14 +717,16 @@ def evaluate(
             "lambda_max": model.config.lambda_max,
             "aux_refinement": model.config.aux_refinement,
         },
-        "codecs": codecs,
         "dhvc_settings": {
-            "lambdas": sorted(lam_values),
+            "lambdas": lam_values,
             "gop": int(gop),
+            "intra_only": bool(intra),
             "bits": f"payload bytes of the {NUM_SCALES} scales + frame header "
             f"({FRAME_HEADER_BYTES} bytes/frame); .dhvc stream header not counted",
             "decoding": "Decoder with every scale received",
-            "frame_kinds": "I at multiples of gop, P otherwise; inter_intra_ratio = "
+            "frame_kinds": "every frame I (intra only, gop 1); inter_intra_ratio is null"
+            if intra
+            else "I at multiples of gop, P otherwise; inter_intra_ratio = "
             "mean P-frame bits / mean I-frame bits",
         },
         "anchor_settings": settings,
@@ -456,12 +739,44 @@ def evaluate(
             "bd_rate": "percent bitrate change of dhvc against the anchor at equal quality, "
             "bjontegaard pchip; MS-SSIM compared as -10 log10(1 - MS-SSIM) dB",
         },
-        "summary": {
-            "dhvc_monotone": _monotone(dhvc_points),
-            "dhvc_bpp_span": max(rates) / min(rates) if min(rates) > 0 else None,
-        },
-        "bd_rate": bd,
     }
+    if len(entries) == 1:
+        entry = entries[0]
+        rd = {
+            "video": entry["video"],
+            "frames": entry["frames"],
+            "gop": common["gop"],
+            "intra": common["intra"],
+            "width": entry["width"],
+            "height": entry["height"],
+            "model": common["model"],
+            "codecs": entry["codecs"],
+            "dhvc_settings": common["dhvc_settings"],
+            "anchor_settings": common["anchor_settings"],
+            "metrics": common["metrics"],
+            "summary": entry["summary"],
+            "bd_rate": entry["bd_rate"],
+        }
+    else:
+        average = set_average(entries, anchors)
+        common["metrics"]["set_average"] = (
+            "per lambda and per QP the mean over sources of bpp, PSNR (dB) and MS-SSIM (0-1); "
+            "bd_rate: BD-rates of the averaged curves; bd_rate_mean_of_sources: mean of the "
+            "per-source BD-rates where defined"
+        )
+        sizes = {(e["width"], e["height"]) for e in entries}
+        shared = dict(zip(("width", "height"), sizes.pop(), strict=True)) if len(sizes) == 1 else {}
+        rd = {
+            "video": ", ".join(os.fspath(v) for v in specs),
+            "frames": sum(e["frames"] for e in entries),
+            **shared,
+            **common,
+            "codecs": average["codecs"],
+            "summary": average["summary"],
+            "bd_rate": average["bd_rate"],
+            "sources": entries,
+            "set_average": average,
+        }
     _write_json_atomically(Path(out_json), rd)
     return rd
 
@@ -469,7 +784,8 @@ def evaluate(
 def plot_rd(rd: dict, path_png: Path) -> Path:
     """Draw ``rd`` (an ``evaluate`` result) as PSNR-rate and MS-SSIM-rate curves into a PNG.
 
-    Uses only values already in ``rd`` (BD-rates go into the legend as written there).
+    One source: its curves. Several: the set-average curves (the top-level ``codecs`` of such a
+    result). Uses only values already in ``rd`` (BD-rates go into the legend as written there).
     """
     figure = Figure(figsize=(11, 4.5), layout="constrained")
     axes = figure.subplots(1, 2)
@@ -491,10 +807,16 @@ def plot_rd(rd: dict, path_png: Path) -> Path:
         ax.set_xlabel("rate (bits per pixel)")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
-    figure.suptitle(
-        f"{Path(rd['video']).name}: {rd['frames']} frames, {rd['width']}x{rd['height']}, "
-        f"GOP {rd['gop']}, model {rd['model'].get('model_id')}"
-    )
+    mode = "intra only" if rd.get("intra") else f"GOP {rd['gop']}"
+    model = rd["model"].get("model_id")
+    average = rd.get("set_average")
+    if average is None:
+        title = f"{Path(rd['video']).name}: {rd['frames']} frames, {rd['width']}x{rd['height']}"
+    else:
+        title = f"set average of {average['sources']} sources, {rd['frames']} frames"
+        if len(rd["video"]) <= 40:
+            title = f"{rd['video']}: {title}"
+    figure.suptitle(f"{title}, {mode}, model {model}")
     path = Path(path_png)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)

@@ -147,6 +147,17 @@ def test_anchor_streams_are_low_delay_with_an_i_frame_every_gop(anchor, decoder)
     assert kinds == ["I", "P", "P", "I", "P", "P"]
 
 
+@pytest.mark.parametrize(("anchor", "decoder"), [("x264", "h264"), ("x265", "hevc")])
+def test_anchor_streams_with_keyint_1_are_intra_only(anchor, decoder):
+    coded, decoded, _ = encode_anchor(anchor, _moving_frames(4, 64, 64), gop=1, qp=30)
+    assert len(coded) == 4 and len(decoded) == 4
+    context = av.CodecContext.create(decoder, "r")
+    kinds = []
+    for data in coded:
+        kinds += [PictureType(f.pict_type).name for f in context.decode(av.Packet(data))]
+    assert kinds == ["I"] * 4
+
+
 def test_anchor_bits_exclude_sei_and_odd_sizes_come_back_at_their_size():
     frames = _moving_frames(2, 65, 67)
     coded, decoded, version = encode_anchor("x264", frames, gop=2, qp=30)
