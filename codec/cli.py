@@ -17,6 +17,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from codec.config import DEFAULT_PRESET, PRESETS, get_preset
+
 app = typer.Typer(
     help="DHVC 2.0 hierarchical neural video codec.",
     no_args_is_help=True,
@@ -33,7 +35,7 @@ CheckpointOpt = Annotated[
     ),
 ]
 PresetOpt = Annotated[
-    str | None, typer.Option("--preset", help="Model preset (tiny, small, paper).")
+    str | None, typer.Option("--preset", help=f"Model preset ({', '.join(PRESETS)}).")
 ]
 
 
@@ -129,8 +131,8 @@ def info(stream: Annotated[Path, typer.Argument(help="Input .dhvc file.")]) -> N
 
 @app.command()
 def bench(
-    preset: Annotated[str, typer.Option(help="Model preset.")] = "small",
-    size: Annotated[str, typer.Option(help="Frame size WxH.")] = "640x256",
+    preset: Annotated[str, typer.Option(help="Model preset.")] = DEFAULT_PRESET,
+    size: Annotated[str, typer.Option(help="Frame size WxH.")] = "448x256",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     frames: Annotated[int, typer.Option(help="Frames to time.")] = 8,
     checkpoint: CheckpointOpt = "none",
@@ -153,45 +155,66 @@ def train(
     state: Annotated[Path, typer.Option(help="Training state file (resumed if present).")] = Path(
         "runs/train/state.pt"
     ),
-    weights_out: Annotated[Path, typer.Option(help="Where fp16 EMA weights are written.")] = Path(
-        "runs/train/dhvc-small.pt"
-    ),
+    weights_out: Annotated[
+        Path | None, typer.Option(help="Where fp16 EMA weights go (default: next to --state).")
+    ] = None,
     resume: Annotated[
         Path | None, typer.Option(help="fp16 weights to warm-start from (no state file).")
     ] = None,
-    preset: Annotated[str, typer.Option(help="Model preset.")] = "small",
+    data: Annotated[
+        str, typer.Option(help="Training pack folder (make data), or 'sample' (no download).")
+    ] = "data/pack",
+    preset: Annotated[str, typer.Option(help="Model preset.")] = DEFAULT_PRESET,
     intra_steps: Annotated[int, typer.Option(help="Last step of the intra phase.")] = 2000,
     p3_steps: Annotated[int, typer.Option(help="Last step of the 3-frame phase.")] = 4000,
     p7_steps: Annotated[int, typer.Option(help="Last step of the 7-frame phase.")] = 5000,
-    batch_size: Annotated[int, typer.Option(help="Clips per step.")] = 8,
+    batch_size: Annotated[int, typer.Option(help="Clips per step (3- and 7-frame phases).")] = 8,
+    intra_batch_size: Annotated[int, typer.Option(help="Frames per intra step.")] = 24,
     crop: Annotated[int, typer.Option(help="Crop side in pixels (multiple of 64).")] = 128,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 4e-4,
+    lr: Annotated[float, typer.Option(help="Peak Adam learning rate.")] = 4e-4,
+    lr_final_ratio: Annotated[
+        float, typer.Option(help="Cosine decay ends at lr times this.")
+    ] = 0.05,
+    warmup_steps: Annotated[int, typer.Option(help="Linear learning-rate warm-up.")] = 100,
+    synthetic_fraction: Annotated[
+        float, typer.Option(help="Share of clips that are synthetic motion over photos.")
+    ] = 0.5,
     seed: Annotated[int, typer.Option(help="Seed of every random stream.")] = 0,
     save_every: Annotated[int, typer.Option(help="Save state every N steps.")] = 200,
+    log_every: Annotated[int, typer.Option(help="Read the losses back every N steps.")] = 10,
     max_minutes: Annotated[float | None, typer.Option(help="Stop after this wall time.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    workers: Annotated[
-        int, typer.Option(help="DataLoader processes drawing clips (0: in the training loop).")
-    ] = 0,
+    compile_model: Annotated[
+        bool, typer.Option("--compile/--no-compile", help="torch.compile the model.")
+    ] = False,
 ) -> None:
-    """Train a model (intra, then 3-frame, then 7-frame sequences), resumable."""
+    """Train a model (intra, then 3-frame, then 7-frame clips), resumable."""
+    from codec.data import training_sources
     from codec.train import TrainConfig
     from codec.train import train as run_train
 
-    if crop % 64:
-        raise fail(f"--crop must be a multiple of 64, got {crop}")
-    cfg = TrainConfig(
-        preset=preset,
-        intra_steps=intra_steps,
-        p3_steps=p3_steps,
-        p7_steps=p7_steps,
-        batch_size=batch_size,
-        crop=crop,
-        lr=lr,
-        seed=seed,
-        save_every=save_every,
-        workers=workers,
-    )
+    with user_errors():
+        cfg = TrainConfig(
+            preset=preset,
+            intra_steps=intra_steps,
+            p3_steps=p3_steps,
+            p7_steps=p7_steps,
+            batch_size=batch_size,
+            intra_batch_size=intra_batch_size,
+            crop=crop,
+            lr=lr,
+            lr_final_ratio=lr_final_ratio,
+            warmup_steps=warmup_steps,
+            synthetic_fraction=synthetic_fraction,
+            seed=seed,
+            save_every=save_every,
+            log_every=log_every,
+            compile=compile_model,
+        )
+        get_preset(preset)
+        sources = training_sources(data)
+    weights_out = weights_out or state.with_name(f"dhvc-{preset}.pt")
+    console.print(f"training data: {data}: {sources.describe()}")
     with user_errors(), _progress() as progress:
         task = progress.add_task("train", total=cfg.total_steps, info="")
 
@@ -199,13 +222,14 @@ def train(
             progress.update(
                 task,
                 completed=s.step,
-                info=f"T={s.frames} loss={s.loss:.3f} bpp={s.bpp:.4f} "
-                f"psnr={s.psnr:.2f}dB {s.steps_per_s:.2f} steps/s",
+                info=f"T={s.frames} loss={s.loss:.3f} bpp={s.bpp:.4f} psnr={s.psnr:.2f}dB "
+                f"{s.steps_per_s:.2f} steps/s skipped={s.skipped}",
             )
 
         result = run_train(
             cfg,
             state,
+            sources,
             weights_out=weights_out,
             resume=resume,
             device=device,
@@ -219,25 +243,47 @@ def train(
 
 @app.command(name="eval")
 def evaluate_cmd(
-    video: Annotated[Path, typer.Argument(help="Video file, PNG folder or sample:NAME.")],
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="Video files, PNG folders, sample:NAME or named sets set:val, set:val-stills.",
+            show_default=False,
+        ),
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="rd.json to write.")] = Path(
         "rd.json"
     ),
-    frames: Annotated[int, typer.Option(help="Frames to code.")] = 96,
-    gop: Annotated[int, typer.Option(help="Intra period (also the anchors' keyint).")] = 32,
+    frames: Annotated[
+        int | None, typer.Option(help="Frames per source (default 96; 16 for set:val).")
+    ] = None,
+    gop: Annotated[
+        int | None,
+        typer.Option(help="Intra period, also the anchors' keyint (default 32; 1 with --intra)."),
+    ] = None,
+    intra: Annotated[
+        bool,
+        typer.Option("--intra", help="Intra only: every frame an I frame (anchors: keyint 1)."),
+    ] = False,
     lambdas: Annotated[
         str | None, typer.Option(help="Comma-separated lambdas (default: 6 over the range).")
     ] = None,
     anchors: Annotated[str, typer.Option(help="Comma-separated: x264,x265 or ''.")] = "x264,x265",
     qps: Annotated[str, typer.Option(help="Comma-separated anchor QPs.")] = "22,27,32,37,42",
-    size: Annotated[str | None, typer.Option(help="Resize and centre-crop to WxH.")] = None,
+    size: Annotated[
+        str | None,
+        typer.Option(help="Resize and centre-crop to WxH (set:val default 384x256)."),
+    ] = None,
+    pack: Annotated[
+        Path, typer.Option(help="Training pack (from `make data`) that set:NAME reads.")
+    ] = Path("data/pack"),
     checkpoint: CheckpointOpt = "default",
     preset: PresetOpt = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
-    """Rate-distortion of DHVC against x264/x265 (low delay): rd.json, rd.png, BD-rates."""
+    """Rate-distortion of DHVC against x264/x265 (low delay, or --intra) over one or more
+    sources: rd.json, rd.png, per-source and set-average BD-rates."""
     from codec.checkpoint import load_model
-    from codec.eval import evaluate, plot_rd
+    from codec.eval import DEFAULT_GOP, evaluate, plot_rd
 
     def numbers(text: str | None, kind: type, name: str) -> list | None:
         if text is None:
@@ -247,6 +293,28 @@ def evaluate_cmd(
         except ValueError:
             raise fail(f"--{name} must be comma-separated numbers, got {text!r}") from None
 
+    def bd_text(bd: dict) -> str:
+        """``vs x264 PSNR +12.3 %, MS-SSIM n/a; ...``, with (k of n sources) for a mean."""
+
+        def value(entry: dict, metric: str) -> str:
+            v = entry[metric]
+            text = "n/a" if v is None else f"{v:+.1f} %"
+            left_out = entry.get("left_out", {}).get(metric)
+            if left_out:
+                used = entry["sources"][metric]
+                text += f" ({used} of {used + len(left_out)} sources)"
+            return text
+
+        return "; ".join(
+            f"vs {a} PSNR {value(e, 'psnr')}, MS-SSIM {value(e, 'ms_ssim')}" for a, e in bd.items()
+        )
+
+    if frames is not None and frames < 1:
+        raise fail(f"--frames must be at least 1, got {frames}")
+    if gop is not None and gop < 1:
+        raise fail(f"--gop must be at least 1, got {gop}")
+    if intra and gop not in (None, 1):
+        raise fail(f"--intra codes every frame as an I frame: --gop must be 1, got {gop}")
     wh = None
     if size is not None:
         try:
@@ -259,17 +327,18 @@ def evaluate_cmd(
         task = progress.add_task("eval", total=None, info="")
 
         def on_progress(p) -> None:
+            where = f"{p.source_index}/{p.sources_total} {p.source} " if p.sources_total > 1 else ""
             progress.update(
                 task,
                 completed=p.point,
                 total=p.points_total,
-                info=f"{p.codec} {p.setting} frame {p.frames_done}/{p.frames_total}",
+                info=f"{where}{p.codec} {p.setting} frame {p.frames_done}/{p.frames_total}",
             )
 
         rd = evaluate(
-            str(video),
+            sources,
             frames,
-            gop,
+            (1 if intra else DEFAULT_GOP) if gop is None else gop,
             numbers(lambdas, float, "lambdas"),
             [a for a in anchors.split(",") if a.strip()],
             model,
@@ -277,10 +346,26 @@ def evaluate_cmd(
             size=wh,
             on_progress=on_progress,
             qps=numbers(qps, int, "qps"),
+            intra=intra,
+            pack_root=pack,
         )
         png = plot_rd(rd, output.with_suffix(".png"))
-    for name, values in rd.get("bd_rate", {}).items():
-        console.print(f"BD-rate vs {name}: {values}")
+
+    def say(text: str) -> None:
+        console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+    average = rd.get("set_average")
+    for entry in rd.get("sources", [rd]):
+        say(f"{entry['video']}: BD-rate {bd_text(entry['bd_rate'])}")
+    if average is not None:
+        count = average["sources"]
+        say(f"set average of {count} sources, averaged curves: {bd_text(average['bd_rate'])}")
+        say(f"mean of per-source BD-rates: {bd_text(average['bd_rate_mean_of_sources'])}")
+    top = max(rd["codecs"]["dhvc"], key=lambda point: point["lambda"])
+    say(
+        f"DHVC at lambda {top['lambda']:g}{' (set average)' if average else ''}: "
+        f"{top['bpp']:.4f} bpp, PSNR {top['psnr']:.2f} dB, MS-SSIM {top['ms_ssim']:.4f}"
+    )
     console.print(f"-> {output}, {png}")
 
 

@@ -1,9 +1,21 @@
 """Training (paper 6.1.2, eq. 15): loss = sum over frames of bpp + lambda * MSE, lambda sampled
-log-uniformly per sample over the model's range; schedule intra, then 3-frame, then 7-frame.
+log-uniformly per sample over the model's range; schedule intra (large batches), then 3-frame,
+then 7-frame clips, one cosine learning-rate decay over the whole run.
 
-``train`` resumes exactly from a full training state (model, EMA, optimizer, step, random
-states), or warm-starts from shipped fp16 weights. It never prints: progress goes to the
-``on_step`` callback and to a CSV log next to the state file.
+The step is written for a GPU and runs unchanged on the CPU:
+
+* the clips are made on the device (``codec.synth.DeviceSampler``: photos and video resident in
+  device memory, crops, motion synthesis and photometric effects there);
+* nothing in a step waits for the device: the losses are summed on the device and read once
+  every ``log_every`` steps; the gradient-spike guard decides on the device (a step whose
+  gradient norm exceeds ``spike_factor`` times its running mean, or is not finite, has its
+  gradient zeroed by a masked fill, so only Adam's decayed momentum moves the weights); the
+  EMA is one fused ``_foreach_lerp_``;
+* on CUDA, bf16 autocast, channels-last and optionally ``torch.compile`` of the model.
+
+``train`` resumes exactly from a full training state (model, EMA, optimizer, guard, step, every
+random stream) or warm-starts from shipped fp16 weights. It never prints: progress goes to the
+``on_step`` callback (every ``log_every`` steps) and to a CSV log next to the state file.
 """
 
 from __future__ import annotations
@@ -12,7 +24,7 @@ import csv
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,36 +32,71 @@ import numpy as np
 import torch
 
 from codec.checkpoint import load_model, save_checkpoint
-from codec.config import ModelConfig, get_preset
-from codec.data import ClipDataset, ClipSampler, DataConfig
+from codec.config import DEFAULT_PRESET, ModelConfig, get_preset
+from codec.data import Sources
 from codec.model import DHVC, count_parameters
+from codec.synth import DeviceSampler
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters of a training run. Steps are cumulative phase boundaries."""
+    """Hyper-parameters of a training run. Steps are cumulative phase boundaries.
 
-    preset: str = "small"
+    ``batch_size`` clips per step in the 3- and 7-frame phases, ``intra_batch_size`` single
+    frames per step in the intra phase (large: an intra step is cheap). The learning rate warms
+    up linearly over ``warmup_steps``, then follows one cosine from ``lr`` down to
+    ``lr * lr_final_ratio`` at ``p7_steps``.
+    """
+
+    preset: str = DEFAULT_PRESET
     intra_steps: int = 2000
     p3_steps: int = 4000
     p7_steps: int = 5000
     batch_size: int = 8
+    intra_batch_size: int = 24
     crop: int = 128
     lr: float = 4e-4
+    lr_final_ratio: float = 0.05
     warmup_steps: int = 100
     grad_clip: float = 1.0
+    spike_factor: float = 4.0
     ema_decay: float = 0.999
     seed: int = 0
     save_every: int = 200
     log_every: int = 10
     synthetic_fraction: float = 0.5
-    workers: int = 0
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.intra_steps <= self.p3_steps <= self.p7_steps or self.p7_steps < 1:
+            raise ValueError("need 0 <= intra_steps <= p3_steps <= p7_steps and p7_steps >= 1")
+        if self.batch_size < 1 or self.intra_batch_size < 1:
+            raise ValueError("batch sizes must be at least 1")
+        if self.crop < 64 or self.crop % 64:
+            raise ValueError(f"crop must be a positive multiple of 64, got {self.crop}")
+        if not self.lr > 0 or not 0 < self.lr_final_ratio <= 1:
+            raise ValueError("need lr > 0 and 0 < lr_final_ratio <= 1")
+        if self.spike_factor <= 1 or self.save_every < 1 or self.log_every < 1:
+            raise ValueError("need spike_factor > 1, save_every >= 1 and log_every >= 1")
 
     def frames_at(self, step: int) -> int:
         """Sequence length of the schedule at ``step`` (0-based)."""
         if step < self.intra_steps:
             return 1
         return 3 if step < self.p3_steps else 7
+
+    def batch_at(self, step: int) -> int:
+        """Clips per step at ``step``."""
+        return self.intra_batch_size if step < self.intra_steps else self.batch_size
+
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up, then cosine decay to ``lr * lr_final_ratio`` at ``total_steps``."""
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        span = max(1, self.total_steps - self.warmup_steps)
+        progress = min(1.0, (step - self.warmup_steps) / span)
+        floor = self.lr * self.lr_final_ratio
+        return floor + (self.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     @property
     def total_steps(self) -> int:
@@ -58,7 +105,7 @@ class TrainConfig:
 
 @dataclass
 class StepStats:
-    """What one optimisation step measured (averages over the batch)."""
+    """Means over the ``log_every`` steps that end at ``step`` (batch means of each step)."""
 
     step: int
     frames: int
@@ -66,7 +113,10 @@ class StepStats:
     bpp: float
     mse: float
     psnr: float
+    grad_norm: float
+    skipped: int
     steps_per_s: float
+    frame_pixels_per_s: float
     lr: float
 
 
@@ -78,59 +128,111 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
 
 
-def _lr_at(cfg: TrainConfig, step: int) -> float:
-    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
-
-
-def sample_lambdas(model_cfg: ModelConfig, n: int, rng: np.random.Generator) -> torch.Tensor:
-    """Log-uniform lambdas over [lambda_min, lambda_max], shape (n,)."""
+def sample_lambdas(
+    model_cfg: ModelConfig, n: int, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
+    """Log-uniform lambdas over [lambda_min, lambda_max], shape (n,), drawn on the device."""
     lo, hi = math.log(model_cfg.lambda_min), math.log(model_cfg.lambda_max)
-    return torch.from_numpy(np.exp(rng.uniform(lo, hi, size=n))).float()
+    u = torch.rand(n, generator=generator, device=device)
+    return torch.exp(lo + (hi - lo) * u)
 
 
-def rd_loss(model: DHVC, x_seq: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """Eq. 15 averaged over frames and batch: mean_b [bpp_b + lambda_b * MSE_b]."""
+def rd_loss(
+    model: torch.nn.Module, x_seq: torch.Tensor, lam: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 15 averaged over frames and batch, and the (4,) vector [loss, bpp, mse, psnr] of
+    batch means, left on the device."""
     out = model(x_seq, lam)
     b, t, _, h, w = x_seq.shape
     bpp = out.bits.sum(dim=(1, 2)) / (t * h * w)  # (B,)
     mse = (out.x_hat.float() - x_seq).pow(2).mean(dim=(1, 2, 3, 4))  # (B,)
-    loss = (bpp + lam.to(bpp.device) * mse).mean()
+    loss = (bpp + lam * mse).mean()
     psnr = (-10 * torch.log10(mse.clamp_min(1e-10))).mean()
-    return loss, {"bpp": bpp.mean().item(), "mse": mse.mean().item(), "psnr": psnr.item()}
+    return loss, torch.stack([loss, bpp.mean(), mse.mean(), psnr]).detach()
+
+
+class _SpikeGuard:
+    """Skips steps whose gradient norm is not finite or above ``factor`` x its running mean,
+    deciding on the device (no host sync). The first ``warmup`` steps only feed the mean."""
+
+    def __init__(self, factor: float, device: torch.device, warmup: int = 20) -> None:
+        self.factor = factor
+        self.warmup = warmup
+        self.mean = torch.zeros((), device=device)
+        self.seen = torch.zeros((), device=device)
+        self.skipped = torch.zeros((), device=device)
+
+    def __call__(self, norm: torch.Tensor) -> torch.Tensor:
+        """1.0 to apply this step's gradient, 0.0 to skip it; updates the running mean."""
+        finite = torch.isfinite(norm)
+        warm = self.seen >= self.warmup
+        ok = finite & (~warm | (norm <= self.factor * self.mean))
+        safe = torch.where(finite, norm, self.mean)
+        rate = torch.where(warm, torch.full_like(self.mean, 0.02), 1.0 / (self.seen + 1.0))
+        self.mean = torch.where(ok, self.mean + rate * (safe - self.mean), self.mean)
+        self.seen = self.seen + ok.float()
+        self.skipped = self.skipped + (~ok).float()
+        return ok.float()
+
+    def state_dict(self) -> dict:
+        return {"mean": self.mean, "seen": self.seen, "skipped": self.skipped}
+
+    def load_state_dict(self, state: dict) -> None:
+        device = self.mean.device
+        self.mean, self.seen, self.skipped = (
+            state[k].to(device) for k in ("mean", "seen", "skipped")
+        )
 
 
 def train(
     cfg: TrainConfig,
     state_path: Path,
+    sources: Sources,
     weights_out: Path | None = None,
     resume: Path | None = None,
     device: str = "cpu",
     max_steps: int | None = None,
     max_seconds: float | None = None,
-    data: DataConfig | None = None,
     on_step: Callable[[StepStats], None] | None = None,
 ) -> TrainState:
     """Train until ``cfg.total_steps`` (or ``max_steps`` more steps, or ``max_seconds``).
 
+    ``sources``: the photos and clips to draw from (``codec.data.training_sources``).
     ``state_path``: full training state (written every ``save_every`` steps and at the end);
     if it exists, training resumes from it exactly. ``resume``: otherwise, fp16 weights to
     warm-start from (their ``meta.step`` sets the schedule position; optimizer starts fresh).
     ``weights_out``: where the fp16 EMA weights are written alongside each state save.
     """
     dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but CUDA is not available")
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
     model = DHVC(get_preset(cfg.preset)).to(dev)
     ema = DHVC(get_preset(cfg.preset)).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sampler = DeviceSampler(
+        sources.photos,
+        sources.clips,
+        crop=cfg.crop,
+        device=dev,
+        seed=cfg.seed,
+        synthetic_fraction=cfg.synthetic_fraction,
+    )
+    lambda_gen = torch.Generator(device=dev)
+    lambda_gen.manual_seed(cfg.seed + 1)
+    guard = _SpikeGuard(cfg.spike_factor, dev)
     state = TrainState()
     if state_path.is_file():
         saved = torch.load(state_path, map_location=dev, weights_only=False)
         model.load_state_dict(saved["model"])
         ema.load_state_dict(saved["ema"])
         optimizer.load_state_dict(saved["optimizer"])
-        rng.bit_generator.state = saved["numpy_rng"]
+        sampler.load_state_dict(saved["sampler"])
+        lambda_gen.set_state(saved["lambda_rng"].cpu())
+        guard.load_state_dict(saved["guard"])
         torch.set_rng_state(saved["torch_rng"].cpu())
+        if dev.type == "cuda" and saved.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), dev)
         state = TrainState(step=saved["step"], history=saved["history"])
     else:
         if resume is not None:
@@ -142,80 +244,75 @@ def train(
     ema.requires_grad_(False)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+    forward = torch.compile(model) if cfg.compile else model
+    params = [p for p in model.parameters() if p.requires_grad]
+    ema_params = list(ema.parameters())
 
-    sampler = ClipSampler(
-        data or DataConfig(crop=cfg.crop, synthetic_fraction=cfg.synthetic_fraction)
-    )
+    def save() -> None:
+        _save(
+            state_path, weights_out, model, ema, optimizer, sampler, lambda_gen, guard, state, cfg
+        )
+
     start_time = time.monotonic()
     stop_step = (
         cfg.total_steps if max_steps is None else min(cfg.total_steps, state.step + max_steps)
     )
-    tick = time.monotonic()
+    window = torch.zeros(5, device=dev)  # sums of loss, bpp, mse, psnr, grad norm
+    window_steps, window_pixels, tick = 0, 0, time.monotonic()
+    skipped_before = int(guard.skipped.item())
     model.train()
-    loader: tuple[int, Iterator[torch.Tensor]] | None = None  # (frames, batches) with workers
     while state.step < stop_step:
         if max_seconds is not None and time.monotonic() - start_time > max_seconds:
             break
-        frames = cfg.frames_at(state.step)
-        if cfg.workers > 0:
-            if loader is None or loader[0] != frames:
-                loader = (frames, _worker_batches(sampler, cfg, frames, state.step))
-            x_seq = next(loader[1]).to(dev, non_blocking=True)
-        else:
-            x_seq = sampler.batch(cfg.batch_size, frames, rng).to(dev)
-        lam = sample_lambdas(model.config, cfg.batch_size, rng).to(dev)
-        lr = _lr_at(cfg, state.step)
+        frames, batch = cfg.frames_at(state.step), cfg.batch_at(state.step)
+        x_seq = sampler.batch(batch, frames)
+        lam = sample_lambdas(model.config, batch, lambda_gen, dev)
+        lr = cfg.lr_at(state.step)
         for group in optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            loss, parts = rd_loss(model, x_seq, lam)
+            loss, parts = rd_loss(forward, x_seq, lam)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        skip = guard(norm) == 0
+        for p in params:
+            if p.grad is not None:
+                p.grad.masked_fill_(skip, 0.0)  # also clears NaN/inf, unlike a multiplication
         optimizer.step()
         decay = min(cfg.ema_decay, (1 + state.step) / (10 + state.step))  # EMA warm-up
         with torch.no_grad():
-            for p_ema, p in zip(ema.parameters(), model.parameters(), strict=True):
-                p_ema.lerp_(p, 1 - decay)
+            torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+        window += torch.cat([parts, norm.detach().float().view(1)])
+        window_steps += 1
+        window_pixels += batch * frames * cfg.crop * cfg.crop
         state.step += 1
-        now = time.monotonic()
-        stats = StepStats(
-            state.step,
-            frames,
-            loss.item(),
-            parts["bpp"],
-            parts["mse"],
-            parts["psnr"],
-            1.0 / max(now - tick, 1e-9),
-            lr,
-        )
-        tick = now
         if state.step % cfg.log_every == 0 or state.step == stop_step:
+            means = (window / window_steps).tolist()  # the one host sync per log window
+            skipped_now = int(guard.skipped.item())
+            now = time.monotonic()
+            stats = StepStats(
+                step=state.step,
+                frames=frames,
+                loss=means[0],
+                bpp=means[1],
+                mse=means[2],
+                psnr=means[3],
+                grad_norm=means[4],
+                skipped=skipped_now - skipped_before,
+                steps_per_s=window_steps / max(now - tick, 1e-9),
+                frame_pixels_per_s=window_pixels / max(now - tick, 1e-9),
+                lr=lr,
+            )
             state.history.append(asdict(stats))
-        if on_step is not None:
-            on_step(stats)
+            if on_step is not None:
+                on_step(stats)
+            window.zero_()
+            window_steps, window_pixels, tick, skipped_before = 0, 0, now, skipped_now
         if state.step % cfg.save_every == 0:
-            _save(state_path, weights_out, model, ema, optimizer, rng, state, cfg)
-    _save(state_path, weights_out, model, ema, optimizer, rng, state, cfg)
+            save()
+    save()
     return state
-
-
-def _worker_batches(
-    sampler: ClipSampler, cfg: TrainConfig, frames: int, step: int
-) -> Iterator[torch.Tensor]:
-    """Batches drawn by ``cfg.workers`` DataLoader processes. Their clip streams are seeded by
-    (seed, step at which the loader starts), so a run is repeatable from the same resume point,
-    but, unlike the single-process path, not identical to an uninterrupted run."""
-    dataset = ClipDataset(sampler, frames, seed=cfg.seed * 1_000_003 + step)
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=cfg.batch_size,
-        num_workers=cfg.workers,
-        pin_memory=torch.cuda.is_available(),
-        persistent_workers=True,
-        prefetch_factor=4,
-    )
-    return iter(loader)
 
 
 def _warm_start_weights(path: Path, model: DHVC) -> dict[str, torch.Tensor]:
@@ -231,16 +328,22 @@ def _warm_start_weights(path: Path, model: DHVC) -> dict[str, torch.Tensor]:
     return state
 
 
-def _save(state_path, weights_out, model, ema, optimizer, rng, state, cfg) -> None:
+def _save(
+    state_path, weights_out, model, ema, optimizer, sampler, lambda_gen, guard, state, cfg
+) -> None:
     state_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = state_path.with_suffix(".tmp")
+    cuda = next(model.parameters()).device.type == "cuda"
     torch.save(
         {
             "model": model.state_dict(),
             "ema": ema.state_dict(),
             "optimizer": optimizer.state_dict(),
-            "numpy_rng": rng.bit_generator.state,
+            "sampler": sampler.state_dict(),
+            "lambda_rng": lambda_gen.get_state(),
+            "guard": guard.state_dict(),
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state() if cuda else None,
             "step": state.step,
             "history": state.history,
             "train_config": asdict(cfg),
@@ -262,10 +365,13 @@ def _save(state_path, weights_out, model, ema, optimizer, rng, state, cfg) -> No
 def _write_log(path: Path, history: list[dict]) -> None:
     if not history:
         return
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(history[0]))
+    names = list(dict.fromkeys(k for row in history for k in row))  # old logs lack new columns
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=names)
         writer.writeheader()
         writer.writerows(history)
+    tmp.replace(path)
 
 
 def plot_training_curve(
@@ -287,7 +393,7 @@ def plot_training_curve(
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), constrained_layout=True)
     series = (("loss", "loss (bpp + lambda MSE)"), ("bpp", "rate (bpp)"), ("psnr", "PSNR (dB)"))
     for ax, (key, label) in zip(axes, series, strict=True):
-        ax.plot(steps, [row[key] for row in history], lw=0.6, alpha=0.5, label="per step")
+        ax.plot(steps, [row[key] for row in history], lw=0.6, alpha=0.5, label="per log window")
         window = max(1, len(steps) // 50)
         smooth = np.convolve([row[key] for row in history], np.ones(window) / window, "valid")
         ax.plot(steps[window - 1 :], smooth, lw=1.5, label=f"mean of {window}")
