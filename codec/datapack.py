@@ -1114,6 +1114,11 @@ class Pack:
     photo_names: list[str]
     clip_names: list[str]
 
+    def describe(self) -> str:
+        """One line: how many photos, clips and clip frames."""
+        frames = sum(len(c) for c in self.clips)
+        return f"{len(self.photos)} photos, {len(self.clips)} clips ({frames} frames)"
+
 
 def _clip_with_av(path: Path, max_frames: int | None) -> np.ndarray:
     import av

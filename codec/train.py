@@ -33,7 +33,7 @@ import torch
 
 from codec.checkpoint import load_model, save_checkpoint
 from codec.config import DEFAULT_PRESET, ModelConfig, get_preset
-from codec.data import Sources
+from codec.datapack import Pack
 from codec.model import DHVC, count_parameters
 from codec.synth import DeviceSampler
 
@@ -187,7 +187,7 @@ class _SpikeGuard:
 def train(
     cfg: TrainConfig,
     state_path: Path,
-    sources: Sources,
+    sources: Pack,
     weights_out: Path | None = None,
     resume: Path | None = None,
     device: str = "cpu",
