@@ -466,17 +466,11 @@ def evaluate_anchor(
     return {"qp": int(qp), "bpp": bpp, "psnr": mean_psnr, "ms_ssim": mean_ms_ssim}, version
 
 
-def bd_rate(
+def _bd_curves(
     anchor: Sequence[dict], test: Sequence[dict], metric: str
-) -> tuple[float | None, str | None]:
-    """BD-rate (%) of ``test`` against ``anchor`` on ``metric`` (``psnr`` or ``ms_ssim``).
-
-    Points are dicts with ``bpp`` and the metric; MS-SSIM is compared in dB (``ms_ssim_db``).
-    Uses ``bjontegaard.bd_rate`` with pchip interpolation over the overlapping quality range.
-    Returns (value, None), or (None, reason) when it is undefined: fewer than two points, a
-    non-positive or non-finite value, a curve whose quality does not rise strictly with rate,
-    or quality ranges that do not overlap. Negative means ``test`` needs fewer bits.
-    """
+) -> tuple[list[tuple[np.ndarray, np.ndarray]] | None, str | None]:
+    """The (rate, quality) arrays of both curves, sorted by rate, or (None, reason) when a
+    Bjontegaard delta is undefined (see ``bd_rate``)."""
     curves = []
     for name, points in (("anchor", anchor), ("test", test)):
         if len(points) < 2:
@@ -492,16 +486,26 @@ def bd_rate(
         if np.any(np.diff(rate) <= 0) or np.any(np.diff(quality) <= 0):
             return None, f"{name} curve is not monotone ({metric} must rise strictly with bpp)"
         curves.append((rate, quality))
-    (rate_a, quality_a), (rate_t, quality_t) = curves
+    (_, quality_a), (_, quality_t) = curves
     low, high = max(quality_a[0], quality_t[0]), min(quality_a[-1], quality_t[-1])
     if low >= high:
         return None, (
             f"{metric} ranges do not overlap: anchor {quality_a[0]:.2f}-{quality_a[-1]:.2f} dB, "
             f"test {quality_t[0]:.2f}-{quality_t[-1]:.2f} dB"
         )
+    return curves, None
+
+
+def _bd_delta(
+    function: Callable, anchor: Sequence[dict], test: Sequence[dict], metric: str, what: str
+) -> tuple[float | None, str | None]:
+    curves, reason = _bd_curves(anchor, test, metric)
+    if curves is None:
+        return None, reason
+    (rate_a, quality_a), (rate_t, quality_t) = curves
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        value = bjontegaard.bd_rate(
+        value = function(
             rate_a,
             quality_a,
             rate_t,
@@ -511,8 +515,31 @@ def bd_rate(
             min_overlap=0.0,
         )
     if not math.isfinite(value):
-        return None, f"BD-rate on {metric} is not finite"
+        return None, f"{what} on {metric} is not finite"
     return float(value), None
+
+
+def bd_rate(
+    anchor: Sequence[dict], test: Sequence[dict], metric: str
+) -> tuple[float | None, str | None]:
+    """BD-rate (%) of ``test`` against ``anchor`` on ``metric`` (``psnr`` or ``ms_ssim``).
+
+    Points are dicts with ``bpp`` and the metric; MS-SSIM is compared in dB (``ms_ssim_db``).
+    Uses ``bjontegaard.bd_rate`` with pchip interpolation over the overlapping quality range.
+    Returns (value, None), or (None, reason) when it is undefined: fewer than two points, a
+    non-positive or non-finite value, a curve whose quality does not rise strictly with rate,
+    or quality ranges that do not overlap. Negative means ``test`` needs fewer bits.
+    """
+    return _bd_delta(bjontegaard.bd_rate, anchor, test, metric, "BD-rate")
+
+
+def bd_quality(
+    anchor: Sequence[dict], test: Sequence[dict], metric: str
+) -> tuple[float | None, str | None]:
+    """BD-PSNR (dB; BD-MS-SSIM in dB for ``ms_ssim``) of ``test`` against ``anchor``: the mean
+    quality gain at matched rate (``bjontegaard.bd_psnr``, pchip), undefined as ``bd_rate``.
+    Positive means ``test`` is better."""
+    return _bd_delta(bjontegaard.bd_psnr, anchor, test, metric, "BD-quality")
 
 
 def _overlap(anchor: Sequence[dict], test: Sequence[dict], metric: str) -> float | None:

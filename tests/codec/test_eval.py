@@ -1,4 +1,5 @@
 import io
+import math
 import json
 
 import av
@@ -236,3 +237,13 @@ def test_missing_video_and_too_small_frames_are_one_line_video_errors(model, tmp
 def test_unknown_anchor_is_rejected_before_any_work(model, tmp_path):
     with pytest.raises(ValueError, match="unknown anchor"):
         evaluate(tmp_path / "none.mp4", 4, 4, [512], ["vp9"], model, tmp_path / "rd.json")
+
+
+def test_bd_quality_is_the_mean_gain_of_a_curve_shifted_up_and_undefined_like_bd_rate():
+    from codec.eval import bd_quality
+
+    anchor = [{"bpp": r, "psnr": 30 + 5 * math.log2(r / 0.05)} for r in (0.05, 0.1, 0.2, 0.4)]
+    better = [{"bpp": p["bpp"], "psnr": p["psnr"] + 1.5} for p in anchor]
+    value, reason = bd_quality(anchor, better, "psnr")
+    assert reason is None and value == pytest.approx(1.5, abs=1e-6)
+    assert bd_quality(anchor, better[:1], "psnr")[0] is None
