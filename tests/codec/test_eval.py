@@ -1,6 +1,6 @@
 import io
-import math
 import json
+import math
 
 import av
 import numpy as np
