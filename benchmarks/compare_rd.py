@@ -2,7 +2,11 @@
 same budget): BD-PSNR (dB at matched bpp, pchip), BD-rate, the PSNR gain at each of B's rates,
 and one figure with both curves.
 
-    python benchmarks/compare_rd.py A/rd.json B/rd.json --labels small,base --out cmp.png
+    python benchmarks/compare_rd.py A/rd.json B/rd.json --labels small,base --out cmp.png \
+        [--logs A/state.csv,B/state.csv]
+
+``--logs`` adds a panel with each run's training loss against its wall-clock minutes (from the
+``dhvc train`` logs), which is what an equal-budget comparison holds fixed.
 
 With several sources the set-average curve of each file is compared (the top-level ``codecs``
 of a set result hold it).
@@ -11,6 +15,7 @@ of a set result hold it).
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from pathlib import Path
 
@@ -51,13 +56,37 @@ def compare(rd_a: dict, rd_b: dict) -> dict:
     }
 
 
-def plot(rd_a: dict, rd_b: dict, labels: tuple[str, str], title: str, path: Path) -> None:
+def _loss_by_minute(log: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(wall minutes, window-mean loss) of a ``dhvc train`` CSV log."""
+    with log.open() as f:
+        rows = list(csv.DictReader(f))
+    steps = np.array([float(r["step"]) for r in rows])
+    rates = np.array([float(r["steps_per_s"]) for r in rows])
+    seconds = np.cumsum(np.diff(np.concatenate([[0.0], steps])) / rates)
+    return seconds / 60.0, np.array([float(r["loss"]) for r in rows])
+
+
+def plot(
+    rd_a: dict,
+    rd_b: dict,
+    labels: tuple[str, str],
+    title: str,
+    path: Path,
+    logs: tuple[Path, Path] | None = None,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4.2), constrained_layout=True)
+    fig, axes = plt.subplots(
+        1,
+        2 if logs else 1,
+        figsize=(11 if logs else 6, 4.2),
+        constrained_layout=True,
+        squeeze=False,
+    )
+    ax = axes[0, 0]
     for rd, label, marker in ((rd_a, labels[0], "s"), (rd_b, labels[1], "o")):
         rate, psnr = _curve(rd)
         ax.plot(rate, psnr, marker=marker, label=f"DHVC {label}")
@@ -77,6 +106,16 @@ def plot(rd_a: dict, rd_b: dict, labels: tuple[str, str], title: str, path: Path
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    if logs:
+        ax = axes[0, 1]
+        for log, label in zip(logs, labels, strict=True):
+            minutes, loss = _loss_by_minute(log)
+            ax.plot(minutes, loss, label=label)
+        ax.set_yscale("log")
+        ax.set_xlabel("training wall time (min)")
+        ax.set_ylabel("training loss (bpp + lambda MSE), window means")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -89,6 +128,7 @@ def main() -> None:
     parser.add_argument("--labels", default="A,B")
     parser.add_argument("--title", default="")
     parser.add_argument("--out", type=Path, default=Path("compare_rd.png"))
+    parser.add_argument("--logs", default=None, help="A.csv,B.csv: the runs' training logs")
     args = parser.parse_args()
     rd_a, rd_b = (json.loads(p.read_text()) for p in (args.a, args.b))
     labels = tuple(args.labels.split(",", 1))
@@ -98,7 +138,8 @@ def main() -> None:
         f"{labels[1]} vs {labels[0]}: BD-PSNR {result['bd_psnr_db']:+.2f} dB, "
         f"BD-rate {result['bd_rate_percent']}"
     )
-    plot(rd_a, rd_b, labels, args.title, args.out)
+    logs = tuple(Path(p) for p in args.logs.split(",", 1)) if args.logs else None
+    plot(rd_a, rd_b, labels, args.title, args.out, logs)
     print(f"-> {args.out}")
 
 
