@@ -11,7 +11,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from codec.checkpoint import load_model
-from codec.coder import Decoder, Encoder
+from codec.coder import CODING_THREADS, Decoder, Encoder
 from codec.model import count_parameters
 
 
@@ -57,6 +57,7 @@ def run_bench(
         "size": f"{width}x{height}",
         "device": device,
         "torch_threads": torch.get_num_threads(),
+        "coding_threads": CODING_THREADS,
         "machine": platform.processor() or platform.machine(),
         "parameters": count_parameters(model),
     }

@@ -10,6 +10,8 @@ tag differs from the hash of its own indexes.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -66,6 +68,30 @@ class _ReferenceState:
         self.x_prev = x_hat
 
 
+CODING_THREADS = 1
+"""Intra-op threads every encode and decode runs on, whatever the process uses elsewhere.
+
+Convolutions split their work by thread count, and float sums taken in another order round
+differently in the last bits: enough to move a sigma across a table boundary, so a stream coded
+on 2 threads and decoded on 1 loses sync with no packet missing. One fixed count makes mu and
+sigma, hence the table indexes and the pictures, identical on every thread count (DESIGN 1,
+Determinism). One thread is also the fastest policy on a busy 2-core machine, where a second
+thread competes with whatever else runs there."""
+
+
+@contextmanager
+def coding_threads() -> Iterator[None]:
+    """Run the enclosed coding on ``CODING_THREADS`` CPU threads, then restore the count."""
+    before = torch.get_num_threads()
+    if before != CODING_THREADS:
+        torch.set_num_threads(CODING_THREADS)
+    try:
+        yield
+    finally:
+        if before != CODING_THREADS:
+            torch.set_num_threads(before)
+
+
 class _CodingContext:
     """What encoder and decoder share: the model, the table, the device."""
 
@@ -111,6 +137,7 @@ class Encoder:
         return self._ctx.model
 
     @torch.inference_mode()
+    @coding_threads()
     def encode(self, frame: np.ndarray, lam: float, resync_from: int | None = None) -> EncodedFrame:
         """Encode one H x W x 3 frame (uint8, or float32 in [0, 1]) at rate parameter ``lam``."""
         ctx = self._ctx
@@ -189,6 +216,7 @@ class Decoder:
         return self._ctx.model
 
     @torch.inference_mode()
+    @coding_threads()
     def decode(self, received: ReceivedFrame) -> DecodedFrame:
         """Decode one frame from any subset of its scale payloads."""
         ctx = self._ctx

@@ -21,6 +21,7 @@ from codec import (
 )
 from codec.config import get_preset
 from codec.model import DHVC
+from codec.video import read_frames
 
 LAM = 512.0
 
@@ -181,3 +182,27 @@ def test_one_model_codes_every_lambda_with_rate_falling_as_lambda_falls():
         for lam in (cfg.lambda_min, cfg.lambda_max)
     ]
     assert all(b > 0 for b in bits)
+
+
+@pytest.mark.parametrize("threads", [(2, 1), (1, 4), (4, 2)])
+def test_a_stream_decodes_to_identical_pictures_on_any_thread_count(tiny_model, threads):
+    """Encoder on one thread count, decoder on another: every scale decodes and every picture
+    is bit-identical to the encoder's (DESIGN 1, Determinism). At 176x144 the convolutions
+    split their work by thread count, so without a fixed coding thread count the pictures
+    differ in the last bits."""
+    frames = read_frames("sample:bikes", max_frames=3, size=(176, 144))
+    encode_threads, decode_threads = threads
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(encode_threads)
+        encoder = Encoder(tiny_model, gop=8)
+        encoded = [encoder.encode(f, 700.0) for f in frames]
+        torch.set_num_threads(decode_threads)
+        decoder = Decoder(tiny_model, 144, 176)
+        for frame in encoded:
+            decoded = decoder.decode(frame.received())
+            assert all(o is ScaleOutcome.DECODED for o in decoded.outcomes)
+            assert np.array_equal(decoded.x_hat, frame.x_hat)
+        assert torch.get_num_threads() == decode_threads  # the caller's count is restored
+    finally:
+        torch.set_num_threads(before)
