@@ -34,8 +34,13 @@ class EncodeSummary:
 
 @dataclass(frozen=True)
 class DecodeSummary:
+    """``frames_out_of_sync``: frames with a scale whose sync tag disagreed with the decoder's
+    own table indexes although its payload was there and intact: the stream was coded by
+    another platform or model build, or this is a bug; never normal (DESIGN 1)."""
+
     frames: int
     frames_with_substitution: int
+    frames_out_of_sync: int = 0
 
 
 def _atomic_target(output: Path) -> tuple[int, Path]:
@@ -103,7 +108,7 @@ def decode_file(
         )
     decoder = Decoder(model, header.height, header.width, device=device)
     pictures = []
-    substituted = 0
+    substituted = out_of_sync = 0
     for frame_header, payloads in frames:
         received = frame_header.received(payloads)
         if scales < NUM_SCALES:
@@ -111,6 +116,7 @@ def decode_file(
             received = replace(received, scales=kept)
         decoded = decoder.decode(received)
         substituted += any(o is not ScaleOutcome.DECODED for o in decoded.outcomes)
+        out_of_sync += ScaleOutcome.SYNC_MISMATCH in decoded.outcomes
         pictures.append(decoded.x_hat)
     if not pictures:
         raise BitstreamError(f"{stream} holds no frames")
@@ -119,7 +125,7 @@ def decode_file(
         write_mp4(output, array, header.fps)
     else:
         write_png_frames(output, array)
-    return DecodeSummary(len(pictures), substituted)
+    return DecodeSummary(len(pictures), substituted, out_of_sync)
 
 
 def describe_file(stream: Path) -> dict:

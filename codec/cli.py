@@ -117,6 +117,13 @@ def decode(
         f"{summary.frames} frames decoded with scales 1..{scales}; "
         f"{summary.frames_with_substitution} with substituted scales -> {output}"
     )
+    if summary.frames_out_of_sync:
+        typer.echo(
+            f"warning: {summary.frames_out_of_sync} frame(s) lost entropy sync with no scale "
+            "missing (sync-tag mismatch): the stream was coded by another platform or model "
+            "build, or this is a bug",
+            err=True,
+        )
 
 
 @app.command()

@@ -103,3 +103,28 @@ def test_bench_reports_parameters_and_macs():
     result = runner.invoke(app, ["bench", "--preset", "tiny", "--size", "64x64", "--frames", "1"])
     assert result.exit_code == 0, result.output
     assert '"encode_kmacs_per_pixel"' in result.output and '"decode_fps"' in result.output
+
+
+def test_decoding_a_file_that_loses_sync_with_no_scale_missing_warns_in_one_line(stream, tmp_path):
+    from dataclasses import replace
+
+    from codec.bitstream import open_stream, write_stream
+
+    header, frames = open_stream(stream)
+    bad = tmp_path / "desync.dhvc"
+    with bad.open("wb") as f:
+        write_stream(f, header)
+        for index, (frame_header, payloads) in enumerate(frames):
+            if index == 1:  # a foreign sync tag on scale 2, payload intact
+                tags = list(frame_header.sync_tags)
+                tags[1] ^= 0x5A5A5A5A
+                frame_header = replace(frame_header, sync_tags=tuple(tags))
+            f.write(frame_header.pack())
+            for payload in payloads:
+                f.write(payload)
+    result = runner.invoke(app, ["decode", str(bad), "-o", str(tmp_path / "o"), *TINY[:2]])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "1 frame(s) lost entropy sync" in warnings[0]
+    clean = runner.invoke(app, ["decode", str(stream), "-o", str(tmp_path / "c"), *TINY[:2]])
+    assert "warning" not in clean.output
