@@ -1,34 +1,45 @@
 """DHVC 2.0: a hierarchical neural video codec with per-scale bitstreams.
 
 Public API: ``load_model``, ``Encoder``, ``Decoder`` and the typed values in ``codec.types``.
+The names load on first use (PEP 562), so ``import codec.bitstream`` or a console script's
+start-up does not import torch before it is needed.
 """
 
-from codec.checkpoint import CheckpointError, load_model, save_checkpoint
-from codec.coder import Decoder, Encoder
-from codec.config import ModelConfig, get_preset
-from codec.model import DHVC
-from codec.types import (
-    IN_SYNC,
-    NUM_SCALES,
-    DecodedFrame,
-    EncodedFrame,
-    FrameType,
-    ReceivedFrame,
-    ScaleOutcome,
-    ScalePayload,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "CheckpointError": "codec.checkpoint",
+    "load_model": "codec.checkpoint",
+    "save_checkpoint": "codec.checkpoint",
+    "Decoder": "codec.coder",
+    "Encoder": "codec.coder",
+    "ModelConfig": "codec.config",
+    "get_preset": "codec.config",
+    "DHVC": "codec.model",
+    "IN_SYNC": "codec.types",
+    "NUM_SCALES": "codec.types",
+    "DecodedFrame": "codec.types",
+    "EncodedFrame": "codec.types",
+    "FrameType": "codec.types",
+    "ReceivedFrame": "codec.types",
+    "ScaleOutcome": "codec.types",
+    "ScalePayload": "codec.types",
+}
 
 __all__ = [
-    "DHVC",
-    "IN_SYNC",
-    "NUM_SCALES",
     "CheckpointError",
+    "DHVC",
     "DecodedFrame",
     "Decoder",
     "EncodedFrame",
     "Encoder",
     "FrameType",
+    "IN_SYNC",
     "ModelConfig",
+    "NUM_SCALES",
     "ReceivedFrame",
     "ScaleOutcome",
     "ScalePayload",
@@ -36,3 +47,28 @@ __all__ = [
     "load_model",
     "save_checkpoint",
 ]
+
+if TYPE_CHECKING:
+    from codec.checkpoint import CheckpointError, load_model, save_checkpoint
+    from codec.coder import Decoder, Encoder
+    from codec.config import ModelConfig, get_preset
+    from codec.model import DHVC
+    from codec.types import (
+        IN_SYNC,
+        NUM_SCALES,
+        DecodedFrame,
+        EncodedFrame,
+        FrameType,
+        ReceivedFrame,
+        ScaleOutcome,
+        ScalePayload,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'codec' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -11,14 +9,23 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.bitstream import BitstreamError, StreamHeader, open_stream, write_frame, write_stream
-from codec.checkpoint import load_model
+from codec.bitstream import (
+    MIN_FRAME_SIDE,
+    BitstreamError,
+    StreamHeader,
+    check_payloads,
+    fps_problem,
+    frame_size_problem,
+    open_stream,
+    write_frame,
+    write_stream,
+)
+from codec.checkpoint import load_model, resolve_device
 from codec.coder import Decoder, Encoder
+from codec.config import PRESETS
+from codec.fileio import TargetError, atomic_file, atomic_folder, check_writable_target
 from codec.types import NUM_SCALES, ScaleOutcome
 from codec.video import check_frame_size, probe_video, read_frames, write_mp4, write_png_frames
-
-MIN_FRAME_SIDE = 32
-"""Smallest width or height accepted (frames are padded to multiples of 64 internally)."""
 
 DEFAULT_FPS = Fraction(25)
 
@@ -43,10 +50,28 @@ class DecodeSummary:
     frames_out_of_sync: int = 0
 
 
-def _atomic_target(output: Path) -> tuple[int, Path]:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-    return fd, Path(tmp)
+def _check_decode_output(output: Path, overwrite: bool) -> None:
+    """Refuse, before decoding, an output that cannot be written, or a folder that holds other
+    files unless ``overwrite`` (the folder is then replaced whole, so no old frame remains)."""
+    is_mp4 = output.suffix.lower() == ".mp4"
+    try:
+        check_writable_target(output, folder=not is_mp4)
+    except TargetError as err:
+        raise ValueError(str(err)) from None
+    if is_mp4 or not output.is_dir():
+        return
+    entries = list(output.iterdir())
+    if entries and not overwrite:
+        raise ValueError(
+            f"{output}: output folder holds {len(entries)} other file(s); "
+            "pass --overwrite to replace it"
+        )
+    folders = [e.name for e in entries if e.is_dir()]
+    if folders:
+        raise ValueError(
+            f"{output}: output folder holds subfolders ({', '.join(sorted(folders)[:3])}), "
+            "so it is not decoded frames and is not replaced; choose another folder"
+        )
 
 
 def encode_file(
@@ -65,48 +90,68 @@ def encode_file(
         raise ValueError(f"--frames must be >= 1, got {frames}")
     if gop < 1:
         raise ValueError(f"--gop must be >= 1, got {gop}")
+    device = resolve_device(device)
     info = probe_video(video)
     check_frame_size(info.width, info.height, video, MIN_FRAME_SIDE)
+    fps = info.fps or DEFAULT_FPS
+    if problem := frame_size_problem(info.width, info.height) or fps_problem(fps):
+        raise ValueError(f"{video}: {problem}")  # a stream could not carry it
     pictures = read_frames(video, max_frames=frames)
     model = load_model(checkpoint, preset=preset, device=device)
     height, width = pictures.shape[1:3]
-    header = StreamHeader(model.model_id, width, height, info.fps or DEFAULT_FPS, gop)
+    header = StreamHeader(model.model_id, width, height, fps, gop)
     encoder = Encoder(model, gop=gop, device=device)
-    fd, tmp = _atomic_target(output)
     total = 0
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write_stream(f, header)
-            total += StreamHeader.SIZE
-            for i, picture in enumerate(pictures):
-                written = write_frame(f, encoder.encode(picture, lam))
-                total += written
-                if on_frame is not None:
-                    on_frame(i, len(pictures), 8 * written)
-        tmp.replace(output)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(output) as tmp, tmp.open("wb") as f:
+        write_stream(f, header)
+        total += StreamHeader.SIZE
+        for i, picture in enumerate(pictures):
+            written = write_frame(f, encoder.encode(picture, lam))
+            total += written
+            if on_frame is not None:
+                on_frame(i, len(pictures), 8 * written)
     return EncodeSummary(
         len(pictures), width, height, total, 8 * total / (len(pictures) * width * height)
     )
 
 
 def decode_file(
-    stream: Path, output: Path, scales: int, checkpoint: str, device: str
+    stream: Path,
+    output: Path,
+    scales: int,
+    checkpoint: str,
+    device: str,
+    *,
+    overwrite: bool = False,
 ) -> DecodeSummary:
-    """Decode ``stream`` with scales 1..``scales`` into PNG frames (folder) or an .mp4 file."""
+    """Decode ``stream`` with scales 1..``scales`` into PNG frames (folder) or an .mp4 file.
+
+    The output appears whole or not at all. A folder that holds other files is refused unless
+    ``overwrite``; then it is replaced as a whole (``codec.fileio.atomic_folder``).
+    """
     if not 1 <= scales <= NUM_SCALES:
         raise ValueError(f"--scales must be in 1..{NUM_SCALES}, got {scales}")
+    device = resolve_device(device)
+    # The header's frame size is checked against the limits while parsing, and the payloads
+    # against what that size can hold once the model is known, before any frame is allocated.
     header, frames = open_stream(stream)
     # Random weights are rebuilt from the preset named in the stream's model id.
     preset = header.model_id.split("-")[0] if checkpoint == "none" else None
+    if preset is not None and preset not in PRESETS:
+        raise BitstreamError(
+            f"{stream}: model id {header.model_id!r} names no preset to rebuild random weights "
+            f"from ({', '.join(PRESETS)})"
+        )
     model = load_model(checkpoint, preset=preset, device=device)
     if model.model_id != header.model_id:
         raise BitstreamError(
             f"{stream} was encoded with model {header.model_id!r}, "
             f"but the checkpoint is {model.model_id!r}"
         )
+    cfg = model.config
+    check_payloads(header, frames, cfg)
     decoder = Decoder(model, header.height, header.width, device=device)
+    _check_decode_output(output, overwrite)
     pictures = []
     substituted = out_of_sync = 0
     for frame_header, payloads in frames:
@@ -123,8 +168,8 @@ def decode_file(
     array = np.stack(pictures)
     if output.suffix.lower() == ".mp4":
         write_mp4(output, array, header.fps)
-    else:
-        write_png_frames(output, array)
+    else:  # frames are written into a staging folder that replaces ``output`` whole
+        atomic_folder(output, lambda staging: write_png_frames(staging, array))
     return DecodeSummary(len(pictures), substituted, out_of_sync)
 
 

@@ -10,34 +10,133 @@ Frame header (``FrameHeader.SIZE`` bytes), then the K scale payloads back to bac
     sync b"FR" | frame_index u32 | frame_type u8 (b"I", b"P", b"R") | resync_from u8 | lambda f32
     | K u8 | K x (length u32, crc32 u32, sync_tag u32)
 
-Malformed input raises ``BitstreamError``; nothing is read past a declared length.
+Malformed input raises ``BitstreamError``; nothing is read past a declared length. The parser
+refuses every value the encoder cannot write, and the writer refuses to write one (``pack``
+checks the same rules as ``unpack``), so a stream that was written always parses:
+
+* frame size: sides ``MIN_FRAME_SIDE`` .. ``MAX_FRAME_SIDE`` and at most ``MAX_FRAME_PIXELS``
+  pixels, checked on the stream header before anything is allocated for a frame;
+* frame rate: ``MIN_FPS`` .. ``MAX_FPS`` frames/s (``codec.video.write_mp4`` writes any rate
+  in that range: it rounds the rate to a denominator of at most 1001, never to 0, and H.264 in
+  mp4 takes the result);
+* lambda: finite, ``MIN_LAMBDA`` .. ``MAX_LAMBDA`` (refuses NaN, infinities, zero, subnormals);
+* frame type and ``resync_from`` as the encoder sets them (I: 1; P: 0; R: 1..K);
+* scale payloads: whole 32-bit words of the range coder, at least one (``check_payloads`` then
+  bounds them by what the declared frame size can hold, once the model is known).
 """
 
 from __future__ import annotations
 
+import math
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
 
-from codec.types import NUM_SCALES, EncodedFrame, FrameType, ReceivedFrame, ScalePayload
+from codec.config import ModelConfig, check_lambda
+from codec.types import (
+    NUM_SCALES,
+    EncodedFrame,
+    FrameType,
+    ReceivedFrame,
+    ScalePayload,
+    coded_size,
+)
 
 MAGIC = b"DHVC"
 FORMAT_VERSION = 2
 """2: latent positions that cover only padding are not coded (1 coded the whole padded grid)."""
+
+MIN_FRAME_SIDE = 32
+"""Smallest width or height accepted (frames are padded to multiples of 64 internally); the
+encoder refuses smaller frames, so no stream declares one."""
+MAX_FRAME_SIDE = 8192
+"""Largest width or height of a stream (8K UHD is 7680 wide; DCI 8K 8192)."""
+MAX_FRAME_PIXELS = 1 << 25
+"""Largest width x height: 33,554,432 pixels (8192 x 4096, or 7680 x 4320). Decoding allocates
+frame-sized float32 tensors (the picture, and 1/4-resolution features of ``width_patch``
+channels: 0.5 GiB each at this size with ``base``, 1.3 GiB with ``paper``), so this caps the
+memory and work of one frame."""
+
+MIN_FPS = Fraction(1, 1000)
+MAX_FPS = Fraction(1000)
+"""Frame rates a stream may declare, frames/s."""
+
+MIN_LAMBDA = 1e-3
+MAX_LAMBDA = 1e7
+"""Lambdas a frame header may carry. Every preset's range (``ModelConfig.lambda_min`` ..
+``lambda_max``, 64 .. 8192) lies well inside; ``codec.checkpoint.load_model`` refuses a model
+whose range does not, so no encoder writes a lambda outside."""
+
 MAX_SCALE_BYTES = 1 << 28
-MAX_DIMENSION = 1 << 15
+"""Longest scale payload the parser reads (before the frame size bounds it more tightly)."""
+
+WORD_BYTES = 4
+"""The range coder (``constriction.stream.queue``) writes whole 32-bit words; a scale codes at
+least one symbol, and sealing a coder that coded a symbol writes at least one word."""
+
+MAX_BITS_PER_SYMBOL = 57
+"""Most bits one symbol can add to a payload: the coder's probabilities are 24-bit fixed point
+with every symbol at least 2^-24 (24 bits), an escaped symbol adds two uniform 16-bit halves
+(32 bits), and the range coder's truncation costs under 0.006 bits per coded value (the range
+is at least 2^32 before each of the three, so the lost fraction is below 2^-8); 56.02 rounded
+up. ``tests/codec/test_hostile_inputs.py`` checks it against the worst symbols at every level."""
+
+_U32_MAX = 0xFFFFFFFF
 
 
 class BitstreamError(ValueError):
     """A .dhvc stream or frame header is malformed, truncated or of an unknown version."""
 
 
+def frame_size_problem(width: int, height: int) -> str | None:
+    """Why a ``width`` x ``height`` frame cannot be in a stream, or ``None`` if it can."""
+    if not (
+        MIN_FRAME_SIDE <= width <= MAX_FRAME_SIDE
+        and MIN_FRAME_SIDE <= height <= MAX_FRAME_SIDE
+        and width * height <= MAX_FRAME_PIXELS
+    ):
+        return (
+            f"frame size {width}x{height} is outside the .dhvc limits (sides "
+            f"{MIN_FRAME_SIDE}..{MAX_FRAME_SIDE}, at most {MAX_FRAME_PIXELS} pixels)"
+        )
+    return None
+
+
+def fps_problem(fps: Fraction) -> str | None:
+    """Why a stream cannot declare frame rate ``fps``, or ``None`` if it can."""
+    if not (MIN_FPS <= fps <= MAX_FPS) or max(fps.numerator, fps.denominator) > _U32_MAX:
+        return f"frame rate {fps} is outside the .dhvc limits ({MIN_FPS}..{MAX_FPS} frames/s)"
+    return None
+
+
+def lambda_problem(lam: float) -> str | None:
+    """Why a frame header cannot carry ``lam``, or ``None`` if it can (NaN fails both tests)."""
+    if not (MIN_LAMBDA <= lam <= MAX_LAMBDA):
+        return f"lambda {lam} is outside the .dhvc limits ({MIN_LAMBDA:g}..{MAX_LAMBDA:g})"
+    return None
+
+
+def max_payload_bytes(symbols: int) -> int:
+    """Longest payload the range coder writes for ``symbols`` symbols: ``MAX_BITS_PER_SYMBOL``
+    bits each in whole words, plus the (at most two) words that seal the coder."""
+    return WORD_BYTES * (math.ceil(symbols * MAX_BITS_PER_SYMBOL / 32) + 2)
+
+
+def scale_symbols(width: int, height: int, latent_channels: Sequence[int]) -> list[int]:
+    """Symbols each scale codes for a ``width`` x ``height`` frame (``codec.model.coded_size``
+    positions times the scale's latent channels)."""
+    return [
+        math.prod(coded_size(height, width, k)) * z for k, z in enumerate(latent_channels, start=1)
+    ]
+
+
 @dataclass(frozen=True)
 class StreamHeader:
-    """What a decoder needs before the first frame."""
+    """What a decoder needs before the first frame. Construction checks every field
+    (``BitstreamError``), so neither the parser nor the writer lets a hostile value through."""
 
     model_id: str
     width: int
@@ -48,16 +147,36 @@ class StreamHeader:
     _STRUCT = struct.Struct("<4sH32sIIIII")
     SIZE = _STRUCT.size
 
+    def __post_init__(self) -> None:
+        problem = (
+            self._model_id_problem()
+            or frame_size_problem(self.width, self.height)
+            or fps_problem(Fraction(self.fps))
+            or (None if 1 <= self.gop <= _U32_MAX else f"GOP {self.gop} is outside 1..{_U32_MAX}")
+        )
+        if problem:
+            raise BitstreamError(f"stream header: {problem}")
+
+    def _model_id_problem(self) -> str | None:
+        if not (
+            isinstance(self.model_id, str)
+            and self.model_id.isascii()
+            and self.model_id.isprintable()
+            and 0 < len(self.model_id) <= 32
+        ):
+            return f"model id {self.model_id!r} is not 1..32 printable ASCII characters"
+        return None
+
     def pack(self) -> bytes:
-        model = self.model_id.encode("ascii")[:32]
+        fps = Fraction(self.fps)
         return self._STRUCT.pack(
             MAGIC,
             FORMAT_VERSION,
-            model,
+            self.model_id.encode("ascii"),
             self.width,
             self.height,
-            self.fps.numerator,
-            self.fps.denominator,
+            fps.numerator,
+            fps.denominator,
             self.gop,
         )
 
@@ -70,20 +189,21 @@ class StreamHeader:
             raise BitstreamError(f"not a .dhvc stream (magic {magic!r})")
         if version != FORMAT_VERSION:
             raise BitstreamError(f"unsupported .dhvc format version {version}")
-        if not (0 < width <= MAX_DIMENSION and 0 < height <= MAX_DIMENSION):
-            raise BitstreamError(f"invalid frame size {width}x{height} in stream header")
-        if num == 0 or den == 0 or gop == 0:
-            raise BitstreamError("invalid frame rate or GOP in stream header")
+        if den == 0:
+            raise BitstreamError(f"stream header: frame rate {num}/0")
         try:
             model_id = model.rstrip(b"\0").decode("ascii")
         except UnicodeDecodeError:
-            raise BitstreamError("model id in stream header is not ASCII") from None
+            raise BitstreamError("stream header: model id is not ASCII") from None
         return cls(model_id, width, height, Fraction(num, den), gop)
 
 
 @dataclass(frozen=True)
 class FrameHeader:
-    """Frame index, lambda, resync_from and per-scale (length, CRC32, sync tag)."""
+    """Frame index, lambda, resync_from and per-scale (length, CRC32, sync tag).
+
+    Construction checks every field (``BitstreamError``): the parser refuses, and the writer
+    will not write, what the encoder never produces."""
 
     frame_index: int
     frame_type: FrameType
@@ -96,6 +216,33 @@ class FrameHeader:
     _FIXED = struct.Struct("<2sIcBfB")
     _SCALE = struct.Struct("<III")
     SIZE = _FIXED.size + NUM_SCALES * _SCALE.size
+
+    def __post_init__(self) -> None:
+        problem = self._problem()
+        if problem:
+            raise BitstreamError(f"frame {self.frame_index}: {problem}")
+
+    def _problem(self) -> str | None:
+        if not 0 <= self.frame_index <= _U32_MAX:
+            return "frame index out of range"
+        resync = self.resync_from
+        expected = {FrameType.I: resync == 1, FrameType.P: resync == 0}
+        if not expected.get(self.frame_type, 1 <= resync <= NUM_SCALES):
+            return f"resync_from {resync} is impossible in a {self.frame_type.value} frame"
+        if problem := lambda_problem(self.lam):
+            return problem
+        fields = (self.lengths, self.crcs, self.sync_tags)
+        if any(len(f) != NUM_SCALES for f in fields):
+            return f"a frame has {NUM_SCALES} scales"
+        if not all(0 <= v <= _U32_MAX for f in fields[1:] for v in f):
+            return "a CRC or sync tag is out of range"
+        for k, n in enumerate(self.lengths, start=1):
+            if not (WORD_BYTES <= n <= MAX_SCALE_BYTES and n % WORD_BYTES == 0):
+                return (
+                    f"scale {k} payload of {n} bytes: payloads are whole {WORD_BYTES}-byte "
+                    f"words, {WORD_BYTES}..{MAX_SCALE_BYTES} bytes"
+                )
+        return None
 
     @classmethod
     def of(cls, frame: EncodedFrame) -> FrameHeader:
@@ -134,19 +281,13 @@ class FrameHeader:
         try:
             frame_type = FrameType(ftype.decode("ascii"))
         except (UnicodeDecodeError, ValueError):
-            raise BitstreamError(f"unknown frame type {ftype!r}") from None
+            raise BitstreamError(f"frame {index}: unknown frame type {ftype!r}") from None
         if k != NUM_SCALES:
-            raise BitstreamError(f"frame declares {k} scales, expected {NUM_SCALES}")
-        if resync > NUM_SCALES:
-            raise BitstreamError(f"resync_from {resync} out of range")
-        if not (lam == lam and 0 < lam < 1e7):  # NaN check included
-            raise BitstreamError(f"invalid lambda {lam}")
+            raise BitstreamError(f"frame {index} declares {k} scales, expected {NUM_SCALES}")
         scales = [
             cls._SCALE.unpack_from(data, cls._FIXED.size + i * cls._SCALE.size)
             for i in range(NUM_SCALES)
         ]
-        if any(length > MAX_SCALE_BYTES for length, _, _ in scales):
-            raise BitstreamError("a scale declares an implausible length")
         return cls(
             index,
             frame_type,
@@ -164,6 +305,39 @@ class FrameHeader:
             for k in range(NUM_SCALES)
         }
         return ReceivedFrame(self.frame_index, self.lam, self.resync_from, self.frame_type, scales)
+
+
+def check_payloads(
+    header: StreamHeader,
+    frames: Sequence[tuple[FrameHeader, list[bytes]]],
+    config: ModelConfig,
+) -> None:
+    """``BitstreamError`` unless every frame fits the model that is to decode it, checked
+    before the decoder allocates anything for the declared frame size.
+
+    * Each scale's payload is at most ``max_payload_bytes`` of the symbols the declared size
+      codes at that scale (``scale_symbols``): a payload cannot hold more than the coder writes
+      for them. This is the sound bound in that direction.
+    * There is no useful sound bound the other way (a payload too short for a large declared
+      size): the coder's most probable symbol has probability up to 1 - 93/2^24 (zero at the
+      smallest sigma), so a symbol can cost as little as 8e-6 bits, and a whole frame within
+      the size limits as little as one word per scale, which ``FrameHeader`` already demands.
+      ``MAX_FRAME_SIDE`` and ``MAX_FRAME_PIXELS`` bound the work and memory of such a frame.
+    * Lambda lies in the model's range (``codec.config.check_lambda``).
+    """
+    symbols = scale_symbols(header.width, header.height, config.latent_channels)
+    for frame, payloads in frames:
+        try:
+            check_lambda(frame.lam, config)
+        except ValueError as err:
+            raise BitstreamError(f"frame {frame.frame_index}: {err}") from None
+        for k, (n, payload) in enumerate(zip(symbols, payloads, strict=True), start=1):
+            if len(payload) > max_payload_bytes(n):
+                raise BitstreamError(
+                    f"frame {frame.frame_index} scale {k}: a payload of {len(payload)} bytes "
+                    f"cannot code the {n} symbols of a {header.width}x{header.height} frame "
+                    f"(at most {max_payload_bytes(n)} bytes)"
+                )
 
 
 def write_stream(f: BinaryIO, header: StreamHeader) -> None:
@@ -207,9 +381,14 @@ def read_stream(f: BinaryIO) -> tuple[StreamHeader, Iterator[tuple[FrameHeader, 
 
 
 def open_stream(path: Path) -> tuple[StreamHeader, list[tuple[FrameHeader, list[bytes]]]]:
-    """Read a whole .dhvc file; ``BitstreamError`` if it is malformed, OSError if unreadable."""
+    """Read a whole .dhvc file; ``BitstreamError`` naming ``path`` if it is malformed, OSError
+    if unreadable. The stream header (and so the frame size) is checked before any frame is
+    read."""
     if not path.is_file():
         raise BitstreamError(f"no such .dhvc file: {path}")
-    with path.open("rb") as f:
-        header, frames = read_stream(f)
-        return header, list(frames)
+    try:
+        with path.open("rb") as f:
+            header, frames = read_stream(f)
+            return header, list(frames)
+    except BitstreamError as err:
+        raise BitstreamError(f"{path}: {err}") from None

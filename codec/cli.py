@@ -1,14 +1,16 @@
 """``dhvc``: encode, decode, inspect, benchmark, train and evaluate the codec.
 
 Thin Typer commands: each parses, calls one library function and renders the result. User errors
-are one line on stderr and exit code 2.
+are one line on stderr and exit code 2; Ctrl-C is one line and exit code 130 (``main``, the
+console entry point, also covers the time before a command runs).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -38,6 +40,12 @@ CheckpointOpt = Annotated[
 PresetOpt = Annotated[
     str | None, typer.Option("--preset", help=f"Model preset ({', '.join(PRESETS)}).")
 ]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", help="auto, cpu or cuda (cuda:N for one of several GPUs).")
+]
+
+EXIT_INTERRUPTED = 130
+"""Exit code after Ctrl-C (128 + SIGINT), as a shell reports a process SIGINT ended."""
 
 
 def fail(message: str) -> typer.Exit:
@@ -46,17 +54,50 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def interrupted() -> typer.Exit:
+    """Print the one line for Ctrl-C and return the exit to raise (code 130)."""
+    typer.echo("interrupted", err=True)
+    return typer.Exit(code=EXIT_INTERRUPTED)
+
+
+def command(*args, **kwargs) -> Callable[[Callable], Callable]:
+    """``app.command`` whose Ctrl-C is one line and exit code 130, wherever it lands in the
+    command, its imports of torch included (typer alone exits 130 without a word)."""
+
+    def register(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def run(*a, **kw):
+            try:
+                return func(*a, **kw)
+            except KeyboardInterrupt:
+                raise interrupted() from None
+
+        return app.command(*args, **kwargs)(run)
+
+    return register
+
+
+def main() -> None:
+    """The ``dhvc`` console entry point: ``app``, with a Ctrl-C outside a command (while
+    arguments are parsed) also one line and exit code 130."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the library's typed errors into one line and exit code 2."""
     from codec.bitstream import BitstreamError
-    from codec.checkpoint import CheckpointError
+    from codec.checkpoint import CheckpointError, DeviceError
     from codec.video import VideoError
 
     try:
         yield
-    except (BitstreamError, CheckpointError, VideoError, ValueError, OSError) as err:
-        raise fail(str(err)) from None
+    except (BitstreamError, CheckpointError, DeviceError, VideoError, ValueError, OSError) as err:
+        raise fail(" ".join(str(err).split()) or type(err).__name__) from None
 
 
 def _progress() -> Progress:
@@ -72,7 +113,7 @@ def _progress() -> Progress:
     )
 
 
-@app.command()
+@command()
 def encode(
     video: Annotated[Path, typer.Argument(help="Video file (mp4, mkv, y4m) or folder of PNGs.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output .dhvc file.")],
@@ -81,7 +122,7 @@ def encode(
     gop: Annotated[int, typer.Option(help="Intra period in frames.")] = 32,
     preset: PresetOpt = None,
     checkpoint: CheckpointOpt = "default",
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: DeviceOpt = "cpu",
 ) -> None:
     """Encode a video into a .dhvc file."""
     from codec.api import encode_file
@@ -99,7 +140,7 @@ def encode(
     )
 
 
-@app.command()
+@command()
 def decode(
     stream: Annotated[Path, typer.Argument(help="Input .dhvc file.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder (PNG frames) or .mp4.")],
@@ -107,13 +148,19 @@ def decode(
         int, typer.Option(help="Decode with scales 1..M only (progressive decoding).")
     ] = 4,
     checkpoint: CheckpointOpt = "default",
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: DeviceOpt = "cpu",
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Replace an output folder that holds files (e.g. older frames)."
+        ),
+    ] = False,
 ) -> None:
     """Decode a .dhvc file into PNG frames or an mp4."""
     from codec.api import decode_file
 
     with user_errors():
-        summary = decode_file(stream, output, scales, checkpoint, device)
+        summary = decode_file(stream, output, scales, checkpoint, device, overwrite=overwrite)
     console.print(
         f"{summary.frames} frames decoded with scales 1..{scales}; "
         f"{summary.frames_with_substitution} with substituted scales -> {output}"
@@ -127,38 +174,45 @@ def decode(
         )
 
 
-@app.command()
+@command()
 def info(stream: Annotated[Path, typer.Argument(help="Input .dhvc file.")]) -> None:
-    """Print the stream header and per-frame sizes of a .dhvc file as JSON."""
+    """Print the format version, stream header and per-frame sizes of a .dhvc file as JSON."""
     from codec.api import describe_file
+    from codec.bitstream import FORMAT_VERSION
 
     with user_errors():
         description = describe_file(stream)
-    typer.echo(json.dumps(description, indent=2))
+    # open_stream refuses every other version, so a file described here has this one
+    typer.echo(json.dumps({"format_version": FORMAT_VERSION, **description}, indent=2))
 
 
-@app.command()
+@command()
 def bench(
     preset: Annotated[str, typer.Option(help="Model preset.")] = DEFAULT_PRESET,
     size: Annotated[str, typer.Option(help="Frame size WxH.")] = "448x256",
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: DeviceOpt = "cpu",
     frames: Annotated[int, typer.Option(help="Frames to time.")] = 8,
     checkpoint: CheckpointOpt = "none",
     macs_only: Annotated[bool, typer.Option(help="Count parameters and MACs only.")] = False,
 ) -> None:
     """Parameters, KMACs/pixel, encode/decode ms per frame and peak memory."""
     from codec.bench import run_bench
+    from codec.bitstream import frame_size_problem
+    from codec.checkpoint import resolve_device
 
     with user_errors():
         try:
             width, height = (int(v) for v in size.lower().split("x"))
         except ValueError:
             raise fail(f"--size must look like 640x256, got {size!r}") from None
+        if problem := frame_size_problem(width, height):
+            raise fail(f"--size: {problem}")
+        device = resolve_device(device)
         result = run_bench(preset, width, height, device, frames, checkpoint, macs_only)
     typer.echo(json.dumps(result, indent=2))
 
 
-@app.command()
+@command()
 def train(
     state: Annotated[Path, typer.Option(help="Training state file (resumed if present).")] = Path(
         "runs/train/state.pt"
@@ -191,17 +245,20 @@ def train(
     save_every: Annotated[int, typer.Option(help="Save state every N steps.")] = 200,
     log_every: Annotated[int, typer.Option(help="Read the losses back every N steps.")] = 10,
     max_minutes: Annotated[float | None, typer.Option(help="Stop after this wall time.")] = None,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: DeviceOpt = "cpu",
     compile_model: Annotated[
         bool, typer.Option("--compile/--no-compile", help="torch.compile the model.")
     ] = False,
 ) -> None:
     """Train a model (intra, then 3-frame, then 7-frame clips), resumable."""
+    from codec.checkpoint import resolve_device
     from codec.data import training_sources
+    from codec.tables import train_table
     from codec.train import TrainConfig
     from codec.train import train as run_train
 
     with user_errors():
+        device = resolve_device(device)
         cfg = TrainConfig(
             preset=preset,
             intra_steps=intra_steps,
@@ -244,12 +301,13 @@ def train(
             max_seconds=None if max_minutes is None else 60 * max_minutes,
             on_step=on_step,
         )
-    last = result.history[-1] if result.history else {}
-    console.print(f"stopped at step {result.step}: {last}")
+    console.print(f"stopped at step {result.step}")
+    if result.history:
+        console.print(train_table(result.history[-1]))
     console.print(f"state -> {state}; weights -> {weights_out}")
 
 
-@app.command(name="eval")
+@command(name="eval")
 def evaluate_cmd(
     sources: Annotated[
         list[str],
@@ -286,12 +344,16 @@ def evaluate_cmd(
     ] = DEFAULT_PACK,
     checkpoint: CheckpointOpt = "default",
     preset: PresetOpt = None,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: DeviceOpt = "cpu",
 ) -> None:
     """Rate-distortion of DHVC against x264/x265 (low delay, or --intra) over one or more
     sources: rd.json, rd.png, per-source and set-average BD-rates."""
-    from codec.checkpoint import load_model
-    from codec.eval import DEFAULT_GOP, evaluate, plot_rd
+    from codec.bitstream import frame_size_problem
+    from codec.checkpoint import load_model, resolve_device
+    from codec.eval import DEFAULT_GOP, evaluate
+    from codec.fileio import atomic_file
+    from codec.rd_plot import plot_rd
+    from codec.tables import bd_rate_table, rate_points_table
 
     def numbers(text: str | None, kind: type, name: str) -> list | None:
         if text is None:
@@ -300,22 +362,6 @@ def evaluate_cmd(
             return [kind(v) for v in text.split(",") if v.strip()]
         except ValueError:
             raise fail(f"--{name} must be comma-separated numbers, got {text!r}") from None
-
-    def bd_text(bd: dict) -> str:
-        """``vs x264 PSNR +12.3 %, MS-SSIM n/a; ...``, with (k of n sources) for a mean."""
-
-        def value(entry: dict, metric: str) -> str:
-            v = entry[metric]
-            text = "n/a" if v is None else f"{v:+.1f} %"
-            left_out = entry.get("left_out", {}).get(metric)
-            if left_out:
-                used = entry["sources"][metric]
-                text += f" ({used} of {used + len(left_out)} sources)"
-            return text
-
-        return "; ".join(
-            f"vs {a} PSNR {value(e, 'psnr')}, MS-SSIM {value(e, 'ms_ssim')}" for a, e in bd.items()
-        )
 
     if frames is not None and frames < 1:
         raise fail(f"--frames must be at least 1, got {frames}")
@@ -329,7 +375,11 @@ def evaluate_cmd(
             w, h = (int(v) for v in size.lower().split("x"))
         except ValueError:
             raise fail(f"--size must look like 640x256, got {size!r}") from None
+        if problem := frame_size_problem(w, h):
+            raise fail(f"--size: {problem}")
         wh = (w, h)
+    with user_errors():
+        device = resolve_device(device)
     with user_errors(), _progress() as progress:
         model = load_model(checkpoint, preset=preset, device=device)
         task = progress.add_task("eval", total=None, info="")
@@ -357,25 +407,15 @@ def evaluate_cmd(
             intra=intra,
             pack_root=pack,
         )
-        png = plot_rd(rd, output.with_suffix(".png"))
+        png = output.with_suffix(".png")
+        with atomic_file(png) as temporary:
+            plot_rd(rd).savefig(temporary, format="png", dpi=120)
 
-    def say(text: str) -> None:
-        console.print(text, soft_wrap=True, markup=False, highlight=False)
-
-    average = rd.get("set_average")
-    for entry in rd.get("sources", [rd]):
-        say(f"{entry['video']}: BD-rate {bd_text(entry['bd_rate'])}")
-    if average is not None:
-        count = average["sources"]
-        say(f"set average of {count} sources, averaged curves: {bd_text(average['bd_rate'])}")
-        say(f"mean of per-source BD-rates: {bd_text(average['bd_rate_mean_of_sources'])}")
-    top = max(rd["codecs"]["dhvc"], key=lambda point: point["lambda"])
-    say(
-        f"DHVC at lambda {top['lambda']:g}{' (set average)' if average else ''}: "
-        f"{top['bpp']:.4f} bpp, PSNR {top['psnr']:.2f} dB, MS-SSIM {top['ms_ssim']:.4f}"
-    )
+    console.print(rate_points_table(rd))
+    if rd["bd_rate"]:
+        console.print(bd_rate_table(rd))
     console.print(f"-> {output}, {png}")
 
 
 if __name__ == "__main__":
-    app()
+    main()

@@ -2,9 +2,11 @@
 first-desynchronised-scale rule D and re-synchronisation (DESIGN 1-3).
 
 Both sides run ``DHVC.top_down`` with identical inputs, so mu_k and sigma_k (and therefore the
-table indexes) agree bit for bit when the decoder is in sync. Each scale's bitstream carries a
-sync tag (CRC32 of the encoder's table indexes); the decoder never entropy-decodes a scale whose
-tag differs from the hash of its own indexes.
+table indexes) agree bit for bit when the decoder is in sync. They differ only in the
+``LatentPicker`` they pass: ``EncodingPicker`` quantises and codes each scale, ``DecodingPicker``
+decodes it or substitutes the mean; both ask the built ``GaussianEntropyModel`` for symbols and
+bytes. Each scale's bitstream carries a sync tag (CRC32 of the encoder's table indexes); the
+decoder never entropy-decodes a scale whose tag differs from the hash of its own indexes.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from codec.entropy import EntropyCodingError, GaussianTable, sigma_boundaries, sync_tag
-from codec.model import DHVC, PAD_MULTIPLE, TemporalRefs, coded_size, pad_to_multiple
+from codec.config import check_lambda
+from codec.entropy import EntropyCodingError, GaussianEntropyModel
+from codec.model import DHVC, PAD_MULTIPLE, TemporalRefs, pad_to_multiple
 from codec.types import (
     IN_SYNC,
     NUM_SCALES,
@@ -27,6 +30,7 @@ from codec.types import (
     ReceivedFrame,
     ScaleOutcome,
     ScalePayload,
+    coded_size,
 )
 
 
@@ -93,28 +97,121 @@ def coding_threads() -> Iterator[None]:
 
 
 class _CodingContext:
-    """What encoder and decoder share: the model, the table, the device."""
+    """What encoder and decoder share: the model, its built entropy model, the device."""
 
     def __init__(self, model: DHVC, device: str | torch.device | None) -> None:
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.model = model.to(self.device).eval()
-        self.table = GaussianTable.build()
-        self.boundaries = torch.from_numpy(sigma_boundaries()).to(self.device)
+        self.entropy = GaussianEntropyModel(model.config.smooth_sigma_bound).build(self.device)
         self.state = _ReferenceState()
-
-    def indexes(self, sigma: torch.Tensor) -> np.ndarray:
-        """Table index of every element of sigma, flat uint8 (DESIGN 1)."""
-        index = torch.bucketize(sigma.contiguous(), self.boundaries)
-        return index.to(torch.uint8).flatten().cpu().numpy()
 
     def lam_conditioning(self, lam: float) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Lambda embedding and quantisation steps; lambda is rounded to float32 first, exactly
         as the frame header carries it, so both sides condition on the same value."""
-        lo, hi = self.model.config.lambda_min, self.model.config.lambda_max
-        if not lo <= lam <= hi:
-            raise ValueError(f"lambda {lam} outside the model's range [{lo}, {hi}]")
+        check_lambda(lam, self.model.config)
         lam_t = torch.tensor([lam], dtype=torch.float32, device=self.device)
         return self.model.embed_lambda(lam_t), self.model.quant_steps(lam_t)
+
+
+class EncodingPicker:
+    """Encoding's y_hat: quantise scale k's coded positions (``coded_size``), code them into a
+    payload and return y_hat = mu + q * symbols (mu where padding only, whose symbols are 0).
+    ``payloads`` and ``estimated_bits`` collect each scale's results in scale order."""
+
+    def __init__(self, entropy: GaussianEntropyModel, height: int, width: int) -> None:
+        self.entropy = entropy
+        self.height, self.width = height, width
+        self.payloads: list[ScalePayload] = []
+        self.estimated_bits: list[float] = []
+
+    def y_hat(
+        self,
+        k: int,
+        y: torch.Tensor | None,
+        mu: torch.Tensor,
+        sigma: torch.Tensor,
+        q: torch.Tensor,
+    ) -> torch.Tensor:
+        if y is None:
+            raise ValueError("encoding needs the posterior latent")
+        em = self.entropy
+        rows, cols = coded_size(self.height, self.width, k)
+        symbols = torch.zeros_like(mu)
+        region = symbols[..., :rows, :cols]
+        region.copy_(em.quantize(y[..., :rows, :cols], mu[..., :rows, :cols], q))
+        indexes = em.table_indexes(sigma[..., :rows, :cols], q)
+        data = em.compress(region, indexes)
+        self.payloads.append(ScalePayload(data, zlib.crc32(data), em.sync_tag(indexes)))
+        self.estimated_bits.append(em.estimate_bits(region, indexes))
+        return em.dequantize(symbols, mu, q)
+
+
+class DecodingPicker:
+    """Decoding's y_hat (DESIGN 2): scale k is entropy-decoded when ``scale_outcome`` says
+    ``DECODED`` and its payload decodes; otherwise y_hat_k = mu_k (mean substitution) and, if
+    k < D, D becomes k (1 with auxiliary refinement). ``outcomes`` collects each scale's
+    outcome; ``first_desynced_scale`` is D, updated as scales are substituted."""
+
+    def __init__(
+        self,
+        entropy: GaussianEntropyModel,
+        received: ReceivedFrame,
+        height: int,
+        width: int,
+        first_desynced_scale: int,
+        aux_refinement: bool,
+    ) -> None:
+        self.entropy = entropy
+        self.received = received
+        self.height, self.width = height, width
+        self.first_desynced_scale = first_desynced_scale
+        self.aux_refinement = aux_refinement
+        self.outcomes: list[ScaleOutcome] = []
+
+    def y_hat(
+        self,
+        k: int,
+        y: torch.Tensor | None,
+        mu: torch.Tensor,
+        sigma: torch.Tensor,
+        q: torch.Tensor,
+    ) -> torch.Tensor:
+        em = self.entropy
+        rows, cols = coded_size(self.height, self.width, k)
+        indexes = em.table_indexes(sigma[..., :rows, :cols], q)
+        outcome = self.scale_outcome(k, indexes)
+        if outcome is ScaleOutcome.DECODED:
+            try:
+                region = em.decompress(
+                    self.received.scales[k].data, indexes, like=mu[..., :rows, :cols]
+                )
+            except EntropyCodingError:
+                outcome = ScaleOutcome.CORRUPT
+            else:
+                self.outcomes.append(outcome)
+                symbols = torch.zeros_like(mu)
+                symbols[..., :rows, :cols] = region
+                return em.dequantize(symbols, mu, q)
+        self.outcomes.append(outcome)
+        if k < self.first_desynced_scale:
+            self.first_desynced_scale = 1 if self.aux_refinement else k
+        return mu
+
+    def scale_outcome(self, k: int, indexes: np.ndarray) -> ScaleOutcome:
+        """Whether scale k may be entropy-decoded (DESIGN 1-2): received intact (CRC), every
+        lower scale decoded, k < D, and a sync tag equal to the hash of ``indexes``."""
+        payload = self.received.scales.get(k)
+        if payload is None:
+            return ScaleOutcome.MISSING
+        if any(o is not ScaleOutcome.DECODED for o in self.outcomes):
+            return ScaleOutcome.SKIPPED
+        if k >= self.first_desynced_scale:
+            return ScaleOutcome.DESYNCED
+        if zlib.crc32(payload.data) != payload.crc32:
+            return ScaleOutcome.CORRUPT
+        if self.entropy.sync_tag(indexes) != payload.sync_tag:
+            return ScaleOutcome.SYNC_MISMATCH
+        return ScaleOutcome.DECODED
 
 
 class Encoder:
@@ -157,24 +254,9 @@ class Encoder:
         size_64 = (x.shape[-2] // PAD_MULTIPLE, x.shape[-1] // PAD_MULTIPLE)
         e, q = ctx.lam_conditioning(lam)
         obs = ctx.model.observe(x, e)
-        payloads: list[ScalePayload] = []
-        estimates: list[float] = []
-
-        def choose(k, s_up, mu, sigma_s, q_k):
-            y = ctx.model.blocks[k - 1].posterior(obs[k - 1], s_up, e)
-            rows, cols = coded_size(height, width, k)
-            symbols = torch.zeros_like(mu)
-            region = symbols[..., :rows, :cols]
-            region.copy_(torch.round((y - mu)[..., :rows, :cols] / q_k))
-            idx = ctx.indexes(sigma_s[..., :rows, :cols])
-            flat = region.flatten().cpu().numpy().astype(np.int64)
-            data = ctx.table.encode(flat, idx)
-            payloads.append(ScalePayload(data, zlib.crc32(data), sync_tag(idx)))
-            estimates.append(ctx.table.estimate_bits(flat, idx))
-            return mu + q_k * symbols
-
+        picker = EncodingPicker(ctx.entropy, height, width)
         aux = ctx.model.aux_features(ctx.state.x_prev, 1, size_64)
-        result = ctx.model.top_down(e, q, ctx.state.refs, aux, size_64, choose)
+        result = ctx.model.top_down(e, q, ctx.state.refs, aux, size_64, obs, picker)
         ctx.state.push(result.d, result.x_hat)
         encoded = EncodedFrame(
             frame_index=self.frame_index,
@@ -183,8 +265,8 @@ class Encoder:
             resync_from=resync,
             height=height,
             width=width,
-            scales=tuple(payloads),
-            estimated_bits=tuple(estimates),
+            scales=tuple(picker.payloads),
+            estimated_bits=tuple(picker.estimated_bits),
             x_hat=tensor_to_frame(result.x_hat, height, width),
         )
         self.frame_index += 1
@@ -235,32 +317,15 @@ class Decoder:
             if resync <= self.first_desynced_scale:
                 self.first_desynced_scale = IN_SYNC
         d_start = self.first_desynced_scale
-        outcomes: list[ScaleOutcome] = []
-
-        def choose(k, s_up, mu, sigma_s, q_k):
-            rows, cols = coded_size(self.height, self.width, k)
-            idx = ctx.indexes(sigma_s[..., :rows, :cols])
-            outcome = self._scale_outcome(k, received, outcomes, idx)
-            outcomes.append(outcome)
-            if outcome is ScaleOutcome.DECODED:
-                try:
-                    flat = ctx.table.decode(received.scales[k].data, idx)
-                except EntropyCodingError:
-                    outcomes[-1] = ScaleOutcome.CORRUPT
-                else:
-                    symbols = torch.zeros_like(mu)
-                    region = torch.from_numpy(flat).to(mu.dtype).reshape(*mu.shape[:-2], rows, cols)
-                    symbols[..., :rows, :cols] = region.to(mu.device)
-                    return mu + q_k * symbols
-            if k < self.first_desynced_scale:
-                self.first_desynced_scale = 1 if cfg.aux_refinement else k
-            return mu
-
+        picker = DecodingPicker(
+            ctx.entropy, received, self.height, self.width, d_start, cfg.aux_refinement
+        )
         size_64 = (-(-self.height // PAD_MULTIPLE), -(-self.width // PAD_MULTIPLE))
         e, q = ctx.lam_conditioning(lam)
         aux = ctx.model.aux_features(ctx.state.x_prev, 1, size_64)
-        result = ctx.model.top_down(e, q, ctx.state.refs, aux, size_64, choose)
+        result = ctx.model.top_down(e, q, ctx.state.refs, aux, size_64, None, picker)
         ctx.state.push(result.d, result.x_hat)
+        self.first_desynced_scale = picker.first_desynced_scale
         d_end = self.first_desynced_scale
         return DecodedFrame(
             frame_index=received.frame_index,
@@ -268,27 +333,7 @@ class Decoder:
             lam=lam,
             resync_from=resync,
             x_hat=tensor_to_frame(result.x_hat, self.height, self.width),
-            outcomes=tuple(outcomes),
+            outcomes=tuple(picker.outcomes),
             first_desynced_scale=d_end,
             echo_scale=d_end if d_end < d_start else None,
         )
-
-    def _scale_outcome(
-        self,
-        k: int,
-        received: ReceivedFrame,
-        earlier: list[ScaleOutcome],
-        indexes: np.ndarray,
-    ) -> ScaleOutcome:
-        payload = received.scales.get(k)
-        if payload is None:
-            return ScaleOutcome.MISSING
-        if any(o is not ScaleOutcome.DECODED for o in earlier):
-            return ScaleOutcome.SKIPPED
-        if k >= self.first_desynced_scale:
-            return ScaleOutcome.DESYNCED
-        if zlib.crc32(payload.data) != payload.crc32:
-            return ScaleOutcome.CORRUPT
-        if sync_tag(indexes) != payload.sync_tag:
-            return ScaleOutcome.SYNC_MISMATCH
-        return ScaleOutcome.DECODED

@@ -8,6 +8,8 @@ al. (about 100M parameters, about 400 KMACs/pixel).
 
 from __future__ import annotations
 
+import math
+import struct
 from dataclasses import asdict, dataclass, fields
 
 from codec.types import NUM_SCALES
@@ -146,3 +148,18 @@ def get_preset(name: str) -> ModelConfig:
         return PRESETS[name]
     except KeyError:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+
+
+def check_lambda(lam: float, config: ModelConfig) -> None:
+    """``ValueError`` (one line) unless ``lam`` lies in the model's range ``[lambda_min,
+    lambda_max]``, the range it was trained on and that the encoder accepts. The comparison
+    is made in float32, as the frame header carries lambda: rounding is monotonic, so every
+    lambda the encoder accepted also passes when read back from a stream. The one check of a
+    lambda against a model: the encoder, the stream reader and netsim call it."""
+    low, high = config.lambda_min, config.lambda_max
+    if not math.isfinite(lam) or not _float32(low) <= _float32(lam) <= _float32(high):
+        raise ValueError(f"lambda {lam:g} outside the model's range [{low:g}, {high:g}]")
+
+
+def _float32(value: float) -> float:
+    return struct.unpack("<f", struct.pack("<f", value))[0]

@@ -47,7 +47,7 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatch
 from fractions import Fraction
@@ -56,6 +56,8 @@ from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
+
+from codec.fileio import atomic_file, atomic_folder
 
 Kind = Literal["photo", "clip"]
 Split = Literal["train", "val"]
@@ -460,15 +462,8 @@ def _installed_wheel_file(spec: SourceSpec) -> Source:
 
 
 def _atomic_dir(target: Path, fill: Callable[[Path], None]) -> None:
-    """Fill a temporary sibling folder with ``fill`` and rename it to ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        fill(work)
-        work.rename(target)
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
+    """Fill a temporary sibling folder with ``fill`` and swap it in as ``target`` (whole)."""
+    atomic_folder(target, fill)
 
 
 def _fetch_psychopy(specs: Sequence[SourceSpec], cache: Path, progress: Progress) -> list[Source]:
@@ -698,21 +693,10 @@ def fetch_sources(
 # Packing
 
 
-@contextmanager
-def _atomic_file(target: Path) -> Iterator[Path]:
-    """A temporary path next to ``target`` that is renamed to it when the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent
-    )
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        tmp.chmod(0o644)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+def _atomic_file(target: Path) -> AbstractContextManager[Path]:
+    """A temporary path next to ``target`` that is renamed to it when the block succeeds
+    (``codec.fileio.atomic_file``: the file's mode follows the umask)."""
+    return atomic_file(target)
 
 
 def _sha256(path: Path) -> str:

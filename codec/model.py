@@ -7,26 +7,30 @@ Notation follows the paper. For scale k (1 = 1/64 of the input side ... 4 = 1/8)
 * ``s_up``: upsampled spatial reference of scale k-1 (a learned constant for k = 1);
 * ``y_k``: latent residual from the posterior (eq. 7), (B, Z_k, h, w);
 * ``mu_k, sigma_k``: Gaussian prior from the contextual prediction network (eq. 8);
-* ``y_hat_k = mu_k + round(y_k - mu_k)`` (or ``mu_k`` alone under mean substitution);
+* ``q_k``: quantisation step per latent channel, a function of lambda (DESIGN 6);
+* ``y_hat_k = mu_k + q_k * round((y_k - mu_k) / q_k)`` (or ``mu_k`` alone under mean
+  substitution);
 * ``s_k = s_up + conv(y_hat_k)``: spatial reference for the next scale (eq. 9);
 * ``d_k``: decoded feature (eq. 10); ``d_k`` of the last two frames are the temporal references.
 
-The model is separate from its entropy model (``codec.entropy``): it produces latents and
-Gaussian parameters only. ``codec.coder`` drives it for real coding.
+The model is separate from its entropy model (``codec.entropy.GaussianEntropyModel``): it
+produces latents and Gaussian parameters, and ``top_down`` asks a ``LatentPicker`` for each
+y_hat_k. Training (``TrainingPicker``, here), encoding and decoding (``codec.coder``) differ only
+in the picker they pass.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from codec.config import ModelConfig
-from codec.entropy import SIGMA_MAX, SIGMA_MIN
+from codec.entropy import GaussianEntropyModel
 from codec.layers import (
     STPB,
     ConvNeXtBlock,
@@ -43,32 +47,48 @@ PAD_MULTIPLE = 64
 TemporalRefs = tuple[torch.Tensor | None, torch.Tensor | None]
 """(d_k of frame t-1, d_k of frame t-2); ``None`` means the learned intra constant."""
 
-ChooseLatent = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-"""choose(k, s_up, mu, sigma_s, q) -> y_hat_k: how the latent of scale k is obtained (training
-noise and STE, encoding, decoding from a bitstream, or mean substitution). ``q`` is the
-quantisation step of each channel, (B, Z_k, 1, 1); symbols are round((y - mu) / q), Gaussian
-with scale ``sigma_s = symbol_sigma(sigma, q)`` (symbol units), and y_hat = mu + q * symbols."""
+
+class LatentPicker(Protocol):
+    """Supplies y_hat_k to ``DHVC.top_down``: training noise and straight-through rounding
+    (``TrainingPicker``), quantising and coding (``codec.coder``), or decoding a payload or
+    substituting the mean (``codec.coder``)."""
+
+    def y_hat(
+        self,
+        k: int,
+        y: torch.Tensor | None,
+        mu: torch.Tensor,
+        sigma: torch.Tensor,
+        q: torch.Tensor,
+    ) -> torch.Tensor:
+        """y_hat_k, (B, Z_k, h, w), from the posterior latent ``y`` (``None`` when decoding),
+        the prior's ``mu`` and ``sigma`` (latent units, eq. 8) and the step ``q``,
+        (B, Z_k, 1, 1)."""
+        ...
 
 
-def symbol_sigma(sigma: torch.Tensor, q: torch.Tensor, smooth: bool) -> torch.Tensor:
-    """Gaussian scale of the symbols (y - mu) / q, within the coding table's range.
+class TrainingPicker:
+    """Training's y_hat (paper 4.3): noisy residuals for the rate, straight-through rounding
+    for the reconstruction (``GaussianEntropyModel.training_forward``). ``bits`` collects
+    each scale's estimated bits per sample, (B,), in scale order."""
 
-    ``smooth``: the lower bound is sqrt(s^2 + SIGMA_MIN^2), which passes gradients everywhere
-    (a hard clamp passes none below SIGMA_MIN, so a sigma that falls under it can never learn
-    to rise again); otherwise the hard clamp of the first ``small`` weights. Both sides of the
-    channel compute it identically, so the table indexes agree either way."""
-    s = sigma / q
-    if smooth:
-        return torch.sqrt(s * s + SIGMA_MIN * SIGMA_MIN).clamp_max(SIGMA_MAX)
-    return s.clamp(SIGMA_MIN, SIGMA_MAX)
+    def __init__(self, entropy_model: GaussianEntropyModel) -> None:
+        self.entropy_model = entropy_model
+        self.bits: list[torch.Tensor] = []
 
-
-def coded_size(height: int, width: int, k: int) -> tuple[int, int]:
-    """(rows, columns) of scale k's latent grid that cover at least one pixel of an
-    ``height`` x ``width`` frame; the rest of the padded grid covers padding only and is not
-    coded (both sides know the frame size; y_hat = mu there). Scale k has stride 2^(7-k)."""
-    stride = 1 << (7 - k)
-    return -(-height // stride), -(-width // stride)
+    def y_hat(
+        self,
+        k: int,
+        y: torch.Tensor | None,
+        mu: torch.Tensor,
+        sigma: torch.Tensor,
+        q: torch.Tensor,
+    ) -> torch.Tensor:
+        if y is None:
+            raise ValueError("training needs the posterior latent")
+        y_hat, bits = self.entropy_model.training_forward(y, mu, sigma, q)
+        self.bits.append(bits.flatten(1).sum(1))
+        return y_hat
 
 
 def _convnext_stage(cfg: ModelConfig, channels: int, n: int) -> Stage:
@@ -108,7 +128,8 @@ class LatentBlock(nn.Module):
         aux: torch.Tensor | None,
         e: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Eq. 8: context features, mu and sigma (in latent units; see ``symbol_sigma``)."""
+        """Eq. 8: context features, mu and sigma (latent units; see
+        ``GaussianEntropyModel.symbol_sigma``)."""
         inputs = [s_up, t1, t2] if aux is None else [s_up, t1, t2, aux]
         ctx = self.ctx(self.ctx_in(torch.cat(inputs, dim=1)), e)
         mu, sigma_raw = self.ctx_out(ctx).chunk(2, dim=1)
@@ -205,6 +226,9 @@ class DHVC(nn.Module):
             self.aux_const = nn.ParameterList(
                 nn.Parameter(torch.zeros(1, widths[k], 1, 1)) for k in range(NUM_SCALES)
             )
+        # The entropy model of the latents (no parameters; its coding tables are built by
+        # the coder). Training asks it for bits.
+        self.entropy_model = GaussianEntropyModel(cfg.smooth_sigma_bound)
 
     # -- pieces -----------------------------------------------------------------------------
 
@@ -255,13 +279,15 @@ class DHVC(nn.Module):
         refs: list[TemporalRefs],
         aux: list[torch.Tensor] | None,
         size_64: tuple[int, int],
-        choose: ChooseLatent,
+        obs: list[torch.Tensor] | None,
+        picker: LatentPicker,
     ) -> FrameResult:
         """The top-down pass shared by training, encoding and decoding.
 
         ``q`` are the quantisation steps (``quant_steps``); ``size_64`` is the (h, w) of scale 1
-        (padded input size / 64). ``choose`` supplies each
-        y_hat_k; everything else is computed identically on both sides of the channel.
+        (padded input size / 64); ``obs`` the bottom-up observations (``observe``), from which
+        the posterior latent y_k is computed, or ``None`` when decoding. ``picker`` supplies
+        each y_hat_k; everything else is computed identically on both sides of the channel.
         """
         b = e.shape[0]
         s_up = self.s0.expand(b, -1, *size_64)
@@ -274,8 +300,8 @@ class DHVC(nn.Module):
                 s_up, d_up = self.up_s[k - 2](s), self.up_d[k - 2](d)
             t1, t2 = self.temporal_refs(k, refs[k - 1], s_up)
             ctx, mu, sigma = block.context(s_up, t1, t2, None if aux is None else aux[k - 1], e)
-            sigma_s = symbol_sigma(sigma, q[k - 1], self.config.smooth_sigma_bound)
-            y_hat = choose(k, s_up, mu, sigma_s, q[k - 1])
+            y = None if obs is None else block.posterior(obs[k - 1], s_up, e)
+            y_hat = picker.y_hat(k, y, mu, sigma, q[k - 1])
             s, d = block.update(s_up, d_up, ctx, y_hat, e)
             ds.append(d)
         x_hat = self.synth_out(self.synth(self.synth_up(d), e))
@@ -288,7 +314,7 @@ class DHVC(nn.Module):
 
         x_seq: (B, T, 3, H, W) in [0, 1], H and W multiples of 64; lam: (B,).
         Rates use additive uniform noise; the reconstruction path uses straight-through
-        rounding. Frame 0 is intra; frame t uses d_k of frames t-1 and t-2.
+        rounding (``TrainingPicker``). Frame 0 is intra; frame t uses d_k of frames t-1 and t-2.
         """
         b, n_frames, _, h, w = x_seq.shape
         e = self.embed_lambda(lam)
@@ -297,23 +323,13 @@ class DHVC(nn.Module):
         x_prev: torch.Tensor | None = None
         bits, x_hats = [], []
         for t in range(n_frames):
-            x = x_seq[:, t]
-            obs = self.observe(x, e)
-            frame_bits: list[torch.Tensor] = []
-
-            def choose(k, s_up, mu, sigma_s, q_k, obs=obs, frame_bits=frame_bits):
-                y = self.blocks[k - 1].posterior(obs[k - 1], s_up, e)
-                r = (y - mu) / q_k
-                noisy = r + torch.empty_like(r).uniform_(-0.5, 0.5)
-                bits = gaussian_bits(noisy, sigma_s)
-                frame_bits.append(bits.flatten(1).sum(1))
-                return mu + q_k * (r + (torch.round(r) - r).detach())
-
+            obs = self.observe(x_seq[:, t], e)
+            picker = TrainingPicker(self.entropy_model)
             aux = self.aux_features(x_prev, b, (h // 64, w // 64))
-            result = self.top_down(e, q, refs, aux, (h // 64, w // 64), choose)
+            result = self.top_down(e, q, refs, aux, (h // 64, w // 64), obs, picker)
             refs = [(d, r[0]) for d, r in zip(result.d, refs, strict=True)]
             x_prev = result.x_hat
-            bits.append(torch.stack(frame_bits, dim=1))  # (B, K)
+            bits.append(torch.stack(picker.bits, dim=1))  # (B, K)
             x_hats.append(result.x_hat)
         return TrainOutput(bits=torch.stack(bits, dim=1), x_hat=torch.stack(x_hats, dim=1))
 
@@ -324,28 +340,6 @@ class TrainOutput:
 
     bits: torch.Tensor
     x_hat: torch.Tensor
-
-
-_DENSITY_FALLBACK_MASS = 1e-6
-"""Bin masses below this are replaced by the Gaussian density at the bin centre."""
-
-
-def gaussian_bits(r: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """-log2 P(r) for r (noisy or integer) under a zero-mean Gaussian discretised to unit bins.
-
-    Far in the tail the difference of two CDF values loses all precision (and would need a
-    probability floor that passes no gradient); there the bin mass is replaced by the density
-    at the bin centre, log p = -r^2 / (2 sigma^2) - log(sigma sqrt(2 pi)), which is accurate
-    for |r| >> sigma and keeps a gradient that pulls outliers in and sigma up.
-    Computed in float32 even under mixed precision: bf16 cannot resolve small bin masses."""
-    a, sigma = r.float().abs(), sigma.float()
-    upper = torch.special.ndtr((0.5 - a) / sigma)
-    lower = torch.special.ndtr((-0.5 - a) / sigma)
-    mass = upper - lower
-    log_density = -0.5 * (a / sigma) ** 2 - torch.log(sigma) - 0.5 * math.log(2.0 * math.pi)
-    in_range = mass > _DENSITY_FALLBACK_MASS
-    log_mass = torch.where(in_range, torch.log(mass.clamp_min(_DENSITY_FALLBACK_MASS)), log_density)
-    return -log_mass / math.log(2.0)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.Tensor:

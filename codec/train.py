@@ -21,14 +21,12 @@ random stream) or warm-starts from shipped fp16 weights. It never prints: progre
 from __future__ import annotations
 
 import csv
-import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from codec.checkpoint import load_model, save_checkpoint
@@ -372,54 +370,3 @@ def _write_log(path: Path, history: list[dict]) -> None:
         writer.writeheader()
         writer.writerows(history)
     tmp.replace(path)
-
-
-def plot_training_curve(
-    history: list[dict], path_png: Path, marks: Sequence[tuple[int, str]] = ()
-) -> Path:
-    """Loss, bpp and PSNR against step from a run's logged history (plot only).
-
-    ``marks``: (step, label) pairs drawn as labelled dashed lines, e.g. where a run resumed
-    with other settings."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = [row["step"] for row in history]
-    phase_changes = [
-        b["step"] for a, b in itertools.pairwise(history) if a["frames"] != b["frames"]
-    ]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), constrained_layout=True)
-    series = (("loss", "loss (bpp + lambda MSE)"), ("bpp", "rate (bpp)"), ("psnr", "PSNR (dB)"))
-    for ax, (key, label) in zip(axes, series, strict=True):
-        ax.plot(steps, [row[key] for row in history], lw=0.6, alpha=0.5, label="per log window")
-        window = max(1, len(steps) // 50)
-        smooth = np.convolve([row[key] for row in history], np.ones(window) / window, "valid")
-        ax.plot(steps[window - 1 :], smooth, lw=1.5, label=f"mean of {window}")
-        ax.set_xlabel("training step")
-        ax.set_ylabel(label)
-        if key == "loss":
-            ax.set_yscale("log")
-        for boundary in phase_changes:
-            ax.axvline(boundary, color="grey", ls=":", lw=1)
-        for step, text in marks:
-            ax.axvline(step, color="tab:red", ls="--", lw=1)
-            ax.annotate(
-                text,
-                (step, 1.0),
-                xycoords=("data", "axes fraction"),
-                rotation=90,
-                va="top",
-                ha="right",
-                fontsize=7,
-                color="tab:red",
-            )
-        ax.legend(fontsize=8, loc="lower left")
-    fig.suptitle(
-        "dhvc train: batch means at sampled lambdas; dotted lines = schedule phase changes"
-    )
-    path_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path_png, dpi=120)
-    plt.close(fig)
-    return path_png

@@ -131,3 +131,11 @@ class DecodedFrame:
     def scales_decoded(self) -> int:
         """Number of scales that were entropy-decoded."""
         return sum(o is ScaleOutcome.DECODED for o in self.outcomes)
+
+
+def coded_size(height: int, width: int, k: int) -> tuple[int, int]:
+    """(rows, columns) of scale k's latent grid that cover at least one pixel of an
+    ``height`` x ``width`` frame; the rest of the padded grid covers padding only and is not
+    coded (both sides know the frame size; y_hat = mu there). Scale k has stride 2^(7-k)."""
+    stride = 1 << (7 - k)
+    return -(-height // stride), -(-width // stride)

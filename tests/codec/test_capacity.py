@@ -9,8 +9,9 @@ import torch
 from codec import load_model
 from codec.coder import Encoder
 from codec.config import DEFAULT_PRESET, get_preset, latent_values_per_pixel
-from codec.entropy import SIGMA_MIN, GaussianTable
-from codec.model import DHVC, coded_size, gaussian_bits, symbol_sigma
+from codec.entropy import SIGMA_MIN, GaussianEntropyModel, GaussianTable
+from codec.model import DHVC
+from codec.types import coded_size
 
 
 @pytest.fixture(scope="module")
@@ -101,19 +102,20 @@ def test_padding_content_cannot_change_the_bitstream(tiny_model):
 
 def test_smooth_sigma_bound_passes_gradients_below_the_table_minimum():
     sigma = torch.tensor([0.01, 0.05, 0.5], requires_grad=True)
-    bounded = symbol_sigma(sigma, torch.ones(3), smooth=True)
+    bounded = GaussianEntropyModel(smooth_sigma_bound=True).symbol_sigma(sigma, torch.ones(3))
     bounded.sum().backward()
     assert torch.all(bounded >= SIGMA_MIN)
     assert torch.all(sigma.grad > 0)
     clamped = torch.tensor([0.01, 0.05], requires_grad=True)
-    symbol_sigma(clamped, torch.ones(2), smooth=False).sum().backward()
+    clamp = GaussianEntropyModel(smooth_sigma_bound=False)
+    clamp.symbol_sigma(clamped, torch.ones(2)).sum().backward()
     assert torch.all(clamped.grad == 0)
 
 
-def test_gaussian_bits_fall_back_to_the_density_for_outliers_with_finite_gradients():
+def test_likelihood_bits_fall_back_to_the_density_for_outliers_with_finite_gradients():
     r = torch.tensor([0.0, 3.0, 40.0, 400.0], requires_grad=True)
     sigma = torch.tensor([1.0, 1.0, 0.2, 0.2], requires_grad=True)
-    bits = gaussian_bits(r, sigma)
+    bits = GaussianEntropyModel.likelihood_bits(r, sigma)
     assert torch.all(torch.isfinite(bits))
     assert bits[3] > bits[2] > bits[1] > bits[0]  # no floor: farther outliers cost more
     assert bits[3].item() > 1e5

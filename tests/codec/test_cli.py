@@ -32,8 +32,11 @@ def stream(clip, tmp_path_factory) -> Path:
 
 
 def test_encode_writes_a_stream_that_info_describes(stream):
+    from codec.bitstream import FORMAT_VERSION
+
     result = runner.invoke(app, ["info", str(stream)])
     assert result.exit_code == 0, result.output
+    assert f'"format_version": {FORMAT_VERSION},' in result.output
     assert '"width": 95' in result.output and '"height": 69' in result.output
     assert result.output.count('"type": "I"') == 2
 

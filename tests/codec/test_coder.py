@@ -177,11 +177,12 @@ def test_one_model_codes_every_lambda_with_rate_falling_as_lambda_falls():
     model = load_model("none", preset="tiny")
     frame = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     cfg = model.config
-    bits = [
-        sum(Encoder(model).encode(frame, lam).payload_bits)
-        for lam in (cfg.lambda_min, cfg.lambda_max)
-    ]
-    assert all(b > 0 for b in bits)
+    lambdas = np.geomspace(cfg.lambda_max, cfg.lambda_min, 6)  # falling
+    coded = [Encoder(model).encode(frame, float(lam)) for lam in lambdas]
+    rates = [sum(e.payload_bits) for e in coded]
+    estimates = [sum(e.estimated_bits) for e in coded]
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False)), rates
+    assert all(a > b for a, b in zip(estimates, estimates[1:], strict=False)), estimates
 
 
 @pytest.mark.parametrize("threads", [(2, 1), (1, 4), (4, 2)])

@@ -1,9 +1,11 @@
-"""The Gaussian-table entropy coder: round trips, escapes, exact estimates, typed errors."""
+"""The entropy model: the Gaussian table's round trips, escapes, exact estimates and typed
+errors; quantisation, indexes and coding of ``GaussianEntropyModel`` after, never before, build."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,10 +13,10 @@ from codec.entropy import (
     NUM_LEVELS,
     SYMBOL_LIMIT,
     EntropyCodingError,
+    GaussianEntropyModel,
     GaussianTable,
     sigma_boundaries,
     sigma_levels,
-    sync_tag,
 )
 
 
@@ -74,4 +76,70 @@ def test_sync_tag_depends_on_every_index():
     idx = np.zeros(100, dtype=np.uint8)
     changed = idx.copy()
     changed[57] = 1
-    assert sync_tag(idx) != sync_tag(changed)
+    assert GaussianEntropyModel.sync_tag(idx) != GaussianEntropyModel.sync_tag(changed)
+
+
+def _latent(seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """(y, mu, sigma, q) of a (1, 3, 5, 7) latent with a per-channel step."""
+    gen = torch.Generator().manual_seed(seed)
+    mu = torch.randn(1, 3, 5, 7, generator=gen)
+    sigma = 0.05 + 3 * torch.rand(1, 3, 5, 7, generator=gen)
+    y = mu + sigma * torch.randn(1, 3, 5, 7, generator=gen)
+    q = torch.tensor([0.5, 1.0, 2.0]).view(1, 3, 1, 1)
+    return y, mu, sigma, q
+
+
+@pytest.mark.parametrize("method", ["table_indexes", "compress", "decompress", "estimate_bits"])
+def test_entropy_model_refuses_to_code_before_build(method):
+    model = GaussianEntropyModel(smooth_sigma_bound=True)
+    assert not model.built
+    _, _, sigma, q = _latent()
+    indexes = np.zeros(3 * 5 * 7, dtype=np.uint8)
+    calls = {
+        "table_indexes": lambda: model.table_indexes(sigma, q),
+        "compress": lambda: model.compress(torch.zeros(1, 3, 5, 7), indexes),
+        "decompress": lambda: model.decompress(b"", indexes, torch.zeros(1, 3, 5, 7)),
+        "estimate_bits": lambda: model.estimate_bits(torch.zeros(1, 3, 5, 7), indexes),
+    }
+    with pytest.raises(RuntimeError, match="before build"):
+        calls[method]()
+
+
+@pytest.mark.parametrize("smooth", [True, False])
+def test_entropy_model_codes_symbols_round_y_minus_mu_over_q_and_decodes_them(smooth):
+    model = GaussianEntropyModel(smooth_sigma_bound=smooth).build()
+    y, mu, sigma, q = _latent()
+    symbols = model.quantize(y, mu, q)
+    assert torch.equal(symbols, torch.round((y - mu) / q))
+    indexes = model.table_indexes(sigma, q)
+    assert indexes.dtype == np.uint8 and indexes.shape == (y.numel(),)
+    data = model.compress(symbols, indexes)
+    decoded = model.decompress(data, indexes, like=mu)
+    assert torch.equal(decoded, symbols) and decoded.dtype == mu.dtype
+    assert torch.equal(model.dequantize(decoded, mu, q), mu + q * symbols)
+    assert model.estimate_bits(symbols, indexes) <= 8 * len(data)
+
+
+def test_table_index_follows_the_symbols_scale_sigma_over_q():
+    model = GaussianEntropyModel(smooth_sigma_bound=False).build()
+    sigma = torch.full((1, 2, 1, 1), 4.0)
+    q = torch.tensor([1.0, 4.0]).view(1, 2, 1, 1)  # symbol scales 4 and 1
+    indexes = model.table_indexes(sigma, q)
+    expected = np.searchsorted(sigma_boundaries(), np.float32([4.0, 1.0]))
+    assert np.array_equal(indexes, expected)
+
+
+def test_training_bits_are_the_likelihood_of_the_noisy_residual_and_y_hat_rounds():
+    model = GaussianEntropyModel(smooth_sigma_bound=True)  # training needs no tables
+    y, mu, sigma, q = _latent(1)
+    y.requires_grad_(True)
+    torch.manual_seed(3)
+    y_hat, bits = model.training_forward(y, mu, sigma, q)
+    torch.manual_seed(3)
+    noise = torch.empty_like(y).uniform_(-0.5, 0.5)
+    r = (y - mu) / q
+    expected = model.likelihood_bits(r + noise, model.symbol_sigma(sigma, q))
+    assert torch.equal(bits, expected)
+    assert torch.allclose(y_hat, mu + q * torch.round(r))
+    y_hat.sum().backward()
+    assert torch.allclose(y.grad, torch.ones_like(y))  # straight through the rounding

@@ -8,18 +8,14 @@ import pytest
 from av.video.frame import PictureType
 
 from codec import Encoder, load_model
+from codec.anchors import encode_anchor, nal_units, strip_sei
+from codec.bdrate import MIN_OVERLAP, bd_quality, bd_rate, quality_overlap
 from codec.bitstream import write_frame
-from codec.eval import (
-    FRAME_HEADER_BYTES,
-    bd_rate,
-    default_lambdas,
-    encode_anchor,
-    evaluate,
-    nal_units,
-    plot_rd,
-    strip_sei,
-)
+from codec.eval import evaluate
 from codec.metrics import psnr
+from codec.rd import FRAME_HEADER_BYTES, default_lambdas
+from codec.rd_json import RdFileError, read_rd, write_rd
+from codec.rd_plot import plot_rd
 from codec.video import VideoError, write_png_frames
 
 GOP = 2
@@ -74,6 +70,7 @@ def run(model, clip, tmp_path_factory):
 def test_rd_json_follows_the_schema_and_equals_the_returned_dict(run):
     rd, out, _ = run
     assert json.loads(out.read_text()) == rd
+    assert read_rd(out) == rd
     assert (rd["frames"], rd["gop"], rd["width"], rd["height"]) == (FRAMES, GOP, 72, 64)
     assert rd["model"]["preset"] == "tiny"
     assert rd["model"]["model_id"] == "tiny-random"
@@ -201,20 +198,48 @@ def test_bd_rate_of_a_curve_needing_20_percent_fewer_bits_is_minus_20():
 def test_bd_rate_is_null_with_a_reason_when_curves_do_not_overlap_or_are_not_monotone():
     anchor = _curve([0.05, 0.1, 0.2], [30.0, 33.0, 36.0])
     value, reason = bd_rate(anchor, _curve([0.05, 0.1], [20.0, 25.0]), "psnr")
-    assert value is None and "do not overlap" in reason
+    assert value is None and "quality ranges do not overlap" in reason
     value, reason = bd_rate(anchor, _curve([0.05, 0.1, 0.2], [31.0, 30.0, 34.0]), "psnr")
     assert value is None and "not monotone" in reason
     value, reason = bd_rate(anchor, _curve([0.1], [32.0]), "psnr")
     assert value is None and "1 point" in reason
 
 
-def test_plot_rd_writes_a_png_even_when_bd_rates_are_null(run, tmp_path):
+def _legend_texts(figure) -> list[str]:
+    return [t.get_text() for ax in figure.axes for t in ax.get_legend().get_texts()]
+
+
+def test_plot_rd_draws_every_codec_and_quotes_bd_rates_or_n_a(run, tmp_path):
     rd, _, _ = run
     rd = json.loads(json.dumps(rd))
-    rd["bd_rate"]["x264"]["psnr"] = None
-    path = plot_rd(rd, tmp_path / "plots" / "rd.png")
+    rd["bd_rate"]["x264"]["psnr"] = -12.345
+    rd["bd_rate"]["x265"]["psnr"] = None
+    figure = plot_rd(rd)
+    assert [ax.get_xlabel() for ax in figure.axes] == ["rate (bits per pixel)"] * 2
+    assert [ax.get_ylabel() for ax in figure.axes] == ["RGB PSNR (dB)", "RGB MS-SSIM (0-1)"]
+    assert [len(ax.lines) for ax in figure.axes] == [3, 3]
+    psnr_legend = _legend_texts(figure)[:3]
+    assert psnr_legend == ["dhvc", "x264 (DHVC BD-rate -12.3%)", "x265 (BD-rate n/a)"]
+    assert figure.get_suptitle().startswith("Rate-distortion on ")
+    assert "72x64, 3 frames, GOP 2, model tiny-random" in figure.get_suptitle()
+    path = tmp_path / "rd.png"
+    figure.savefig(path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert path.stat().st_size > 10_000
+
+
+def test_rd_json_round_trips_and_a_bad_file_is_one_line_naming_it(tmp_path):
+    rd = {"video": "clip", "codecs": {"dhvc": [{"lambda": 64.0, "bpp": 0.1}]}, "bd_rate": {}}
+    path = write_rd(tmp_path / "out" / "rd.json", rd)
+    assert read_rd(path) == rd
+    with pytest.raises(ValueError):
+        write_rd(tmp_path / "nan.json", {"codecs": {"dhvc": [{"bpp": float("nan")}]}})
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "list.json").write_text("[]")
+    for name, expected in [("bad.json", "not JSON"), ("list.json", "codecs"), ("no", "read")]:
+        with pytest.raises(RdFileError, match=expected) as error:
+            read_rd(tmp_path / name)
+        assert str(tmp_path / name) in str(error.value)
+        assert "\n" not in str(error.value)
 
 
 def test_default_lambdas_span_the_model_range_log_spaced(model):
@@ -239,9 +264,33 @@ def test_unknown_anchor_is_rejected_before_any_work(model, tmp_path):
         evaluate(tmp_path / "none.mp4", 4, 4, [512], ["vp9"], model, tmp_path / "rd.json")
 
 
-def test_bd_quality_is_the_mean_gain_of_a_curve_shifted_up_and_undefined_like_bd_rate():
-    from codec.eval import bd_quality
+def test_bd_rate_is_not_reported_where_curves_overlap_over_less_than_half_their_range():
+    anchor = _curve([0.05, 0.1, 0.2, 0.4], [30.0, 33.0, 36.0, 39.0])
+    # quality 36.6-42.6 dB against 30-39 dB: they share 36.6-39, 2.4 of 12.6 dB (19%)
+    narrow = _curve([0.3, 0.6, 1.2], [36.6, 39.6, 42.6])
+    assert quality_overlap(anchor, narrow, "psnr") == pytest.approx(2.4 / 12.6)
+    value, reason = bd_rate(anchor, narrow, "psnr")
+    assert value is None
+    assert reason.startswith("curves overlap over 19% of the quality range")
+    # half of the joint range is enough: 30-39 against 34.5-43.5 share 4.5 of 13.5 dB (33%)
+    # fails, 30-39 against 33-42 share 6 of 12 dB (50%) passes
+    fails = _curve([0.1, 0.2, 0.4], [34.5, 39.0, 43.5])
+    passes = _curve([0.1, 0.2, 0.4], [33.0, 37.5, 42.0])
+    assert bd_rate(anchor, fails, "psnr")[0] is None
+    assert quality_overlap(anchor, passes, "psnr") == pytest.approx(MIN_OVERLAP)
+    value, reason = bd_rate(anchor, passes, "psnr")
+    assert reason is None and value is not None
 
+
+def test_bd_quality_needs_half_of_the_joint_log_rate_range():
+    anchor = [{"bpp": r, "psnr": 30 + 5 * math.log2(r / 0.05)} for r in (0.05, 0.1, 0.2, 0.4)]
+    # rates 0.05-0.4 against 0.3-1.2 bpp: they share log(0.4 / 0.3) of log(1.2 / 0.05), 9%
+    far = [{"bpp": r, "psnr": 38 + 5 * math.log2(r / 0.3)} for r in (0.3, 0.6, 1.2)]
+    value, reason = bd_quality(anchor, far, "psnr")
+    assert value is None and reason.startswith("curves overlap over 9% of the log-rate range")
+
+
+def test_bd_quality_is_the_mean_gain_of_a_curve_shifted_up_and_undefined_like_bd_rate():
     anchor = [{"bpp": r, "psnr": 30 + 5 * math.log2(r / 0.05)} for r in (0.05, 0.1, 0.2, 0.4)]
     better = [{"bpp": p["bpp"], "psnr": p["psnr"] + 1.5} for p in anchor]
     value, reason = bd_quality(anchor, better, "psnr")

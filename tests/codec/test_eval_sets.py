@@ -9,18 +9,14 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
+from codec import cli
 from codec.cli import app
-from codec.eval import (
-    SET_FRAMES,
-    SET_SIZE,
-    SETS,
-    evaluate,
-    load_sources,
-    plot_rd,
-    still_crop,
-)
+from codec.eval import evaluate
+from codec.eval_sources import SET_FRAMES, SET_SIZE, SETS, load_sources, still_crop
+from codec.rd_plot import plot_rd
 from codec.synth import MOTION_KINDS, motion_clip
 from codec.video import VideoError, read_frames, write_mp4, write_png_frames
 
@@ -157,10 +153,12 @@ def test_progress_counts_points_over_all_sources(two_sources, folders):
     assert {e.sources_total for e in events} == {2}
 
 
-def test_plot_rd_draws_the_set_average(two_sources, tmp_path):
+def test_plot_rd_draws_the_set_average(two_sources):
     rd, _, _ = two_sources
-    path = plot_rd(rd, tmp_path / "rd.png")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    figure = plot_rd(rd)
+    dhvc = figure.axes[0].lines[0]
+    assert list(dhvc.get_xdata()) == sorted(p["bpp"] for p in rd["set_average"]["codecs"]["dhvc"])
+    assert "set average of 2 sources" in figure.get_suptitle()
 
 
 def test_one_source_keeps_the_per_source_layout(folders, tiny_model, tmp_path):
@@ -276,18 +274,59 @@ def test_cli_bad_input_is_one_line_exit_2_and_keeps_the_old_output(
     assert out.read_text() == "{}\n"
 
 
-def test_cli_evaluates_a_set_and_prints_per_source_and_set_average_bd_rates(folders, tmp_path):
+@pytest.fixture
+def wide_console(monkeypatch):
+    """The CLI's console 300 columns wide, so table rows are not folded in the tests."""
+    monkeypatch.setattr(cli, "console", Console(stderr=True, width=300))
+
+
+def _table_rows(output: str, title: str) -> list[list[str]]:
+    """The body rows of the rich table titled ``title`` in ``output``, as lists of cells."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if title in line)
+    rows = []
+    for line in lines[start + 4 :]:  # title, top rule, header, header rule
+        if not line.startswith("│"):
+            break
+        rows.append([cell.strip() for cell in line.strip("│").split("│")])
+    return rows
+
+
+def test_cli_evaluates_a_set_and_prints_rate_points_and_bd_rates_as_tables(
+    folders, tmp_path, wide_console
+):
     out = tmp_path / "rd.json"
     args = ["eval", *map(str, folders), "-o", str(out), "--frames", "2", "--anchors", "x264"]
     result = runner.invoke(app, [*args, *FAST])
     assert result.exit_code == 0, result.output
     rd = json.loads(out.read_text())
     assert len(rd["sources"]) == 2 and rd["gop"] == 32 and rd["intra"] is False
-    assert out.with_suffix(".png").is_file()
-    for folder in folders:
-        assert f"{folder}: BD-rate vs x264 PSNR" in result.output
-    assert "set average of 2 sources, averaged curves: vs x264 PSNR" in result.output
-    assert "mean of per-source BD-rates: vs x264 PSNR" in result.output
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "{" not in result.output  # tables, not dicts
+    points = _table_rows(result.output, "Rate points (set average)")
+    assert [row[:2] for row in points] == [
+        ["dhvc", "lambda 256"],
+        ["dhvc", "lambda 2048"],
+        ["x264", "qp 37"],
+        ["x264", "qp 27"],
+    ]
+    average = {p["lambda"]: p for p in rd["codecs"]["dhvc"]}
+    assert points[1][2:] == [
+        f"{average[2048.0]['bpp']:.4f}",
+        f"{average[2048.0]['psnr']:.2f}",
+        f"{average[2048.0]['ms_ssim']:.4f}",
+    ]
+    bd = _table_rows(result.output, "BD-rate of DHVC")
+    assert [row[:2] for row in bd] == [
+        [str(folders[0]), "x264"],
+        [str(folders[1]), "x264"],
+        ["set average of 2 sources (averaged curves)", "x264"],
+        ["mean of per-source BD-rates", "x264"],
+    ]
+    for row, entry in zip(bd, [*rd["sources"], rd["set_average"]], strict=False):
+        value = entry["bd_rate"]["x264"]["psnr"]
+        assert row[2] == (f"{value:+.1f}%" if value is not None else row[2])
+        assert value is not None or row[2].startswith("n/a")
 
 
 def test_cli_intra_on_the_val_stills_of_a_pack(pack, tmp_path):
@@ -299,4 +338,4 @@ def test_cli_intra_on_the_val_stills_of_a_pack(pack, tmp_path):
     assert (rd["gop"], rd["intra"], rd["frames"]) == (1, True, 3)
     assert rd["anchor_settings"]["x264"]["keyint"] == 1
     assert [s["frames"] for s in rd["sources"]] == [1, 1, 1]
-    assert "DHVC at lambda 2048 (set average):" in result.output
+    assert "Rate points (set average)" in result.output

@@ -75,6 +75,34 @@ def test_schedule_uses_large_intra_batches_then_clips_and_a_cosine_decay():
     assert lrs[-1] == pytest.approx(cfg.lr * cfg.lr_final_ratio, rel=0.01)
 
 
+def test_cli_train_prints_its_last_log_window_as_a_table(tmp_path: Path, sources, monkeypatch):
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    import codec.data
+    from codec import cli
+
+    monkeypatch.setattr(codec.data, "training_sources", lambda spec: sources)
+    monkeypatch.setattr(cli, "console", Console(stderr=True, width=300))
+    schedule = ["--intra-steps", "1", "--p3-steps", "2", "--p7-steps", "2", "--crop", "64"]
+    batches = ["--batch-size", "2", "--intra-batch-size", "2", "--log-every", "1"]
+    state = tmp_path / "state.pt"
+    args = ["train", "--state", str(state), "--data", "sample", "--preset", "tiny"]
+    result = CliRunner().invoke(cli.app, [*args, *schedule, *batches])
+    assert result.exit_code == 0, result.output
+    assert "stopped at step 2" in result.output
+    assert "{" not in result.output  # a table, not a dict
+    lines = result.output.splitlines()
+    header = next(line for line in lines if "grad norm" in line)
+    assert [c.strip() for c in header.strip("┃").split("┃")][:6] == [
+        "step", "frames", "loss", "bpp", "MSE", "PSNR (dB)",
+    ]  # fmt: skip
+    row = next(line for line in lines if line.startswith("│"))
+    cells = [c.strip() for c in row.strip("│").split("│")]
+    assert cells[:2] == ["2", "3"]
+    assert math.isfinite(float(cells[2]))
+
+
 def test_bad_training_configs_are_refused():
     for bad in ({"crop": 100}, {"p3_steps": 1, "intra_steps": 2}, {"batch_size": 0}):
         with pytest.raises(ValueError):
