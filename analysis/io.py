@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from netsim.trace import Fate
+
 FRAMES_FILE = "frames.csv"
 PACKETS_FILE = "packets.csv"
 SUMMARY_FILE = "summary.json"
@@ -42,10 +44,10 @@ class ColumnKind(StrEnum):
 FRAME_TYPES: tuple[str, ...] = ("I", "P", "R")
 """Values of ``frame_type``: GOP start, predicted frame, re-sync frame."""
 
-PACKET_FATES: tuple[str, ...] = ("delivered", "lost", "queue_drop", "late", "fec_recovered")
-"""Values of ``fate`` in packets.csv."""
+PACKET_FATES: tuple[str, ...] = tuple(fate.value for fate in Fate)
+"""Values of ``fate`` in packets.csv (``netsim.trace.Fate``)."""
 
-USABLE_FATES: frozenset[str] = frozenset({"delivered", "fec_recovered"})
+USABLE_FATES: frozenset[str] = frozenset({Fate.DELIVERED.value, Fate.FEC_RECOVERED.value})
 """Fates of packets whose payload reached the receiver in time."""
 
 FRAME_COLUMNS: dict[str, ColumnKind] = {

@@ -25,7 +25,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -287,12 +286,11 @@ class SweepResult:
 
 
 def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    """``write(temporary)``, then rename it to ``path`` (``codec.fileio.atomic_file``)."""
+    from codec.fileio import atomic_file  # imported here: the codec package loads torch
+
+    with atomic_file(path) as temporary:
         write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def gather(tasks: Sequence[RunTask], out_dir: Path) -> tuple[pd.DataFrame, tuple[Path, ...]]:

@@ -1,31 +1,82 @@
 """``netsim``: validate and run testbed scenarios (a thin Typer app over ``netsim.runner``).
 
-Errors a user can cause print one line naming the file and field on stderr and exit with
-code 2, without a traceback.
+Every error a user can cause prints one line on stderr and exits with code 2, without a
+traceback: a scenario problem names the file and the field; a command line that does not parse
+(unknown option, missing argument, ``--frames abc``) is one ``error:`` line instead of a usage
+box (``OneLineErrors``). Ctrl-C prints one line and exits with 130. The scenario and runner
+modules, which import torch, are imported inside the commands, so that an interrupt while they
+load is caught like any other.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
-from netsim.runner import RunError, run_scenario
-from netsim.scenario import ScenarioError, load_scenario
+try:  # Typer 0.2x carries its own copy of click; earlier versions use click itself
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - depends on the installed Typer
+    from click import exceptions as click_exceptions
+
+USER_ERROR_EXIT_CODE = 2
+INTERRUPTED_EXIT_CODE = 130
+
+
+class OneLineErrors(TyperGroup):
+    """A Typer group whose command-line errors are one line, ``error: MESSAGE (see netsim CMD
+    --help)``, with exit code 2, and whose interrupts are ``interrupted`` with exit code 130.
+
+    Only the standalone mode (the console script, ``CliRunner``) is changed; a caller that
+    asks for ``standalone_mode=False`` gets click's exceptions as before.
+    """
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click_exceptions.NoArgsIsHelpError as err:
+            help_text = err.format_message()  # empty where Typer has already printed the help
+            if help_text.strip():
+                typer.echo(help_text, err=True)
+            sys.exit(err.exit_code)
+        except click_exceptions.UsageError as err:
+            context = getattr(err, "ctx", None)
+            hint = f" (see {context.command_path} --help)" if context is not None else ""
+            _echo_line(f"error: {err.format_message()}{hint}")
+            sys.exit(err.exit_code)
+        except click_exceptions.ClickException as err:
+            _echo_line(f"error: {err.format_message()}")
+            sys.exit(err.exit_code)
+        except (typer.Abort, KeyboardInterrupt):
+            _echo_line("interrupted")
+            sys.exit(INTERRUPTED_EXIT_CODE)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
+    cls=OneLineErrors,
     help="Carry DHVC 2.0 bitstreams through a simulated lossy network.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-USER_ERROR_EXIT_CODE = 2
 
 
 class Device(StrEnum):
@@ -36,9 +87,32 @@ class Device(StrEnum):
     CUDA = "cuda"
 
 
+def _echo_line(text: str) -> None:
+    typer.echo(" ".join(text.split()), err=True)
+
+
 def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
+    _echo_line(f"error: {message}")
     raise typer.Exit(USER_ERROR_EXIT_CODE)
+
+
+def _interrupted(what: str = "interrupted") -> NoReturn:
+    _echo_line(what)
+    raise typer.Exit(INTERRUPTED_EXIT_CODE)
+
+
+def _unexpected(file: Path, err: BaseException) -> NoReturn:
+    """The last line of defence: an error nobody classified is still one line, exit code 2."""
+    _fail(f"{file}: unexpected {type(err).__name__}: {err}")
+
+
+def _check_range(option: str, value: int | None, low: int, high: int) -> None:
+    if value is None:
+        return
+    if value < low:
+        _fail(f"{option} must be >= {low} (got {value})")
+    if value > high:
+        _fail(f"{option} must be <= {high} (got {value})")
 
 
 @app.command()
@@ -47,9 +121,17 @@ def validate(
 ) -> None:
     """Check a scenario file without running it."""
     try:
+        from netsim.scenario import ScenarioError, load_scenario
+    except KeyboardInterrupt:
+        _interrupted()
+    try:
         scenario = load_scenario(file)
     except ScenarioError as err:
         _fail(str(err))
+    except KeyboardInterrupt:
+        _interrupted()
+    except Exception as err:  # noqa: BLE001 - one line, never a traceback
+        _unexpected(file, err)
     forward = scenario.network.forward
     typer.echo(
         f"{file}: valid scenario {scenario.name!r}: {scenario.video.frames} frames of "
@@ -65,10 +147,10 @@ def run(
         Path | None, typer.Option("--out", help="Output folder (default: results/NAME).")
     ] = None,
     frames: Annotated[
-        int | None, typer.Option("--frames", min=1, help="Frames to run (default: the scenario's).")
+        int | None, typer.Option("--frames", help="Frames to run (default: the scenario's).")
     ] = None,
     seed: Annotated[
-        int | None, typer.Option("--seed", min=0, help="Random seed (default: the scenario's).")
+        int | None, typer.Option("--seed", help="Random seed (default: the scenario's).")
     ] = None,
     device: Annotated[Device, typer.Option("--device", help="Where the codec runs.")] = (
         Device.AUTO
@@ -79,9 +161,21 @@ def run(
 ) -> None:
     """Run a scenario; writes frames.csv, packets.csv and summary.json (and video.mp4)."""
     try:
+        from netsim.packetizer import PacketizationError
+        from netsim.runner import RunError, run_scenario
+        from netsim.scenario import MAX_FRAMES, MAX_SEED, ScenarioError, load_scenario
+    except KeyboardInterrupt:
+        _interrupted()
+    _check_range("--frames", frames, 1, MAX_FRAMES)
+    _check_range("--seed", seed, 0, MAX_SEED)
+    try:
         scenario = load_scenario(file)
     except ScenarioError as err:
         _fail(str(err))
+    except KeyboardInterrupt:
+        _interrupted()
+    except Exception as err:  # noqa: BLE001 - one line, never a traceback
+        _unexpected(file, err)
     out_dir = out if out is not None else Path("results") / scenario.name
     console = Console(stderr=True)
     total = frames if frames is not None else scenario.video.frames
@@ -111,9 +205,12 @@ def run(
             )
     except (ScenarioError, RunError) as err:
         _fail(str(err))
+    except PacketizationError as err:
+        _fail(str(ScenarioError(file, f"sender.{err.setting}", str(err))))
     except KeyboardInterrupt:
-        typer.echo("interrupted: no results written", err=True)
-        raise typer.Exit(130) from None
+        _interrupted("interrupted: no results written")
+    except Exception as err:  # noqa: BLE001 - one line, never a traceback
+        _unexpected(file, err)
     _render_summary(Console(), summary, out_dir)
 
 

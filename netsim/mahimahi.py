@@ -4,16 +4,29 @@ A trace file has one line per delivery opportunity: an integer timestamp in mill
 the start of the trace; each opportunity can carry ``OPPORTUNITY_BYTES`` bytes, and a timestamp
 repeated on several lines means several opportunities in that millisecond. The trace repeats
 with a period equal to its last timestamp, as Mahimahi's link shell replays it.
+
+Traces are read with two limits, so that a hostile file gives a one-line ``TraceFormatError``
+instead of exhausting memory or overflowing float arithmetic later: at most
+``MAX_TRACE_FILE_BYTES`` are read (a device such as ``/dev/zero`` is refused after that many
+bytes), and timestamps are at most ``MAX_TIMESTAMP_MS``.
 """
 
 from __future__ import annotations
 
 import bisect
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 OPPORTUNITY_BYTES = 1500
 """Bytes one delivery opportunity can carry (Mahimahi's MTU-sized packet)."""
+
+MAX_TRACE_FILE_BYTES = 64 * 2**20
+"""Largest trace file read (64 MiB: about ten million opportunities; Mahimahi's cellular
+traces are a few MB)."""
+
+MAX_TIMESTAMP_MS = 2**31 - 1
+"""Largest timestamp accepted (about 24.8 days): trace times stay exact in float seconds."""
 
 _TOLERANCE_S = 1e-9
 
@@ -57,20 +70,29 @@ class DeliveryTrace:
 
 def load_delivery_trace(path: Path) -> DeliveryTrace:
     """Parse a Mahimahi trace file; raises ``TraceFormatError`` or ``OSError``."""
+    with Path(path).open("rb") as handle:
+        raw = handle.read(MAX_TRACE_FILE_BYTES + 1)
+    if len(raw) > MAX_TRACE_FILE_BYTES:
+        raise TraceFormatError(f"the trace is larger than {MAX_TRACE_FILE_BYTES} bytes")
     opportunities: list[int] = []
-    with path.open(encoding="ascii", errors="replace") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            text = line.strip()
-            if not text:
-                continue
-            if not text.isdigit():
-                raise TraceFormatError(
-                    f"line {line_number}: {text[:20]!r} is not a millisecond timestamp"
-                )
-            value = int(text)
-            if opportunities and value < opportunities[-1]:
-                raise TraceFormatError(f"line {line_number}: timestamps must not decrease")
-            opportunities.append(value)
+    widest = len(str(MAX_TIMESTAMP_MS))
+    for line_number, line in enumerate(io.BytesIO(raw), start=1):
+        digits = line.strip()
+        if not digits:
+            continue
+        text = digits[:20].decode("ascii", errors="replace")
+        if not digits.isdigit():  # ASCII digits only, for bytes
+            raise TraceFormatError(f"line {line_number}: {text!r} is not a millisecond timestamp")
+        value = int(digits) if len(digits.lstrip(b"0")) <= widest else MAX_TIMESTAMP_MS + 1
+        if value > MAX_TIMESTAMP_MS:
+            more = "..." if len(digits) > 20 else ""
+            raise TraceFormatError(
+                f"line {line_number}: timestamp {text}{more} is above the largest accepted, "
+                f"{MAX_TIMESTAMP_MS} ms"
+            )
+        if opportunities and value < opportunities[-1]:
+            raise TraceFormatError(f"line {line_number}: timestamps must not decrease")
+        opportunities.append(value)
     if not opportunities:
         raise TraceFormatError("the trace has no delivery opportunities")
     if opportunities[-1] <= 0:

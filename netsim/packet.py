@@ -23,15 +23,30 @@ Wire format, little-endian, ``HEADER_SIZE_BYTES`` = 46 bytes followed by the pay
         36    4 sync tag            (u32; DESIGN 1)
         40    2 payload length      (u16)
         42    4 packet checksum     (u32; CRC32 of header, with this field zero, and payload)
+
+Construction and parsing check the same rules (``PacketFormatError``), so a packet that was
+built always parses, and a datagram that parses carries nothing absurd:
+
+* every field fits its wire width; scale 1..K; resync_from 0..K; a known frame type;
+* fragment count >= 1, fragment count + parity count <= ``MAX_FRAGMENTS``, fragment index below
+  their sum;
+* lambda finite, ``MIN_LAMBDA`` .. ``MAX_LAMBDA`` (refuses NaN, infinities, zero, subnormals
+  and absurdly large values);
+* the scale length can be carried by its data fragments (at most ``fragment_count`` x
+  ``MAX_PAYLOAD_BYTES``), and an FEC-protected scale is never empty.
+
+``from_bytes`` raises ``PacketFormatError`` for any damage (truncation at any length, bad magic,
+version, checksum or field), never another exception; the receiver treats every such datagram
+as lost.
 """
 
 from __future__ import annotations
 
-import math
 import struct
 import zlib
 from dataclasses import dataclass
 
+from codec.bitstream import MAX_LAMBDA, MIN_LAMBDA
 from codec.types import NUM_SCALES, FrameType
 
 MAGIC = b"DP"
@@ -42,6 +57,10 @@ HEADER_SIZE_BYTES = _HEADER.size
 
 MAX_FRAGMENTS = 256
 """Most fragments (data + parity) one scale may be split into (zfec's limit on n)."""
+
+MAX_PAYLOAD_BYTES = 0xFFFF
+"""Longest payload one packet can carry (its length field is 16 bits)."""
+
 
 _FRAME_TYPE_CODES = {FrameType.I: 0, FrameType.P: 1, FrameType.R: 2}
 _FRAME_TYPES = {code: frame_type for frame_type, code in _FRAME_TYPE_CODES.items()}
@@ -87,6 +106,7 @@ class Packet:
             parity_count=self.parity_count,
             lam=self.lam,
             resync_from=self.resync_from,
+            frame_type=self.frame_type,
             scale_length_bytes=self.scale_length_bytes,
             scale_crc32=self.scale_crc32,
             sync_tag=self.sync_tag,
@@ -133,7 +153,9 @@ class Packet:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Packet:
-        """Parse one datagram; raises ``PacketFormatError``, never reads past a length."""
+        """Parse one datagram (any bytes-like object); raises ``PacketFormatError``, never
+        another exception, and never reads past a length."""
+        data = bytes(data)
         if len(data) < HEADER_SIZE_BYTES:
             raise PacketFormatError(
                 f"truncated packet: {len(data)} bytes, the header alone is {HEADER_SIZE_BYTES}"
@@ -170,7 +192,7 @@ class Packet:
             raise PacketFormatError("packet checksum mismatch (corrupt packet)")
         if type_code not in _FRAME_TYPES:
             raise PacketFormatError(f"unknown frame type code {type_code}")
-        return cls(
+        return cls(  # __post_init__ checks every field (PacketFormatError)
             seq=seq,
             frame_index=frame_index,
             scale=scale,
@@ -197,6 +219,7 @@ def _field_problem(
     parity_count: int,
     lam: float,
     resync_from: int,
+    frame_type: FrameType,
     scale_length_bytes: int,
     scale_crc32: int,
     sync_tag: int,
@@ -217,6 +240,8 @@ def _field_problem(
         return f"scale {scale} outside 1..{NUM_SCALES}"
     if not 0 <= resync_from <= NUM_SCALES:
         return f"resync_from {resync_from} outside 0..{NUM_SCALES}"
+    if frame_type not in _FRAME_TYPE_CODES:
+        return f"frame type {frame_type!r} is not a FrameType"
     if fragment_count < 1 or parity_count < 0 or fragment_count + parity_count > MAX_FRAGMENTS:
         return (
             f"fragment count {fragment_count} + parity count {parity_count} "
@@ -224,6 +249,13 @@ def _field_problem(
         )
     if not 0 <= fragment_index < fragment_count + parity_count:
         return f"fragment index {fragment_index} outside 0..{fragment_count + parity_count - 1}"
-    if not (math.isfinite(lam) and lam > 0):
-        return f"lambda {lam} is not a positive finite number"
+    if not MIN_LAMBDA <= lam <= MAX_LAMBDA:  # NaN fails too
+        return f"lambda {lam!r} outside {MIN_LAMBDA:g}..{MAX_LAMBDA:g}"
+    if scale_length_bytes > fragment_count * MAX_PAYLOAD_BYTES:
+        return (
+            f"scale length {scale_length_bytes} cannot be carried by {fragment_count} "
+            f"fragments of at most {MAX_PAYLOAD_BYTES} bytes"
+        )
+    if parity_count > 0 and scale_length_bytes == 0:
+        return "an FEC-protected scale cannot be empty"
     return None

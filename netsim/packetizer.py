@@ -13,12 +13,20 @@ import math
 from collections.abc import Mapping
 
 from codec.types import NUM_SCALES, EncodedFrame
-from netsim.fec import FecParams, fec_encode
-from netsim.packet import HEADER_SIZE_BYTES, Packet
+from netsim.fec import FecError, FecParams, fec_encode
+from netsim.packet import HEADER_SIZE_BYTES, MAX_FRAGMENTS, Packet
 
 
 class PacketizationError(ValueError):
-    """Packetizer settings that cannot carry a frame (MTU too small, bad scale range)."""
+    """Packetizer settings that cannot carry a frame (MTU too small, bad scale range).
+
+    ``setting`` names the sender setting at fault, as a scenario writes it below ``sender``
+    (``mtu_bytes``, ``max_scales`` or ``fec.K``).
+    """
+
+    def __init__(self, message: str, setting: str = "mtu_bytes") -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 def max_payload_bytes(mtu_bytes: int) -> int:
@@ -44,10 +52,13 @@ def packetize(
 
     ``first_seq`` is the sequence number of the first packet; the others follow consecutively.
     ``fec`` maps a scale number to its FEC parameters; scales not in it travel unprotected.
-    Every packet is at most ``mtu_bytes`` long.
+    Every packet is at most ``mtu_bytes`` long. A scale that would need more than
+    ``MAX_FRAGMENTS`` packets, parity included, raises ``PacketizationError``.
     """
     if not 1 <= max_scales <= len(frame.scales):
-        raise PacketizationError(f"max_scales {max_scales} outside 1..{len(frame.scales)}")
+        raise PacketizationError(
+            f"max_scales {max_scales} outside 1..{len(frame.scales)}", "max_scales"
+        )
     payload_limit = max_payload_bytes(mtu_bytes)
     fec = fec or {}
     packets: list[Packet] = []
@@ -57,11 +68,20 @@ def packetize(
         data = scale_payload.data
         needed = max(1, math.ceil(len(data) / payload_limit))
         params = fec.get(scale)
+        where = f"scale {scale} of frame {frame.frame_index} ({len(data)} bytes)"
         if params is None or not data:
+            if needed > MAX_FRAGMENTS:
+                raise PacketizationError(
+                    f"{where} needs {needed} packets of {payload_limit} payload bytes, more "
+                    f"than the {MAX_FRAGMENTS} a scale may travel in; raise mtu_bytes"
+                )
             fragments = [data[i * payload_limit : (i + 1) * payload_limit] for i in range(needed)]
             data_count, parity_count = needed, 0
         else:
-            params = params.scaled_to(needed)
+            try:
+                params = params.scaled_to(needed)
+            except FecError as err:
+                raise PacketizationError(f"{where}: {err}", f"fec.{scale}") from None
             fragments = fec_encode(data, params)
             data_count, parity_count = params.data_packets, params.parity_packets
         for index, fragment in enumerate(fragments):

@@ -1,17 +1,79 @@
 """Putting a frame back together from whichever of its packets arrived (DESIGN 2, 4).
 
 A scale is *complete* when all its data fragments arrived, or, with FEC, any ``fragment_count``
-of its data and parity fragments. Packets whose header disagrees with the first packet seen for
-the same scale (a corrupt or foreign packet) are counted and ignored, never trusted.
+of its data and parity fragments.
+
+Every packet repeats its frame's header (lambda, resync_from, frame type) and its scale's header
+(fragment count, parity count, length, CRC32, sync tag). A stray packet (damaged behind a valid
+checksum, foreign, forged) may carry other values than the genuine packets of its frame, so the
+headers are decided by *agreement* of the packets, never by whichever packet came first:
+
+1. The frame header is the value carried by the most packets of the frame (distinct fragments;
+   an exact duplicate counts once). Ties go to the value whose packets form more complete
+   scales, then to the value that arrived first.
+2. Among the packets that carry the agreed frame header, each scale's header is the value
+   carried by the most of that scale's fragments; ties go to the value that forms a complete
+   scale, then to the value that arrived first.
+3. Only the packets that disagree with the agreed values are discarded; the frame is assembled
+   from the others as if the strays had never arrived (unless a stray outvotes the genuine
+   packets, which no rule can tell from the genuine case).
+
+Besides, a packet is discarded on arrival when it belongs to another frame, when its payload
+length is impossible for its scale header (``fits_scale_header``), or when a different payload
+for the same fragment (same headers) arrived before it; an exact copy of a fragment already held
+is a duplicate, counted and dropped. The receiver asks for the agreement at the playout
+deadline, when every in-time packet is known, so the outcome does not depend on when it asks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from codec.types import FrameType, ReceivedFrame, ScalePayload
 from netsim.fec import FecError, FecParams, fec_decode
 from netsim.packet import Packet
+
+FrameHeader = tuple[float, int, FrameType]
+"""The frame-header fields every packet repeats: (lambda, resync_from, frame type)."""
+
+ScaleHeader = tuple[int, int, int, int, int]
+"""The scale-header fields every packet repeats: (fragment count, parity count, scale length,
+scale CRC32, sync tag)."""
+
+
+def frame_header(packet: Packet) -> FrameHeader:
+    """The frame-header fields ``packet`` carries."""
+    return (packet.lam, packet.resync_from, packet.frame_type)
+
+
+def scale_header(packet: Packet) -> ScaleHeader:
+    """The scale-header fields ``packet`` carries."""
+    return (
+        packet.fragment_count,
+        packet.parity_count,
+        packet.scale_length_bytes,
+        packet.scale_crc32,
+        packet.sync_tag,
+    )
+
+
+def fits_scale_header(packet: Packet) -> bool:
+    """Whether the packetizer could have sent ``packet``'s payload under its scale header.
+
+    With FEC every fragment is ``ceil(length / fragment_count)`` bytes. Without FEC the scale
+    is cut into ``fragment_count`` slices of one length, the last one shorter or equal and not
+    empty (a single fragment, possibly empty, when the scale fits one packet): a fragment before
+    the last is at least ``ceil(length / count)`` bytes and leaves at least one byte for the
+    last; the last is at most ``length // count`` bytes.
+    """
+    length, count, size = packet.scale_length_bytes, packet.fragment_count, len(packet.payload)
+    if packet.parity_count > 0:
+        return length > 0 and size == -(-length // count)
+    if count == 1:
+        return size == length
+    if packet.fragment_index < count - 1:
+        return size >= -(-length // count) and size * (count - 1) < length
+    return 1 <= size <= length // count
 
 
 @dataclass(frozen=True)
@@ -24,53 +86,49 @@ class AssembledScale:
 
 
 class ScaleAssembly:
-    """The fragments of one scale of one frame received so far."""
+    """The fragments received of one scale of one frame that agree on one scale header."""
 
-    def __init__(self, first: Packet) -> None:
-        self._template = first
-        self._fragments: dict[int, bytes] = {}
-        self.rejected_packets = 0
-        self.add(first)
+    def __init__(self, template: Packet, first_arrival: int) -> None:
+        self._template = template
+        self.header = scale_header(template)
+        self.first_arrival = first_arrival
+        self.fragments: dict[int, tuple[int, Packet]] = {}
 
-    def add(self, packet: Packet) -> bool:
-        """Keep ``packet``'s fragment; False when it is a duplicate or inconsistent."""
-        t = self._template
-        consistent = (
-            packet.frame_index == t.frame_index
-            and packet.scale == t.scale
-            and packet.fragment_count == t.fragment_count
-            and packet.parity_count == t.parity_count
-            and packet.scale_length_bytes == t.scale_length_bytes
-            and packet.scale_crc32 == t.scale_crc32
-            and packet.sync_tag == t.sync_tag
-        )
-        if not consistent or packet.fragment_index in self._fragments:
-            self.rejected_packets += 1
-            return False
-        self._fragments[packet.fragment_index] = packet.payload
-        return True
+    def held(self, fragment_index: int) -> Packet | None:
+        """The packet kept for ``fragment_index``, if any."""
+        entry = self.fragments.get(fragment_index)
+        return None if entry is None else entry[1]
+
+    def add(self, packet: Packet, arrival: int) -> None:
+        """Keep ``packet`` (same scale header, a fragment index not held yet)."""
+        self.fragments[packet.fragment_index] = (arrival, packet)
 
     @property
     def complete(self) -> bool:
         """Whether enough fragments arrived to rebuild the scale."""
         t = self._template
         if t.parity_count == 0:
-            return all(i in self._fragments for i in range(t.fragment_count))
-        return len(self._fragments) >= t.fragment_count
+            return all(i in self.fragments for i in range(t.fragment_count))
+        return len(self.fragments) >= t.fragment_count
+
+    def vote(self) -> tuple[int, bool, int]:
+        """Sort key of this header among its scale's candidates: the largest wins."""
+        return (len(self.fragments), self.complete, -self.first_arrival)
 
     def assemble(self) -> AssembledScale | None:
         """The scale's payload, or None while it is incomplete or cannot be rebuilt."""
         if not self.complete:
             return None
         t = self._template
+        payloads = {i: packet.payload for i, (_, packet) in self.fragments.items()}
         data_indexes = range(t.fragment_count)
-        missing = tuple(i for i in data_indexes if i not in self._fragments)
+        missing = tuple(i for i in data_indexes if i not in payloads)
         if not missing:
-            data = b"".join(self._fragments[i] for i in data_indexes)[: t.scale_length_bytes]
+            data = b"".join(payloads[i] for i in data_indexes)[: t.scale_length_bytes]
         else:
             params = FecParams(t.fragment_count, t.parity_count)
             try:
-                data = fec_decode(self._fragments, params, t.scale_length_bytes)
+                data = fec_decode(payloads, params, t.scale_length_bytes)
             except FecError:
                 return None
         if len(data) != t.scale_length_bytes:
@@ -79,50 +137,114 @@ class ScaleAssembly:
         return AssembledScale(scale=t.scale, payload=payload, recovered_fragments=missing)
 
 
+@dataclass
+class _FrameCandidate:
+    """The packets of one frame that carry one frame header, by scale and scale header."""
+
+    header: FrameHeader
+    first_arrival: int
+    fragments: int = 0
+    scales: dict[int, dict[ScaleHeader, ScaleAssembly]] = field(default_factory=dict)
+
+    def agreed_scale(self, scale: int) -> ScaleAssembly:
+        """The scale header its fragments agree on (module docstring, rule 2)."""
+        candidates = self.scales[scale]
+        if len(candidates) == 1:
+            return next(iter(candidates.values()))
+        return max(candidates.values(), key=ScaleAssembly.vote)
+
+    def vote(self) -> tuple[int, int, int]:
+        """Sort key of this header among its frame's candidates: the largest wins (rule 1)."""
+        complete = sum(self.agreed_scale(scale).complete for scale in self.scales)
+        return (self.fragments, complete, -self.first_arrival)
+
+
 class FrameAssembly:
-    """Everything received of one frame; the frame header comes from its first packet."""
+    """Everything received of one frame; its header is decided by agreement (module docstring).
+
+    ``add`` answers provisionally (whether the packet agrees with the values agreed so far);
+    ``assemble``, ``discarded`` and ``rejected_packets`` give the verdict on all packets added.
+    """
 
     def __init__(self, first: Packet) -> None:
         self.frame_index = first.frame_index
-        self.lam = first.lam
-        self.resync_from = first.resync_from
-        self.frame_type: FrameType = first.frame_type
-        self._scales: dict[int, ScaleAssembly] = {}
-        self.rejected_packets = 0
+        self.duplicate_packets = 0
+        self._arrivals = 0
+        self._candidates: dict[FrameHeader, _FrameCandidate] = {}
+        self._discarded_at_once: list[tuple[int, Packet]] = []
         self.add(first)
 
     def add(self, packet: Packet) -> bool:
-        """Keep ``packet``; False when it is a duplicate or disagrees with the frame header."""
-        header_agrees = (
-            packet.frame_index == self.frame_index
-            and packet.lam == self.lam
-            and packet.resync_from == self.resync_from
-            and packet.frame_type == self.frame_type
-        )
-        if not header_agrees:
-            self.rejected_packets += 1
+        """Take ``packet``; False when it is discarded (another frame, a payload that does not
+        fit its scale header, a duplicate, or a different payload for a fragment already held)
+        or disagrees with the headers agreed so far."""
+        arrival = self._arrivals
+        self._arrivals += 1
+        if packet.frame_index != self.frame_index or not fits_scale_header(packet):
+            self._discarded_at_once.append((arrival, packet))
             return False
-        assembly = self._scales.get(packet.scale)
+        header = frame_header(packet)
+        candidate = self._candidates.get(header)
+        if candidate is None:
+            candidate = self._candidates[header] = _FrameCandidate(header, arrival)
+        by_header = candidate.scales.setdefault(packet.scale, {})
+        key = scale_header(packet)
+        assembly = by_header.get(key)
         if assembly is None:
-            self._scales[packet.scale] = ScaleAssembly(packet)
-            return True
-        kept = assembly.add(packet)
-        if not kept:
-            self.rejected_packets += 1
-        return kept
+            assembly = by_header[key] = ScaleAssembly(packet, arrival)
+        held = assembly.held(packet.fragment_index)
+        if held is not None:
+            if held.payload == packet.payload:
+                self.duplicate_packets += 1
+            else:
+                self._discarded_at_once.append((arrival, packet))
+            return False
+        assembly.add(packet, arrival)
+        candidate.fragments += 1
+        agreed = self._agreed()
+        return candidate is agreed and assembly is agreed.agreed_scale(packet.scale)
+
+    def _agreed(self) -> _FrameCandidate:
+        """The frame header its packets agree on (module docstring, rule 1)."""
+        if len(self._candidates) == 1:
+            return next(iter(self._candidates.values()))
+        return max(self._candidates.values(), key=_FrameCandidate.vote)
+
+    def discarded(self) -> list[Packet]:
+        """The packets discarded so far, in arrival order (duplicates not included): those
+        discarded on arrival and those that disagree with the agreed headers."""
+        out = list(self._discarded_at_once)
+        agreed = self._agreed() if self._candidates else None
+        for candidate in self._candidates.values():
+            for scale, by_header in candidate.scales.items():
+                kept = agreed.agreed_scale(scale) if candidate is agreed else None
+                for assembly in by_header.values():
+                    if assembly is not kept:
+                        out.extend(assembly.fragments.values())
+        return [packet for _, packet in sorted(out, key=lambda entry: entry[0])]
+
+    @property
+    def rejected_packets(self) -> int:
+        """Packets not used: duplicates plus ``discarded()``."""
+        return self.duplicate_packets + len(self.discarded())
 
     def assemble(self) -> tuple[ReceivedFrame, tuple[AssembledScale, ...]]:
-        """What to hand the decoder, and the complete scales (with their FEC recoveries)."""
+        """What to hand the decoder, and the complete scales (with their FEC recoveries), from
+        the packets that agree on the frame's and each scale's header."""
+        if not self._candidates:
+            return ReceivedFrame.nothing(self.frame_index), ()
+        agreed = self._agreed()
         complete: list[AssembledScale] = []
-        for scale in sorted(self._scales):
-            assembled = self._scales[scale].assemble()
+        for scale in sorted(agreed.scales):
+            assembled = agreed.agreed_scale(scale).assemble()
             if assembled is not None:
                 complete.append(assembled)
+        lam, resync_from, frame_type = agreed.header
         received = ReceivedFrame(
             frame_index=self.frame_index,
-            lam=self.lam,
-            resync_from=self.resync_from,
-            frame_type=self.frame_type,
+            lam=lam,
+            resync_from=resync_from,
+            frame_type=frame_type,
             scales={a.scale: a.payload for a in complete},
         )
         return received, tuple(complete)

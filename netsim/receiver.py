@@ -48,6 +48,12 @@ class Receiver:
     takes ``decode_time_s`` of simulated time (0 unless the scenario models it); the echo leaves
     when decoding ends.
 
+    At the deadline, when every in-time packet of the frame is known, the frame's and each
+    scale's header are decided by agreement of the packets (``netsim.reassembly``): a stray
+    packet that disagrees is discarded, and recorded as ``rejected`` in the trace, without
+    costing the genuine packets of its frame anything. ``rejected_packets`` counts the in-time
+    packets not used (rejected ones and duplicates).
+
     Echoes (DESIGN 3): when the decoder reports that D dropped to j, the receiver echoes
     (frame, j). A re-sync frame that arrives unusable is covered by that rule: a frame with
     1 <= resync_from <= D puts the decoder back in sync (D = K + 1) before its scales are
@@ -107,7 +113,7 @@ class Receiver:
         if assembly is None:
             self._assemblies[packet.frame_index] = FrameAssembly(packet)
         else:
-            assembly.add(packet)  # duplicates and inconsistent packets are counted there
+            assembly.add(packet)  # judged with the frame's other packets at the deadline
 
     def run(self) -> Generator[simpy.Event, object, None]:
         """SimPy process. Wakes at each frame's playout deadline (plus ``SIMULTANEITY_S``, so
@@ -127,6 +133,8 @@ class Receiver:
             else:
                 received, complete = assembly.assemble()
                 self.rejected_packets += assembly.rejected_packets
+                for packet in assembly.discarded():
+                    self.trace.rejected(packet)
             for scale in complete:
                 for fragment in scale.recovered_fragments:
                     self.trace.recovered(frame_index, scale.scale, fragment)

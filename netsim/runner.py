@@ -13,17 +13,15 @@ MS-SSIM of each decoded frame, and writes into ``out_dir``:
 * ``video.mp4`` (original | decoded, side by side) with ``save_video``.
 
 Outputs appear atomically: they are written into a temporary folder next to ``out_dir`` and
-renamed into place at the end; an interrupted run leaves ``out_dir`` as it was.
+swapped into place at the end (``codec.fileio.atomic_folder``); an interrupted run leaves
+``out_dir`` as it was, and the next run removes what it left beside it.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import platform
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +33,8 @@ import numpy as np
 import torch
 
 from codec import DHVC, CheckpointError, Decoder, Encoder, load_model
+from codec.config import check_lambda
+from codec.fileio import TargetError, atomic_folder, check_writable_target
 from codec.metrics import frame_quality
 from codec.types import IN_SYNC, DecodedFrame, EncodedFrame, ReceivedFrame
 from codec.video import VideoError, read_frames, to_uint8, write_side_by_side_mp4
@@ -268,13 +268,10 @@ def _load_model(scenario: Scenario, device: str) -> DHVC:
         model = load_model(checkpoint=spec.checkpoint, preset=spec.preset, device=device)
     except (CheckpointError, ValueError) as err:
         raise ScenarioError(scenario.source_path, "codec.checkpoint", str(err)) from None
-    low, high = model.config.lambda_min, model.config.lambda_max
-    if not low <= spec.lam <= high:
-        raise ScenarioError(
-            scenario.source_path,
-            "codec.lam",
-            f"lambda {spec.lam:g} outside the model's range [{low:g}, {high:g}]",
-        )
+    try:
+        check_lambda(spec.lam, model.config)
+    except ValueError as err:
+        raise ScenarioError(scenario.source_path, "codec.lam", str(err)) from None
     return model
 
 
@@ -404,9 +401,14 @@ def _finite(value: Any) -> Any:
 
 
 def _check_output_folder(out_dir: Path) -> None:
-    """Refuse a folder that holds anything but earlier results (it will be replaced whole)."""
+    """Before the run: refuse a folder that cannot be written (``check_writable_target``) or
+    that holds anything but earlier results (it will be replaced whole)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise RunError(f"{out_dir}: output path exists and is not a folder")
+    try:
+        check_writable_target(out_dir)
+    except TargetError as err:
+        raise RunError(str(err)) from None
     if out_dir.is_dir():
         others = sorted(p.name for p in out_dir.iterdir() if p.name not in RESULT_FILES)
         if others:
@@ -417,19 +419,6 @@ def _check_output_folder(out_dir: Path) -> None:
 
 
 def _write_atomically(out_dir: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(staging)`` on a fresh folder beside ``out_dir``, then swap it into place."""
-    parent = out_dir.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=parent))
-    try:
-        write(staging)
-        if out_dir.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=parent))
-            os.replace(out_dir, retired)
-            os.replace(staging, out_dir)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    """Call ``write(staging)`` on a fresh folder beside ``out_dir``, then swap it into place
+    (``codec.fileio.atomic_folder``: ``out_dir`` always holds the old or the new results)."""
+    atomic_folder(out_dir, write)

@@ -8,27 +8,41 @@ videos may also be ``sample:NAME`` clips, and traces ``builtin:NAME`` files ship
 
 Every user error becomes a ``ScenarioError`` whose message is one line naming the file and the
 field, e.g. ``scenarios/x.yaml: network.forward.delay_ms: Input should be >= 0``.
+
+Validation refuses every value the simulator cannot honour, so that a scenario that validates
+also runs (issue 11): numbers are strict (``true`` or ``"12"`` is not a number) and finite, and
+each has a bound that keeps the simulation finite (the ``MAX_*``/``MIN_*`` constants below); the
+lambda must lie in the range of the model the scenario names (``check_lambda``), and the MTU
+and FEC settings must be able to carry the largest scale the codec may produce at this frame
+size (``check_packetization``). Scenario files are read up to ``MAX_SCENARIO_FILE_BYTES``.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AllowInfNan,
     BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
+    Strict,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from codec.types import NUM_SCALES
+from codec.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, read_checkpoint_config
+from codec.config import DEFAULT_PRESET, ModelConfig, check_lambda, get_preset
+from codec.types import NUM_SCALES, coded_size
 from codec.video import SAMPLE_PREFIX, VideoError, resolve_source
 from netsim.loss import gilbert_parameters
 from netsim.mahimahi import TraceFormatError, load_delivery_trace
@@ -38,9 +52,76 @@ from netsim.queueing import QueueDiscipline
 BUILTIN_PREFIX = "builtin:"
 """Prefix of trace files shipped with netsim (``netsim/traces/NAME``)."""
 
-MAX_UDP_PAYLOAD_BYTES = 65507
+# ----------------------------------------------------------------------------- limits
 
-Scale = Annotated[int, Field(ge=1, le=NUM_SCALES)]
+MAX_SCENARIO_FILE_BYTES = 2**20
+"""Largest scenario file read (1 MiB; a scenario is a few hundred bytes)."""
+
+MAX_UDP_PAYLOAD_BYTES = 65507
+"""Largest ``mtu_bytes``: the largest UDP payload over IPv4."""
+
+MAX_DURATION_MS = 3_600_000.0
+"""Longest delay, jitter, playout delay, encode, decode or echo time (one hour): keeps every
+event time finite and exact to far below a microsecond."""
+
+MIN_ECHO_TIMEOUT_MS = 1.0
+"""Shortest echo timeout (1 ms): a tiny one becomes 0 s once converted, which the receiver
+cannot wait for."""
+
+MIN_FPS, MAX_FPS = 0.1, 1000.0
+"""Frame rates accepted (frames per second)."""
+
+MAX_FRAMES = 100_000
+"""Most frames in one run (an hour at 25 frames/s is 90,000)."""
+
+MAX_START_FRAME = 10_000_000
+"""Latest first frame of the video to code (more than four days at 25 frames/s)."""
+
+MAX_FRAME_INDEX = 2**32 - 1
+"""Largest frame number a setting may name (loss windows, explicit losses, GOP length): the
+packet header's 32-bit frame index."""
+
+MIN_FRAME_SIDE_PX, MAX_FRAME_SIDE_PX = 16, 8192
+"""Frame sides accepted (pixels); the codec pads each side to a multiple of 64."""
+
+MIN_RATE_KBPS, MAX_RATE_KBPS = 1.0, 1e8
+"""Bottleneck rates accepted: 1 kbit/s (a 1500-byte packet takes 12 s) to 100 Gbit/s."""
+
+MAX_QUEUE_BYTES = 10**9
+"""Largest bottleneck queue (1 GB)."""
+
+MAX_SEED = 2**63 - 1
+"""Largest random seed."""
+
+MAX_CODED_BITS_PER_LATENT = 8
+"""Bits per latent value that a scale's payload is budgeted at when checking that the MTU and
+FEC settings can carry it (``check_packetization``).
+
+A scale travels in at most ``MAX_FRAGMENTS`` packets, so a too small MTU fails only when a large
+payload arrives. The range coder's hard worst case (a 24-bit tail symbol plus a 32-bit escape,
+56 bits per value) would demand MTUs far above real ones, so the check budgets what coding
+really produces, with margin: the shipped weights spend at most 1.3 bits per value at
+``lambda_max`` on the sample clips and 5.2 on white noise; random weights about 2.9. A payload
+beyond the budget still stops the run with one line naming ``sender.mtu_bytes``."""
+
+RANGE_CODER_SLACK_BYTES = 8
+"""Bytes a scale's payload may exceed its symbols' bits by (the coder writes whole 32-bit
+words and flushes its state)."""
+
+StrictInt = Annotated[int, Strict()]
+"""An integer that is not a bool, a float or a string (``true``, ``1.0`` and ``"1"`` fail)."""
+
+FiniteFloat = Annotated[float, Strict(), AllowInfNan(False)]
+"""A finite number (an integer is accepted); not a bool or a string, never inf or NaN."""
+
+StrictBool = Annotated[bool, Strict()]
+"""``true`` or ``false``, not 0, 1 or a string."""
+
+Scale = Annotated[StrictInt, Field(ge=1, le=NUM_SCALES)]
+Duration = Annotated[FiniteFloat, Field(ge=0, le=MAX_DURATION_MS)]
+FrameIndex = Annotated[StrictInt, Field(ge=0, le=MAX_FRAME_INDEX)]
+Probability = Annotated[FiniteFloat, Field(ge=0, le=1)]
+QueueBytes = Annotated[StrictInt, Field(ge=1, le=MAX_QUEUE_BYTES)]
 
 
 class ScenarioError(ValueError):
@@ -51,7 +132,18 @@ class ScenarioError(ValueError):
         self.field = field
         self.message = message
         where = [str(part) for part in (path, field) if part]
-        super().__init__(": ".join([*where, message]))
+        line = ": ".join([*where, message])
+        super().__init__(line.replace("\r", "\\r").replace("\n", "\\n"))
+
+
+class FieldError(ValueError):
+    """A check across sections that names the field at fault, ``field`` below the place where
+    it is raised (a tuple of names, e.g. ``("codec", "lam")``)."""
+
+    def __init__(self, field: tuple[str | int, ...], message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{'.'.join(str(part) for part in field)}: {message}")
 
 
 def _base_dir(info: ValidationInfo) -> Path:
@@ -65,7 +157,7 @@ def _resolve_path(text: str, info: ValidationInfo) -> Path:
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # ----------------------------------------------------------------------------- video and codec
@@ -76,11 +168,11 @@ class VideoSpec(_Spec):
     centre-cropped to ``width_px`` x ``height_px``, shown at ``fps``."""
 
     source: str = "sample:bikes"
-    width_px: int = Field(448, ge=16)
-    height_px: int = Field(256, ge=16)
-    frames: int = Field(32, ge=1)
-    start_frame: int = Field(0, ge=0)
-    fps: float = Field(25.0, gt=0)
+    width_px: StrictInt = Field(448, ge=MIN_FRAME_SIDE_PX, le=MAX_FRAME_SIDE_PX)
+    height_px: StrictInt = Field(256, ge=MIN_FRAME_SIDE_PX, le=MAX_FRAME_SIDE_PX)
+    frames: StrictInt = Field(32, ge=1, le=MAX_FRAMES)
+    start_frame: StrictInt = Field(0, ge=0, le=MAX_START_FRAME)
+    fps: FiniteFloat = Field(25.0, ge=MIN_FPS, le=MAX_FPS)
 
     @field_validator("source")
     @classmethod
@@ -98,12 +190,12 @@ class CodecSpec(_Spec):
     """The model and its operating point. ``checkpoint``: ``default`` (shipped weights),
     ``none`` (random weights of ``preset``, for tests) or a path; ``lam`` is the paper's
     rate-distortion lambda, constant over the run; a frame whose index is a multiple of
-    ``gop_frames`` is an I frame."""
+    ``gop_frames`` is an I frame. ``lam`` must lie in the model's range (``check_lambda``)."""
 
     checkpoint: str = "default"
     preset: str | None = None
-    lam: float = Field(1024.0, gt=0)
-    gop_frames: int = Field(32, ge=1)
+    lam: FiniteFloat = Field(1024.0, gt=0)
+    gop_frames: StrictInt = Field(32, ge=1, le=MAX_FRAME_INDEX)
 
     @field_validator("checkpoint")
     @classmethod
@@ -122,8 +214,8 @@ class CodecSpec(_Spec):
 class FecSpec(_Spec):
     """zfec protection of one scale: k data plus m parity packets (any k rebuild the scale)."""
 
-    data_packets: int = Field(ge=1)
-    parity_packets: int = Field(ge=0)
+    data_packets: StrictInt = Field(ge=1, le=MAX_FRAGMENTS)
+    parity_packets: StrictInt = Field(ge=0, le=MAX_FRAGMENTS - 1)
 
     @model_validator(mode="after")
     def _fits_zfec(self) -> FecSpec:
@@ -134,11 +226,12 @@ class FecSpec(_Spec):
 
 class SenderSpec(_Spec):
     """Packetization. Scales above ``max_scales`` are never sent (progressive decoding,
-    paper Fig. 11). ``encode_time_ms`` is the simulated encoding time (0: instantaneous)."""
+    paper Fig. 11). ``encode_time_ms`` is the simulated encoding time (0: instantaneous).
+    ``mtu_bytes`` and ``fec`` must be able to carry every scale (``check_packetization``)."""
 
-    mtu_bytes: int = Field(1200, ge=HEADER_SIZE_BYTES + 1, le=MAX_UDP_PAYLOAD_BYTES)
-    max_scales: int = Field(NUM_SCALES, ge=1, le=NUM_SCALES)
-    encode_time_ms: float = Field(0.0, ge=0)
+    mtu_bytes: StrictInt = Field(1200, ge=HEADER_SIZE_BYTES + 1, le=MAX_UDP_PAYLOAD_BYTES)
+    max_scales: StrictInt = Field(NUM_SCALES, ge=1, le=NUM_SCALES)
+    encode_time_ms: Duration = 0.0
     fec: dict[Scale, FecSpec] = Field(default_factory=dict)
 
 
@@ -155,8 +248,8 @@ class _WindowedLossSpec(_Spec):
     """Common to random loss models: frames ``first_frame``..``last_frame`` (inclusive; unset =
     open) are exposed, except packets of ``exempt_scales``."""
 
-    first_frame: int | None = Field(None, ge=0)
-    last_frame: int | None = Field(None, ge=0)
+    first_frame: FrameIndex | None = None
+    last_frame: FrameIndex | None = None
     exempt_scales: tuple[Scale, ...] = ()
 
     @model_validator(mode="after")
@@ -175,7 +268,7 @@ class BernoulliLossSpec(_WindowedLossSpec):
     """Independent packet losses with probability ``loss_rate``."""
 
     kind: Literal["bernoulli"]
-    loss_rate: float = Field(ge=0, le=1)
+    loss_rate: Probability
 
 
 class GilbertElliottLossSpec(_WindowedLossSpec):
@@ -184,12 +277,12 @@ class GilbertElliottLossSpec(_WindowedLossSpec):
     ``mean_burst_packets`` (the simple Gilbert model)."""
 
     kind: Literal["gilbert_elliott"]
-    p: float | None = Field(None, ge=0, le=1)
-    r: float | None = Field(None, ge=0, le=1)
-    loss_in_bad: float | None = Field(None, ge=0, le=1)
-    loss_in_good: float | None = Field(None, ge=0, le=1)
-    loss_rate: float | None = Field(None, ge=0, lt=1)
-    mean_burst_packets: float | None = Field(None, ge=1)
+    p: Probability | None = None
+    r: Probability | None = None
+    loss_in_bad: Probability | None = None
+    loss_in_good: Probability | None = None
+    loss_rate: FiniteFloat | None = Field(None, ge=0, lt=1)
+    mean_burst_packets: FiniteFloat | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _one_parameterisation(self) -> GilbertElliottLossSpec:
@@ -212,9 +305,9 @@ class GilbertElliottLossSpec(_WindowedLossSpec):
 class ExplicitLossEntry(_Spec):
     """Lose the packets of ``scale`` of ``frame`` (only fragment ``fragment`` if given)."""
 
-    frame: int = Field(ge=0)
+    frame: FrameIndex
     scale: Scale
-    fragment: int | None = Field(None, ge=0)
+    fragment: StrictInt | None = Field(None, ge=0, lt=MAX_FRAGMENTS)
 
 
 class ExplicitLossSpec(_Spec):
@@ -236,8 +329,8 @@ LossSpec = Annotated[
 class _LinkSpec(_Spec):
     """Common to forward links: propagation delay, uniform jitter (+-), a loss model."""
 
-    delay_ms: float = Field(0.0, ge=0)
-    jitter_ms: float = Field(0.0, ge=0)
+    delay_ms: Duration = 0.0
+    jitter_ms: Duration = 0.0
     loss: LossSpec = NoLossSpec()
 
 
@@ -251,8 +344,8 @@ class RateLinkSpec(_LinkSpec):
     """A bottleneck of constant ``rate_kbps`` behind a queue of ``queue_bytes``."""
 
     kind: Literal["rate"]
-    rate_kbps: float = Field(gt=0)
-    queue_bytes: int = Field(64_000, ge=1)
+    rate_kbps: FiniteFloat = Field(ge=MIN_RATE_KBPS, le=MAX_RATE_KBPS)
+    queue_bytes: QueueBytes = 64_000
     queue_discipline: QueueDiscipline = QueueDiscipline.HIGHEST_SCALE_FIRST
 
 
@@ -261,15 +354,17 @@ class TraceLinkSpec(_LinkSpec):
 
     kind: Literal["trace"]
     trace_file: str
-    queue_bytes: int = Field(64_000, ge=1)
+    queue_bytes: QueueBytes = 64_000
     queue_discipline: QueueDiscipline = QueueDiscipline.HIGHEST_SCALE_FIRST
 
     @field_validator("trace_file")
     @classmethod
     def _trace_usable(cls, value: str, info: ValidationInfo) -> str:
         path = resolve_trace_path(value, _base_dir(info))
-        if not path.is_file():
+        if not path.exists():
             raise ValueError(f"trace file not found: {path}")
+        if path.is_dir():
+            raise ValueError(f"trace file is a folder: {path}")
         try:
             load_delivery_trace(path)
         except (OSError, TraceFormatError) as err:
@@ -295,9 +390,9 @@ class FeedbackSpec(_Spec):
     """The echo path. Its delay is ``delay_ms`` or ``delay_frames`` (frame periods), at most one
     of them (neither: 0). ``enabled: false`` means the receiver sends no echoes at all."""
 
-    enabled: bool = True
-    delay_ms: float | None = Field(None, ge=0)
-    delay_frames: float | None = Field(None, ge=0)
+    enabled: StrictBool = True
+    delay_ms: Duration | None = None
+    delay_frames: FiniteFloat | None = Field(None, ge=0, le=MAX_FRAMES)
     loss: LossSpec = NoLossSpec()
 
     @model_validator(mode="after")
@@ -325,9 +420,9 @@ class ReceiverSpec(_Spec):
     ``decode_time_ms`` is the simulated decoding time; ``echo_timeout_ms`` (unset: never) is
     how long the receiver waits for a usable re-sync before repeating its echo."""
 
-    playout_delay_ms: float = Field(100.0, ge=0)
-    decode_time_ms: float = Field(0.0, ge=0)
-    echo_timeout_ms: float | None = Field(None, gt=0)
+    playout_delay_ms: Duration = 100.0
+    decode_time_ms: Duration = 0.0
+    echo_timeout_ms: FiniteFloat | None = Field(None, ge=MIN_ECHO_TIMEOUT_MS, le=MAX_DURATION_MS)
 
 
 class Scenario(_Spec):
@@ -336,7 +431,7 @@ class Scenario(_Spec):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)
     description: str = ""
-    seed: int = Field(0, ge=0)
+    seed: StrictInt = Field(0, ge=0, le=MAX_SEED)
     video: VideoSpec = VideoSpec()
     codec: CodecSpec = CodecSpec()
     sender: SenderSpec = SenderSpec()
@@ -345,35 +440,188 @@ class Scenario(_Spec):
 
     _source_path: Path | None = PrivateAttr(default=None)
 
+    @model_validator(mode="after")
+    def _simulator_can_honour(self) -> Scenario:
+        """Checks across sections: the echo delay in time, the lambda against the model, the
+        MTU and FEC against the largest scale (each names the field at fault)."""
+        feedback_delay_s = self.network.feedback.delay_s(self.video.fps)
+        if feedback_delay_s * 1000.0 > MAX_DURATION_MS:
+            field = "delay_frames" if self.network.feedback.delay_frames is not None else "delay_ms"
+            raise FieldError(
+                ("network", "feedback", field),
+                f"an echo delay of {feedback_delay_s:g} s at {self.video.fps:g} frames/s is "
+                f"longer than {MAX_DURATION_MS / 1000:g} s",
+            )
+        try:
+            config = model_config_for(self.codec.checkpoint, self.codec.preset)
+        except FieldError as err:
+            raise FieldError(("codec", *err.field), err.message) from None
+        try:
+            check_lambda(self.codec.lam, config)
+        except ValueError as err:
+            raise FieldError(("codec", "lam"), str(err)) from None
+        try:
+            check_packetization(self.sender, self.video, config)
+        except FieldError as err:
+            raise FieldError(("sender", *err.field), err.message) from None
+        return self
+
     @property
     def source_path(self) -> Path | None:
         """The file this scenario was loaded from (None when built in code)."""
         return self._source_path
 
 
+# ----------------------------------------------------------------------------- cross checks
+
+
+def model_config_for(checkpoint: str, preset: str | None) -> ModelConfig:
+    """The architecture a run with this ``codec.checkpoint`` and ``codec.preset`` will load
+    (``codec.load_model``'s rules), read without building the model. Raises ``FieldError``
+    naming ``checkpoint`` or ``preset``."""
+    if checkpoint == "none":
+        try:
+            return get_preset(preset or DEFAULT_PRESET)
+        except ValueError as err:
+            raise FieldError(("preset",), str(err)) from None
+    path = DEFAULT_CHECKPOINT if checkpoint == "default" else Path(checkpoint)
+    try:
+        stat = path.stat()
+        config = _checkpoint_config(str(path), stat.st_mtime_ns, stat.st_size)
+    except OSError as err:
+        raise FieldError(("checkpoint",), f"{path}: {err.strerror or err}") from None
+    except CheckpointError as err:
+        raise FieldError(("checkpoint",), str(err)) from None
+    if preset is not None and preset != config.name:
+        raise FieldError(
+            ("preset",), f"checkpoint {path} holds preset {config.name!r}, not {preset!r}"
+        )
+    return config
+
+
+@functools.lru_cache(maxsize=16)
+def _checkpoint_config(path: str, mtime_ns: int, size_bytes: int) -> ModelConfig:
+    """The config stored in a checkpoint file, remembered per file version (reading one takes
+    a tenth of a second, and sweeps validate the same checkpoint many times)."""
+    del mtime_ns, size_bytes  # part of the cache key only
+    config = read_checkpoint_config(Path(path))
+    return config
+
+
+def scale_budget_bytes(config: ModelConfig, width_px: int, height_px: int, scale: int) -> int:
+    """Bytes scale ``scale`` of a ``width_px`` x ``height_px`` frame is budgeted at: its latent
+    values at ``MAX_CODED_BITS_PER_LATENT`` bits each, plus ``RANGE_CODER_SLACK_BYTES``."""
+    rows, columns = coded_size(height_px, width_px, scale)
+    values = rows * columns * config.latent_channels[scale - 1]
+    return math.ceil(values * MAX_CODED_BITS_PER_LATENT / 8) + RANGE_CODER_SLACK_BYTES
+
+
+def check_packetization(sender: SenderSpec, video: VideoSpec, config: ModelConfig) -> None:
+    """``FieldError`` naming ``mtu_bytes`` or ``fec.K`` unless every scale that is sent, at its
+    budgeted size (``scale_budget_bytes``), fits the ``MAX_FRAGMENTS`` packets a scale may
+    travel in, FEC parity included.
+
+    The packetizer cuts a scale into ``ceil(bytes / (mtu_bytes - header))`` data packets; a
+    k-of-(k+m) FEC code on a scale needing more than k of them grows its parity in proportion
+    (``netsim.fec.FecParams.scaled_to``), which must still fit.
+    """
+    payload_bytes = sender.mtu_bytes - HEADER_SIZE_BYTES
+    size = f"{video.width_px}x{video.height_px}"
+    scales = range(1, sender.max_scales + 1)
+    budgets = {k: scale_budget_bytes(config, video.width_px, video.height_px, k) for k in scales}
+    largest = max(scales, key=lambda k: budgets[k])
+    if math.ceil(budgets[largest] / payload_bytes) > MAX_FRAGMENTS:
+        needed = HEADER_SIZE_BYTES + math.ceil(budgets[largest] / MAX_FRAGMENTS)
+        raise FieldError(
+            ("mtu_bytes",),
+            f"{sender.mtu_bytes} is too small for {size} frames: scale {largest} may carry up "
+            f"to {budgets[largest]} bytes ({MAX_CODED_BITS_PER_LATENT} bits per latent value "
+            f"of model {config.name!r}) and a scale travels in at most {MAX_FRAGMENTS} "
+            f"packets; use mtu_bytes >= {needed} or smaller frames",
+        )
+    for scale in scales:
+        budget = budgets[scale]
+        data_packets = math.ceil(budget / payload_bytes)
+        fec = sender.fec.get(scale)
+        if fec is None or data_packets <= fec.data_packets:
+            continue
+        parity = math.ceil(fec.parity_packets * data_packets / fec.data_packets)
+        if data_packets + parity > MAX_FRAGMENTS:
+            code = f"{fec.data_packets}-of-{fec.data_packets + fec.parity_packets}"
+            raise FieldError(
+                ("fec", scale),
+                f"scale {scale} of {size} frames may need {data_packets} data packets at "
+                f"mtu_bytes {sender.mtu_bytes} (up to {budget} bytes), and the {code} code "
+                f"then needs {parity} parity packets, more than {MAX_FRAGMENTS} in all; lower "
+                "parity_packets relative to data_packets or raise mtu_bytes",
+            )
+
+
 def load_scenario(path: Path) -> Scenario:
-    """Read and validate a scenario file; raises ``ScenarioError`` (one line, file and field)."""
+    """Read and validate a scenario file; raises ``ScenarioError`` (one line, file and field).
+
+    At most ``MAX_SCENARIO_FILE_BYTES`` are read, so a device or a huge file is refused
+    quickly. YAML is read with the safe loader plus two corrections: ``1e6`` is a number (as in
+    YAML 1.2; YAML 1.1 makes it a string) and a key repeated in one mapping is an error (YAML
+    1.1 silently keeps the last one).
+    """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SCENARIO_FILE_BYTES + 1)
+        if len(raw) > MAX_SCENARIO_FILE_BYTES:
+            raise ScenarioError(
+                path, None, f"scenario file is larger than {MAX_SCENARIO_FILE_BYTES} bytes"
+            )
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         raise ScenarioError(path, None, f"cannot read scenario file: {reason}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_ScenarioLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else None
         problem = getattr(err, "problem", None) or "not valid YAML"
         raise ScenarioError(path, where, f"invalid YAML: {problem}") from None
+    except RecursionError:
+        raise ScenarioError(path, None, "invalid YAML: nested too deeply") from None
+    except (ValueError, OverflowError) as err:  # e.g. an integer of more than 4300 digits
+        raise ScenarioError(path, None, f"invalid YAML: {err}") from None
     if not isinstance(data, dict):
         raise ScenarioError(path, None, "a scenario must be a YAML mapping of fields")
     try:
         scenario = Scenario.model_validate(data, context={"base_dir": path.parent.resolve()})
     except ValidationError as err:
         raise scenario_error_from_validation(path, err, data) from None
+    except RecursionError:
+        raise ScenarioError(path, None, "a field is nested too deeply") from None
     scenario._source_path = path
     return scenario
+
+
+class _ScenarioLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that reads ``1e6`` as a number and refuses repeated keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue  # unhashable keys are the base class's; merged keys may be overridden
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_ScenarioLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def scenario_error_from_validation(
@@ -381,8 +629,13 @@ def scenario_error_from_validation(
 ) -> ScenarioError:
     """The first validation error as one line naming the field (``+N more`` if there are more)."""
     first = err.errors()[0]
-    field = _field_name(first["loc"], data) or None
-    message = _message(first)
+    loc = tuple(first["loc"])
+    cause = (first.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldError):
+        loc, message = (*loc, *cause.field), cause.message
+    else:
+        message = _message(first)
+    field = _field_name(loc, data) or None
     if err.error_count() > 1:
         message += f" (+{err.error_count() - 1} more)"
     return ScenarioError(path, field, message)
@@ -421,5 +674,6 @@ def _message(error: Any) -> str:
     if kind not in ("union_tag_invalid", "union_tag_not_found") and isinstance(
         value, int | float | str
     ):
-        message += f" (got {value!r})"
+        shown = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge int"
+        message += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
     return " ".join(message.split())

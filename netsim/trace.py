@@ -26,6 +26,9 @@ class Fate(StrEnum):
     QUEUE_DROP = "queue_drop"  # dropped by the bottleneck queue
     LATE = "late"  # arrived after its frame's playout deadline (counts as lost)
     FEC_RECOVERED = "fec_recovered"  # not there in time, rebuilt from other fragments by FEC
+    REJECTED = "rejected"  # arrived in time, discarded by the receiver: its header disagreed with
+    # what the other packets of its frame agree on, or its payload did not fit (never happens
+    # to a packet the sender sent unless something damaged or forged packets on the way)
 
 
 PACKET_COLUMNS = (
@@ -112,39 +115,92 @@ class FrameRecord:
 
 @dataclass(frozen=True)
 class _PacketMeta:
-    """What the trace keeps of a sent packet (not its payload)."""
+    """What the trace keeps of a sent packet (not its payload): its row fields, and a hash of
+    the whole packet that tells the packet itself from another one under the same seq."""
 
     frame: int
     scale: int
     fragment: int
     size_bytes: int
+    fingerprint: int
 
 
 class PacketTrace:
-    """Records each packet's journey while the simulation runs (components call it)."""
+    """Records each packet's journey while the simulation runs (components call it).
+
+    One row per packet sent, keyed by its seq. Fates are decided once per packet:
+
+    * the *channel fate* is decided by the first event that happens to the packet itself: a drop
+      (lost, queue_drop), or its first arrival (delivered if its frame's deadline had not
+      passed, else late); a packet still in flight when the run ends is late. A later event for
+      the same packet, such as a duplicate arriving after the deadline, never rewrites it: it
+      is counted in ``duplicate_arrivals``;
+    * a packet that is not the one sent under its seq (a stray: forged, foreign or damaged
+      behind a valid checksum, told apart by a hash of the whole packet) touches no row; it is
+      counted in ``foreign_arrivals`` (and ``foreign_rejected`` when the receiver discards it);
+    * the final fate is ``rejected`` when the receiver discarded the packet's in-time arrival
+      (it calls ``rejected``), else ``fec_recovered`` when FEC rebuilt it, else the channel
+      fate. A packet's row never changes with what happens to other packets, copies included.
+    """
 
     def __init__(self) -> None:
         self._sent: dict[int, tuple[_PacketMeta, float, bool]] = {}
         self._dropped: dict[int, Fate] = {}
         self._arrivals: dict[int, tuple[float, bool]] = {}
         self._recovered: set[int] = set()
+        self._rejected: set[int] = set()
         self._by_fragment: dict[tuple[int, int, int], int] = {}
+        self.duplicate_arrivals = 0
+        self.foreign_arrivals = 0
+        self.foreign_rejected = 0
 
     def sent(self, packet: Packet, time_s: float, *, exposed_to_loss: bool) -> None:
         """``packet`` entered the forward link at ``time_s``."""
         meta = _PacketMeta(
-            packet.frame_index, packet.scale, packet.fragment_index, packet.size_bytes
+            packet.frame_index,
+            packet.scale,
+            packet.fragment_index,
+            packet.size_bytes,
+            hash(packet),
         )
         self._sent[packet.seq] = (meta, time_s, exposed_to_loss)
         self._by_fragment[packet.frame_index, packet.scale, packet.fragment_index] = packet.seq
 
+    def _own_seq(self, packet: Packet) -> int | None:
+        """``packet.seq`` when ``packet`` is the packet sent under it, else None."""
+        entry = self._sent.get(packet.seq)
+        if entry is None or entry[0].fingerprint != hash(packet):
+            return None
+        return packet.seq
+
+    def _decided(self, seq: int) -> bool:
+        return seq in self._dropped or seq in self._arrivals
+
     def dropped(self, packet: Packet, fate: Fate) -> None:
-        """The network dropped ``packet`` (``Fate.LOST`` or ``Fate.QUEUE_DROP``)."""
-        self._dropped[packet.seq] = fate
+        """The network dropped ``packet`` (``Fate.LOST`` or ``Fate.QUEUE_DROP``); ignored when
+        the packet's channel fate was already decided (or it was never sent)."""
+        seq = self._own_seq(packet)
+        if seq is not None and not self._decided(seq):
+            self._dropped[seq] = fate
 
     def arrived(self, packet: Packet, time_s: float, *, in_time: bool) -> None:
-        """``packet`` reached the receiver at ``time_s``; ``in_time``: before its deadline."""
-        self._arrivals[packet.seq] = (time_s, in_time)
+        """``packet`` reached the receiver at ``time_s``; ``in_time``: before its deadline.
+        Only the packet's first arrival counts; see the class docstring."""
+        seq = self._own_seq(packet)
+        if seq is None:
+            self.foreign_arrivals += 1
+        elif self._decided(seq):
+            self.duplicate_arrivals += 1
+        else:
+            self._arrivals[seq] = (time_s, in_time)
+
+    def rejected(self, packet: Packet) -> None:
+        """The receiver discarded ``packet``, which arrived in time (``netsim.reassembly``)."""
+        seq = self._own_seq(packet)
+        if seq is None:
+            self.foreign_rejected += 1
+        elif self._arrivals.get(seq, (None, False))[1]:
+            self._rejected.add(seq)
 
     def recovered(self, frame_index: int, scale: int, fragment_index: int) -> None:
         """FEC rebuilt this data fragment, which was not there in time."""
@@ -164,7 +220,12 @@ class PacketTrace:
                 channel_fate = Fate.DELIVERED
             else:
                 channel_fate = Fate.LATE  # arrived late, or still in flight when the run ended
-            fate = Fate.FEC_RECOVERED if seq in self._recovered else channel_fate
+            if seq in self._rejected:
+                fate = Fate.REJECTED
+            elif seq in self._recovered:
+                fate = Fate.FEC_RECOVERED
+            else:
+                fate = channel_fate
             rows.append(
                 PacketRecord(
                     seq=seq,
