@@ -1,12 +1,18 @@
 """Figures of the paper reproduced from trace tables. These functions only draw.
 
-Each takes tables made by :mod:`analysis.metrics` (or :func:`analysis.io.load_rd`) and returns
+Each takes tables made by :mod:`analysis.metrics` and returns
 a :class:`matplotlib.figure.Figure` built with the object-oriented API (no pyplot state), with
-titled axes, units on both axes and a legend. :func:`save_figure` writes it as .png and .pdf.
+titled axes, units on both axes and a legend. A :class:`analysis.metrics.RunDescription` given
+as ``description`` becomes a second title line saying what was measured (clip, size, frames,
+lambda, seeds). :func:`save_figure` writes a figure as .png and .pdf without the creation date
+or software version, so that the same figure gives the same bytes on every run.
+``plot_rd``, which draws an rd.json, is ``codec.rd_plot.plot_rd``, re-exported here.
 """
 
 from __future__ import annotations
 
+import io
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,36 +22,85 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from analysis.metrics import RunDescription
+
 FRAME_AXIS = "frame index (frames)"
 PSNR_AXIS = "PSNR (dB)"
 BPP_AXIS = "rate (bits per pixel)"
+# Markers are black-edged and white or yellow inside, so they stand out on lines of any of
+# the default colours, and drawn above every line.
 LOSS_STYLE: dict[str, Any] = {
-    "marker": "x",
-    "color": "tab:red",
+    "marker": "X",
+    "markerfacecolor": "white",
+    "markeredgecolor": "black",
+    "markeredgewidth": 1.0,
     "linestyle": "none",
-    "markersize": 6,
+    "markersize": 7,
     "zorder": 4,
 }
 RESYNC_STYLE: dict[str, Any] = {
     "marker": "^",
-    "color": "tab:green",
-    "markerfacecolor": "none",
+    "markerfacecolor": "gold",
+    "markeredgecolor": "black",
+    "markeredgewidth": 1.0,
     "linestyle": "none",
     "markersize": 7,
     "zorder": 5,
 }
 REFERENCE_STYLE: dict[str, Any] = {"color": "0.55", "linestyle": "--", "linewidth": 1.2}
+RECEIVED_STYLE: dict[str, Any] = {"linestyle": ":", "linewidth": 1.8}
 FORMATS: tuple[str, ...] = ("png", "pdf")
+METADATA: dict[str, dict[str, Any]] = {
+    "png": {"Software": None},
+    "pdf": {"Creator": None, "Producer": None, "CreationDate": None},
+}
+"""What :func:`save_figure` leaves out of each format's metadata: dates and versions."""
+
+
+def describe(description: RunDescription) -> str:
+    """One line saying what was measured: ``bikes, 448x256 px, 32 frames, lambda 1024,
+    seed 1`` (fields with several values list them; empty fields are left out)."""
+    parts = [", ".join(Path(str(clip)).name for clip in description.clips)]
+    if description.sizes_px:
+        parts.append(", ".join(f"{w}x{h}" for w, h in description.sizes_px) + " px")
+    if description.frames:
+        word = "frame" if description.frames == (1,) else "frames"
+        parts.append(", ".join(str(f) for f in description.frames) + f" {word}")
+    lambdas = description.lambdas
+    if len(lambdas) == 1:
+        parts.append(f"lambda {lambdas[0]:g}")
+    elif lambdas:
+        parts.append(f"lambda {lambdas[0]:g}-{lambdas[-1]:g} ({len(lambdas)} values)")
+    seeds = description.seeds
+    if seeds:
+        word = "seed" if len(seeds) == 1 else "seeds"
+        parts.append(f"{word} " + ", ".join(str(s) for s in seeds))
+    return ", ".join(part for part in parts if part)
+
+
+def _title(title: str, description: RunDescription | None) -> str:
+    return title if description is None else f"{title}\n{describe(description)}"
 
 
 def save_figure(figure: Figure, out_dir: Path, stem: str, dpi: int = 150) -> list[Path]:
-    """Write ``figure`` as ``out_dir/stem.png`` and ``.pdf``; returns the paths written."""
+    """Write ``figure`` as ``out_dir/stem.png`` and ``.pdf``, each atomically
+    (``codec.fileio.atomic_file``) and without dates or versions (:data:`METADATA`), so the
+    same figure gives the same bytes; a file that already holds those bytes is not rewritten.
+    Returns the paths."""
+    from codec.fileio import write_bytes_atomic  # imported here: the codec package loads torch
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for extension in FORMATS:
         path = out_dir / f"{stem}.{extension}"
-        figure.savefig(path, dpi=dpi, bbox_inches="tight")
+        buffer = io.BytesIO()
+        figure.savefig(
+            buffer, format=extension, dpi=dpi, bbox_inches="tight", metadata=METADATA[extension]
+        )
+        data = buffer.getvalue()
+        if not (path.is_file() and path.read_bytes() == data):  # same bytes: leave the file be
+            write_bytes_atomic(path, data)
         paths.append(path)
     return paths
 
@@ -62,6 +117,32 @@ def _marker_handles(reference_label: str | None) -> list[Line2D]:
     if reference_label is not None:
         handles.insert(0, Line2D([], [], label=reference_label, **REFERENCE_STYLE))
     return handles
+
+
+def _scale_range(scales: Sequence[int]) -> str:
+    scales = list(scales)
+    if len(scales) == 1:
+        return f"scale {scales[0]}"
+    if scales == list(range(scales[0], scales[-1] + 1)):
+        return f"scales {scales[0]}-{scales[-1]}"
+    return "scales " + ", ".join(str(k) for k in scales)
+
+
+def loss_panel_title(label: str, loss: Mapping[str, Any] | None) -> str:
+    """A loss-resilience panel title: the run's label, then the measured loss rates of one
+    :func:`analysis.metrics.loss_table` row (of all packets; of the exposed packets, with the
+    loss window) when given."""
+    if loss is None:
+        return label
+    lines = [label, f"lost: {loss['loss_rate']:.1%} of all packets"]
+    exposed = loss.get("exposed_loss_rate")
+    if isinstance(exposed, int | float) and not math.isnan(exposed):
+        window = (
+            f"{_scale_range(loss['exposed_scales'])}, "
+            f"frames {loss['first_frame']}-{loss['last_frame']}"
+        )
+        lines.append(f"{exposed:.1%} of exposed ({window})")
+    return "\n".join(lines)
 
 
 def _frame_panel(
@@ -85,29 +166,47 @@ def plot_loss_resilience(
     reference: pd.DataFrame | None = None,
     reference_label: str = "no loss",
     title: str = "Loss resilience: per-frame quality and rate under random packet loss",
+    losses: pd.DataFrame | None = None,
+    description: RunDescription | None = None,
 ) -> Figure:
     """Paper Fig. 22: one column per run (``label``), PSNR on top and rate below, against the
-    frame index, frames with packet loss and re-sync frames marked.
+    frame index, frames with packet loss and re-sync frames marked. The rate panels show the
+    rate sent (solid) and the rate received in time (dotted, ``bpp_received``).
 
     ``series`` is :func:`analysis.metrics.frame_series` of the loss runs; ``reference`` the
-    annotated frames of a loss-free run drawn dashed in every panel.
+    annotated frames of a loss-free run drawn dashed in every panel; ``losses`` the
+    :func:`analysis.metrics.loss_table` of the runs, whose measured loss rates head each
+    column (:func:`loss_panel_title`).
     """
     groups = _groups(series)
-    figure = Figure(figsize=(3.6 * len(groups) + 1.0, 6.2), layout="constrained")
+    with_losses = losses is not None
+    figure = Figure(
+        figsize=(3.6 * len(groups) + 1.0, 6.8 if with_losses else 6.2), layout="constrained"
+    )
     grid = figure.subplots(2, len(groups), sharex=True, sharey="row", squeeze=False)
     lines = []
     for column, (label, part) in enumerate(groups):
         color = f"C{column}"
         _frame_panel(grid[0, column], part, "psnr", label, color, reference)
         _frame_panel(grid[1, column], part, "bpp", label, color, reference)
-        grid[0, column].set_title(label)
+        rate = grid[1, column]
+        rate.plot(part["frame"], part["bpp_received"], color=color, **RECEIVED_STYLE)
+        rate.fill_between(
+            part["frame"], part["bpp_received"], part["bpp"], color=color, alpha=0.15, linewidth=0
+        )
+        row = losses.loc[label].to_dict() if with_losses and label in losses.index else None
+        grid[0, column].set_title(loss_panel_title(label, row), fontsize="medium")
         grid[1, column].set_xlabel(FRAME_AXIS)
         lines.append(Line2D([], [], color=color, linewidth=1.6, label=label))
     grid[0, 0].set_ylabel(PSNR_AXIS)
     grid[1, 0].set_ylabel(BPP_AXIS)
-    handles = lines + _marker_handles(reference_label if reference is not None else None)
-    figure.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 7))
-    figure.suptitle(title)
+    rates = [
+        Line2D([], [], color="black", linewidth=1.6, label="rate sent"),
+        Line2D([], [], color="black", label="rate received in time", **RECEIVED_STYLE),
+    ]
+    handles = lines + rates + _marker_handles(reference_label if reference is not None else None)
+    figure.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5))
+    figure.suptitle(_title(title, description))
     return figure
 
 
@@ -119,6 +218,7 @@ def _overlaid(
     reference: pd.DataFrame | None,
     reference_label: str,
     markers: bool,
+    description: RunDescription | None = None,
 ) -> Figure:
     figure = Figure(figsize=(8.0, 3.0 * len(values) + 0.6), layout="constrained")
     grid = figure.subplots(len(values), 1, sharex=True, squeeze=False)[:, 0]
@@ -143,18 +243,21 @@ def _overlaid(
     if markers:
         handles += _marker_handles(None)
     grid[0].legend(handles=handles, title=legend_title, fontsize="small", loc="best")
-    figure.suptitle(title)
+    figure.suptitle(_title(title, description))
     return figure
 
 
 def plot_progressive(
     series: pd.DataFrame,
     title: str = "Progressive decoding: per-frame quality and rate decoding scales 1..m",
+    description: RunDescription | None = None,
 ) -> Figure:
     """Paper Fig. 11: PSNR and rate per frame, one line per number of decoded scales
     (``label``); ``series`` from :func:`analysis.metrics.frame_series`."""
     values = [("psnr", PSNR_AXIS), ("bpp", BPP_AXIS)]
-    return _overlaid(series, values, title, "scales decoded", None, "", markers=False)
+    return _overlaid(
+        series, values, title, "scales decoded", None, "", markers=False, description=description
+    )
 
 
 def plot_echo_delay(
@@ -162,16 +265,20 @@ def plot_echo_delay(
     reference: pd.DataFrame | None = None,
     reference_label: str = "no loss",
     title: str = "Quality after a packet loss for several echo delays",
+    description: RunDescription | None = None,
 ) -> Figure:
     """Paper Fig. 13: PSNR and rate per frame after a loss, one line per echo delay
     (``label``), the lossy frame and the re-sync frames marked; ``reference`` is drawn dashed."""
     values = [("psnr", PSNR_AXIS), ("bpp", BPP_AXIS)]
-    return _overlaid(series, values, title, "echo delay", reference, reference_label, True)
+    return _overlaid(
+        series, values, title, "echo delay", reference, reference_label, True, description
+    )
 
 
 def plot_rate_share(
     share: pd.DataFrame,
     title: str = "Share of each scale in the frame rate, intra vs inter frames",
+    description: RunDescription | None = None,
 ) -> Figure:
     """Paper Fig. 21: stacked bars of each scale's share of a frame's bits, one bar per coding
     (intra, inter); ``share`` from :func:`analysis.metrics.rate_share_by_scale`."""
@@ -204,38 +311,80 @@ def plot_rate_share(
         loc="center left",
         bbox_to_anchor=(1.0, 0.5),
     )
-    axes.set_title(title)
+    axes.set_title(_title(title, description))
     return figure
 
 
-def plot_rd(
-    points: pd.DataFrame,
-    info: Mapping[str, Any],
+def __getattr__(name: str) -> Any:
+    """``plot_rd`` is the project's one RD plot, ``codec.rd_plot.plot_rd`` (it draws an rd.json
+    as ``codec.rd_json.read_rd`` returns it); it is re-exported here on first use, so that
+    importing this module does not load the codec package (and torch)."""
+    if name == "plot_rd":
+        from codec.rd_plot import plot_rd
+
+        return plot_rd
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+LOSS_RATE_AXES: dict[str, str] = {
+    "packet_loss_rate": "packets lost, measured (% of all packets sent)",
+    "exposed_loss_rate": "packets lost, measured (% of packets exposed to loss)",
+}
+"""x-axis labels of :func:`plot_psnr_vs_loss` for the measured loss-rate columns."""
+
+
+def plot_psnr_vs_loss(
+    intervals: pd.DataFrame,
+    loss: str = "packet_loss_rate",
+    set_column: str | None = None,
+    line_columns: Sequence[str] = (),
+    psnr: str = "mean_psnr_db",
+    confidence: float = 0.95,
     title: str | None = None,
+    description: RunDescription | None = None,
 ) -> Figure:
-    """Rate-distortion curves from ``dhvc eval``: PSNR and MS-SSIM against bpp, one line per
-    codec; ``points, info`` from :func:`analysis.io.load_rd`. BD-rates found in
-    ``info["bd_rate"]`` (percent, relative to each anchor) are quoted in the legend."""
-    figure = Figure(figsize=(11.0, 4.4), layout="constrained")
-    grid = figure.subplots(1, 2, squeeze=False)[0]
-    bd_rate = info.get("bd_rate") or {}
-    for index, (codec, part) in enumerate(points.groupby("codec", sort=False)):
-        for axes, value in zip(grid, ("psnr", "ms_ssim"), strict=True):
-            label = str(codec)
-            quoted = bd_rate.get(codec, {}) if isinstance(bd_rate, Mapping) else {}
-            if isinstance(quoted, Mapping) and isinstance(quoted.get(value), int | float):
-                label += f" (DHVC BD-rate vs {codec}: {quoted[value]:+.1f}%)"
-            axes.plot(part["bpp"], part[value], marker="o", color=f"C{index}", label=label)
-    grid[0].set_ylabel(PSNR_AXIS)
-    grid[1].set_ylabel("MS-SSIM (0-1, higher is better)")
-    for axes, name in zip(grid, ("PSNR", "MS-SSIM"), strict=True):
-        axes.set_xlabel(BPP_AXIS)
-        axes.set_title(f"{name} vs rate")
-        axes.grid(True, alpha=0.3)
-        axes.legend(fontsize="small", loc="lower right")
+    """Mean PSNR against the measured loss rate, one point per grid point, with confidence
+    intervals over seeds in both directions.
+
+    ``intervals`` is :func:`analysis.metrics.seed_intervals` of a sweep table over ``psnr``
+    and ``loss`` (``<value>_mean``, ``_ci_low``, ``_ci_high``, ``seeds``); ``set_column`` the
+    grid column of the loss rate the scenarios set, written beside each point; one line per
+    combination of ``line_columns``. Points of a single seed have no error bars.
+    """
+    figure = Figure(figsize=(7.2, 5.0), layout="constrained")
+    axes = figure.subplots()
+    groups = (
+        [(str(key), part) for key, part in intervals.groupby(list(line_columns), sort=True)]
+        if line_columns
+        else [("", intervals)]
+    )
+    for index, (key, part) in enumerate(groups):
+        part = part.sort_values(f"{loss}_mean")
+        x = part[f"{loss}_mean"] * 100.0
+        y = part[f"{psnr}_mean"]
+        xerr = [x - part[f"{loss}_ci_low"] * 100.0, part[f"{loss}_ci_high"] * 100.0 - x]
+        yerr = [y - part[f"{psnr}_ci_low"], part[f"{psnr}_ci_high"] - y]
+        seeds = sorted(set(part["seeds"]))
+        label = f"mean over {'/'.join(str(n) for n in seeds)} seeds, {confidence:.0%} t-interval"
+        if key:
+            label = f"{', '.join(line_columns)} = {key}: {label}"
+        axes.errorbar(
+            x, y, xerr=xerr, yerr=yerr, marker="o", color=f"C{index}", capsize=3, label=label
+        )
+        if set_column is not None:
+            for set_rate, x_at, y_at in zip(part[set_column], x, y, strict=True):
+                axes.annotate(
+                    f"set {set_rate:.0%}",
+                    (x_at, y_at),
+                    textcoords="offset points",
+                    xytext=(6, 6),
+                    fontsize="small",
+                )
+    axes.set_xlabel(LOSS_RATE_AXES.get(loss, f"{loss} (%)"))
+    axes.set_ylabel(f"mean {PSNR_AXIS}")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize="small", loc="best")
     if title is None:
-        video = info.get("video", "video")
-        size = f"{info['width']}x{info['height']}" if "width" in info and "height" in info else ""
-        title = f"Rate-distortion on {Path(str(video)).name} {size}".strip()
-    figure.suptitle(title)
+        title = "Mean PSNR against packet loss"
+    figure.suptitle(_title(title, description))
     return figure

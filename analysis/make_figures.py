@@ -4,17 +4,24 @@ then draw them.
 This module is the command-line composition root of the figures: it plans the simulator runs
 (the scenario files of ``scenarios/`` and variants derived from them by field overrides), runs
 those whose results are missing or older than their inputs with ``netsim.runner.run_scenario``
-into ``results/<run>/``, gets an ``rd.json`` (reuses ``results/rd/rd.json`` or runs a small
-``codec.eval.evaluate``), and writes, as .png and .pdf:
+into ``results/<run>/``, and writes, as .png and .pdf:
 
-* ``loss_resilience``: paper Fig. 22, loss20/40/60/80 against the clean run;
+* ``loss_resilience``: paper Fig. 22, loss20/40/60/80 against the clean run, each panel headed
+  by the loss rate its scenario sets and the rates measured in packets.csv;
 * ``progressive``: paper Fig. 11, progressive.yaml with ``sender.max_scales`` = 1..K;
 * ``echo_delay``: paper Fig. 13, echo_delay.yaml with echo delays of 1, 3 and 6 frames;
 * ``rate_share``: paper Fig. 21, the per-scale rate share of intra and inter frames (clean run);
-* ``rd_curves``: PSNR and MS-SSIM against bpp for DHVC, x264 and x265.
+* ``rd_curves``: PSNR and MS-SSIM against bpp for DHVC, x264 and x265, drawn from the committed
+  ``docs/rd_bikes.json`` that docs/MODEL_CARD.md quotes (``--rd PATH`` for another rd.json;
+  ``--rd-eval N`` runs a fresh N-frame ``codec.eval.evaluate`` into ``results/rd/rd.json``);
+* ``psnr_vs_loss`` (only with ``--sweep``): mean PSNR against measured packet loss with
+  confidence intervals over seeds, from a sweep table (:func:`psnr_vs_loss_figure`).
 
-A result is reused when its summary.json is newer than the scenario file, the checkpoint, the
-video and any trace file, and records the same effective scenario, frame count and seed.
+Every title says what was measured (clip, size, frames, lambda, seed). A result is reused when
+its summary.json is newer than the scenario file, the checkpoint, the video and any trace file,
+and records the same effective scenario, frame count and seed. Simulator runs are deterministic
+per seed and figures are saved without dates (``analysis.figures.save_figure``), so running
+``make figures`` again, or on a fresh clone, writes the same bytes.
 """
 
 from __future__ import annotations
@@ -29,21 +36,44 @@ from typing import Annotated, Any, cast
 import pandas as pd
 import typer
 import yaml
+from matplotlib.figure import Figure
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from analysis.cli import default_workers
 from analysis.figures import (
+    describe,
     plot_echo_delay,
     plot_loss_resilience,
     plot_progressive,
+    plot_psnr_vs_loss,
     plot_rate_share,
     plot_rd,
     save_figure,
 )
-from analysis.io import SUMMARY_FILE, TraceError, load_rd, load_run, load_summary
-from analysis.metrics import annotate_frames, frame_series, rate_share_by_scale
-from analysis.sweep import RunEvent, RunStatus, RunTask, SweepError, build_scenario, run_tasks
+from analysis.io import SUMMARY_FILE, TraceError, load_run, load_summary
+from analysis.metrics import (
+    annotate_frames,
+    describe_rd,
+    describe_runs,
+    describe_table,
+    frame_series,
+    grid_columns,
+    loss_table,
+    rate_share_by_scale,
+    seed_intervals,
+)
+from analysis.sweep import (
+    TABLE_STEM,
+    RunEvent,
+    RunStatus,
+    RunTask,
+    SweepError,
+    build_scenario,
+    load_sweep,
+    run_tasks,
+)
+from codec.rd_json import RdFileError, read_rd
 from netsim.runner import RunError
 from netsim.scenario import Scenario, ScenarioError
 
@@ -56,6 +86,11 @@ ECHO_DELAY_FRAMES_FIELD = "network.feedback.delay_frames"
 ECHO_DELAY_MS_FIELD = "network.feedback.delay_ms"
 DEFAULT_ECHO_DELAYS = (1.0, 3.0, 6.0)
 RD_ANCHORS = ("x264", "x265")
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED_RD = ROOT / "docs" / "rd_bikes.json"
+"""The RD measurement docs/MODEL_CARD.md quotes for the shipped weights (bikes, 96 frames)."""
+EVAL_RD = Path("rd") / "rd.json"
+"""Where ``--rd-eval`` writes its fresh evaluation, under the results folder."""
 
 
 @dataclass(frozen=True)
@@ -125,8 +160,10 @@ def scenario_of(task: RunTask) -> Scenario:
 
 
 def _loss_label(scenario: Scenario) -> str:
+    """The legend label of a loss run: the rate its scenario *sets* (what was lost is measured
+    from its packets and shown beside it)."""
     rate = getattr(scenario.network.forward.loss, "loss_rate", None)
-    return f"{rate:.0%} packet loss" if rate is not None else scenario.name
+    return f"loss rate set to {rate:.0%}" if rate is not None else scenario.name
 
 
 def plan_figures(
@@ -235,11 +272,50 @@ def run_in_process(task: RunTask, on_frame: Callable[[int, int], None] | None = 
     )
 
 
-def rd_is_current(rd_path: Path, checkpoint: Path | None) -> bool:
-    """True when ``rd_path`` exists and is newer than the checkpoint it was computed with."""
+def rd_is_current(rd_path: Path, checkpoint: Path | None, frames: int | None = None) -> bool:
+    """True when ``rd_path`` exists, is newer than the checkpoint it was computed with, and
+    (when ``frames`` is given) measured that many frames."""
     if not rd_path.is_file():
         return False
-    return checkpoint is None or rd_path.stat().st_mtime > checkpoint.stat().st_mtime
+    if checkpoint is not None and rd_path.stat().st_mtime <= checkpoint.stat().st_mtime:
+        return False
+    if frames is None:
+        return True
+    try:
+        return json.loads(rd_path.read_text(encoding="utf-8")).get("frames") == frames
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return False
+
+
+def checkpoint_model_id(checkpoint: Path | None) -> str | None:
+    """The ``model_id`` stored in a checkpoint file (None for random weights or none stored)."""
+    if checkpoint is None or not checkpoint.is_file():
+        return None
+    import torch
+
+    payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model_id = payload.get("model_id") if isinstance(payload, dict) else None
+    return str(model_id) if model_id is not None else None
+
+
+def shown_path(path: Path) -> str:
+    """``path`` as a figure title shows it: relative to the repository when inside it (so the
+    figure's bytes do not depend on where the repository was cloned), else its name."""
+    resolved = Path(path).resolve()
+    if resolved.is_relative_to(ROOT):
+        return resolved.relative_to(ROOT).as_posix()
+    return resolved.name
+
+
+def rd_title(rd: Mapping[str, Any], rd_path: Path) -> str:
+    """The RD figure's title: the file it is drawn from, the model, and what was measured."""
+    model = rd.get("model")
+    model_id = model.get("model_id") if isinstance(model, Mapping) else None
+    source = shown_path(rd_path) + (f", model {model_id}" if model_id else "")
+    measured = describe(describe_rd(rd))
+    if isinstance(rd.get("gop"), int):
+        measured += f", GOP {rd['gop']}"
+    return f"Rate-distortion ({source})\n{measured}"
 
 
 def evaluate_rd(
@@ -277,29 +353,78 @@ def draw_figures(plan: FigurePlan, out_dir: Path, rd_path: Path | None) -> dict[
     clean = load_run(plan.clean.task.out_dir)
     reference = annotate_frames(clean.frames, clean.packets)
 
-    def series(runs: Sequence[FigureRun]) -> pd.DataFrame:
-        return frame_series({run.label: load_run(run.task.out_dir) for run in runs})
+    def loaded(runs: Sequence[FigureRun]) -> dict[str, Any]:
+        return {run.label: load_run(run.task.out_dir) for run in runs}
 
-    echo = series(plan.echo)
+    loss, progressive, echo = loaded(plan.loss), loaded(plan.progressive), loaded(plan.echo)
+    echo_series = frame_series(echo)
+    loss_figure = plot_loss_resilience(
+        frame_series(loss),
+        reference,
+        losses=loss_table(loss),
+        description=describe_runs([*loss.values(), clean]),
+    )
+    progressive_figure = plot_progressive(
+        frame_series(progressive), description=describe_runs(progressive.values())
+    )
+    echo_figure = plot_echo_delay(
+        echo_series,
+        reference[reference["frame"] <= echo_series["frame"].max()],
+        description=describe_runs(echo.values()),
+    )
+    share_figure = plot_rate_share(
+        rate_share_by_scale(clean.frames), description=describe_runs([clean])
+    )
     written = {
-        "loss_resilience": save_figure(
-            plot_loss_resilience(series(plan.loss), reference), out_dir, "loss_resilience"
-        ),
-        "progressive": save_figure(
-            plot_progressive(series(plan.progressive)), out_dir, "progressive"
-        ),
-        "echo_delay": save_figure(
-            plot_echo_delay(echo, reference[reference["frame"] <= echo["frame"].max()]),
-            out_dir,
-            "echo_delay",
-        ),
-        "rate_share": save_figure(
-            plot_rate_share(rate_share_by_scale(clean.frames)), out_dir, "rate_share"
-        ),
+        "loss_resilience": save_figure(loss_figure, out_dir, "loss_resilience"),
+        "progressive": save_figure(progressive_figure, out_dir, "progressive"),
+        "echo_delay": save_figure(echo_figure, out_dir, "echo_delay"),
+        "rate_share": save_figure(share_figure, out_dir, "rate_share"),
     }
     if rd_path is not None:
-        written["rd_curves"] = save_figure(plot_rd(*load_rd(rd_path)), out_dir, "rd_curves")
+        rd = read_rd(rd_path)
+        rd_figure = plot_rd(rd, title=rd_title(rd, rd_path))
+        written["rd_curves"] = save_figure(rd_figure, out_dir, "rd_curves")
     return written
+
+
+def load_sweep_table(path: Path) -> pd.DataFrame:
+    """A sweep table (one row per run, ``analysis.sweep.gather``) from its .parquet or .csv
+    file, or from the sweep file (.yaml) whose ``out_dir`` holds it."""
+    path = Path(path)
+    if path.suffix in (".yaml", ".yml"):
+        path = load_sweep(path).results_dir / f"{TABLE_STEM}.parquet"
+    if not path.is_file():
+        raise TraceError(f"{path}: sweep table not found (run the sweep first: netsim sweep)")
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix == ".csv":
+        return pd.read_csv(path)
+    raise TraceError(f"{path}: a sweep table is a .parquet or .csv file")
+
+
+PSNR_COLUMN = "mean_psnr_db"
+LOSS_COLUMNS = ("packet_loss_rate", "exposed_loss_rate")
+
+
+def psnr_vs_loss_figure(table: pd.DataFrame, confidence: float = 0.95) -> Figure:
+    """Mean PSNR against measured packet loss, with ``confidence`` t-intervals over seeds,
+    from a sweep table (:func:`load_sweep_table`); the grid column whose name ends in
+    ``loss_rate`` labels each point with the rate it sets, any other grid column gives one
+    line per value. Returns the figure (usable from a notebook)."""
+    if PSNR_COLUMN not in table.columns or LOSS_COLUMNS[0] not in table.columns:
+        raise TraceError(f"the sweep table needs columns {PSNR_COLUMN!r} and {LOSS_COLUMNS[0]!r}")
+    grid = grid_columns(table)
+    values = [PSNR_COLUMN, *(c for c in LOSS_COLUMNS if c in table.columns)]
+    intervals = seed_intervals(table, values=values, by=grid, confidence=confidence)
+    set_column = next((c for c in grid if c.endswith("loss_rate")), None)
+    return plot_psnr_vs_loss(
+        intervals,
+        set_column=set_column,
+        line_columns=[c for c in grid if c != set_column],
+        confidence=confidence,
+        description=describe_table(table),
+    )
 
 
 def _progress(console: Console) -> Progress:
@@ -336,17 +461,33 @@ def main(
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
     rd: Annotated[
         Path | None,
-        typer.Option(help="rd.json to plot (default: results/rd/rd.json, made if stale)."),
+        typer.Option(
+            help="rd.json to plot (default: docs/rd_bikes.json, the one the model card quotes)."
+        ),
     ] = None,
-    rd_frames: Annotated[
-        int, typer.Option(min=0, help="Frames of the eval run when rd.json is missing (0: skip).")
-    ] = 8,
+    rd_eval: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Run a fresh N-frame RD eval of the clean scenario into results/rd/rd.json "
+            "and plot it instead (0: plot the committed rd.json).",
+        ),
+    ] = 0,
+    sweep: Annotated[
+        Path | None,
+        typer.Option(
+            help="Sweep table (.parquet/.csv) or sweep file (.yaml): also draw psnr_vs_loss."
+        ),
+    ] = None,
     force: Annotated[
         bool, typer.Option(help="Run every scenario even if its results are current.")
     ] = False,
 ) -> None:
     """Run the scenarios the figures need (reusing current results) and write the figures."""
     console = Console(stderr=True)
+    if rd is not None and rd_eval:
+        typer.echo("error: --rd and --rd-eval exclude each other (plot a file, or run an eval)")
+        raise typer.Exit(2)
     try:
         plan = plan_figures(
             scenarios,
@@ -360,11 +501,16 @@ def main(
         reused = len(plan.runs) - len(stale)
         console.print(f"{len(plan.runs)} runs needed: {reused} current, {len(stale)} to run")
         _run_stale(stale, workers, console)
-        rd_path = (
-            rd if rd is not None else _rd(plan, results / "rd" / "rd.json", rd_frames, console)
-        )
+        if rd_eval:
+            rd_path = _rd_eval(plan, results / EVAL_RD, rd_eval, console)
+        else:
+            rd_path = COMMITTED_RD if rd is None else rd
+            _check_rd_model(plan, rd_path, console)
         written = draw_figures(plan, out, rd_path)
-    except (SweepError, TraceError, ScenarioError, RunError) as error:
+        if sweep is not None:
+            figure = psnr_vs_loss_figure(load_sweep_table(sweep))
+            written["psnr_vs_loss"] = save_figure(figure, out, "psnr_vs_loss")
+    except (SweepError, TraceError, ScenarioError, RunError, RdFileError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     for name, paths in written.items():
@@ -396,13 +542,25 @@ def _run_stale(stale: Sequence[RunTask], workers: int, console: Console) -> None
         raise SweepError(f"{len(failed)} run(s) failed, e.g. {first[0]}: {first[1]}")
 
 
-def _rd(plan: FigurePlan, rd_path: Path, rd_frames: int, console: Console) -> Path | None:
-    """``rd_path`` when current; otherwise a fresh small eval there, or None (no RD figure)."""
-    if rd_is_current(rd_path, checkpoint_file(scenario_of(plan.clean.task))):
+def _check_rd_model(plan: FigurePlan, rd_path: Path, console: Console) -> None:
+    """A note when ``rd_path`` was measured with other weights than the scenarios load."""
+    if not rd_path.is_file():
+        raise TraceError(f"{rd_path}: file not found (--rd PATH, or --rd-eval N for a fresh eval)")
+    model = read_rd(rd_path).get("model")
+    measured = model.get("model_id") if isinstance(model, Mapping) else None
+    current = checkpoint_model_id(checkpoint_file(scenario_of(plan.clean.task)))
+    if measured and current and measured != current:
+        console.print(
+            f"note: {rd_path} measured model {measured}, the checkpoint is {current}; "
+            "--rd-eval N draws a fresh evaluation",
+            highlight=False,
+        )
+
+
+def _rd_eval(plan: FigurePlan, rd_path: Path, rd_frames: int, console: Console) -> Path:
+    """``rd_path`` when it holds a current ``rd_frames``-frame eval; else a fresh eval there."""
+    if rd_is_current(rd_path, checkpoint_file(scenario_of(plan.clean.task)), rd_frames):
         return rd_path
-    if rd_frames == 0:
-        console.print(f"note: {rd_path} is missing or stale and --rd-frames is 0: no RD figure")
-        return None
     with _progress(console) as progress:
         bar = progress.add_task(f"rate-distortion eval ({rd_frames} frames)", total=None)
 

@@ -7,16 +7,24 @@ D <= K after decoding it. A *desync event* is a frame at which D drops below its
 frame at or after it with D = K + 1, and ``frames_to_recover`` counts the frames in between.
 A frame *had loss* when at least one of its packets did not reach the receiver in time
 (fate lost, queue_drop or late; fec_recovered counts as delivered).
+
+A packet is *exposed* when the run's random loss model may drop it: its frame lies in the loss
+window ``first_frame..last_frame`` and its scale is not exempt (scenario
+``network.forward.loss``, recorded in summary.json). Measured loss rates are counted from
+packets.csv: of all packets sent, and of the exposed packets; the rate a scenario sets applies
+to exposed packets only, so the fraction of all packets lost is smaller.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from analysis.io import USABLE_FATES, Run, flatten_summary, scale_bit_columns
 
@@ -51,18 +59,45 @@ def packet_losses(packets: pd.DataFrame) -> pd.DataFrame:
     return per_frame.fillna(0).astype("int64")
 
 
+def received_bits(frames: pd.DataFrame, packets: pd.DataFrame) -> pd.Series:
+    """Per frame (indexed by ``frame``): the bits of the frame's scale payloads that reached
+    the receiver in time.
+
+    Scale k contributes ``bits_s<k>`` times the share of its packets' bytes whose fate is
+    usable (delivered or fec_recovered): all of it when every packet arrived, none when every
+    packet was lost. A partly received scale is counted by wire bytes, so its 46-byte packet
+    headers weigh in (a small bias, only on such scales). A scale with bits but no packet rows
+    counts as not received.
+    """
+    columns = scale_bit_columns(frames)
+    bits = frames.set_index("frame")[columns].astype(float)
+    bits.columns = range(1, len(columns) + 1)
+    size = packets["size_bytes"].astype(float)
+    usable = packets["fate"].astype(str).isin(USABLE_FATES)
+    keys = [packets["frame"], packets["scale"]]
+    share = size.where(usable, 0.0).groupby(keys).sum() / size.groupby(keys).sum()
+    share = share.unstack().reindex(index=bits.index, columns=bits.columns).fillna(0.0)
+    return (bits * share).sum(axis=1).rename("bits_received")
+
+
 def annotate_frames(frames: pd.DataFrame, packets: pd.DataFrame) -> pd.DataFrame:
     """frames.csv joined with per-frame packet losses and the flags the figures mark.
 
     Adds ``packets_sent``, ``packets_lost``, ``scales_hit``, ``loss`` (bool), ``resync``
-    (frame_type R), ``desynced`` (D <= K after the frame), ``kbits`` (frame size in kbit), and
-    marker columns ``psnr_at_loss``, ``bpp_at_loss``, ``psnr_at_resync``, ``bpp_at_resync``
-    that hold the value on marked frames and NaN elsewhere.
+    (frame_type R), ``desynced`` (D <= K after the frame), ``kbits`` (frame size in kbit),
+    ``bits_received`` and ``bpp_received`` (the part of ``bits_total`` and ``bpp`` that
+    arrived in time, :func:`received_bits`), and marker columns ``psnr_at_loss``,
+    ``bpp_at_loss``, ``psnr_at_resync``, ``bpp_at_resync`` that hold the value on marked
+    frames and NaN elsewhere.
     """
     k = num_scales(frames)
     out = frames.merge(packet_losses(packets), left_on="frame", right_index=True, how="left")
     for column in ("packets_sent", "packets_lost", "scales_hit"):
         out[column] = out[column].fillna(0).astype("int64")
+    out["bits_received"] = out["frame"].map(received_bits(frames, packets)).astype(float)
+    total = out["bits_total"].astype(float)
+    fraction = (out["bits_received"] / total.where(total > 0)).fillna(1.0)
+    out["bpp_received"] = out["bpp"] * fraction
     out["loss"] = out["packets_lost"] > 0
     out["resync"] = out["frame_type"].astype(str) == "R"
     out["desynced"] = out["first_desynced_scale"] <= k
@@ -111,6 +146,203 @@ def desync_events(frames: pd.DataFrame) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
+class LossExposure:
+    """Which packets a run's random loss model may drop (module docstring): frames
+    ``first_frame``..``last_frame`` (inclusive; None = open), scales ``exposed_scales``."""
+
+    first_frame: int | None
+    last_frame: int | None
+    exposed_scales: tuple[int, ...]
+
+
+def _loss_spec(summary: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    scenario = summary.get("scenario")
+    if not isinstance(scenario, Mapping):
+        return None
+    loss = scenario.get("network", {}).get("forward", {}).get("loss")
+    return loss if isinstance(loss, Mapping) else None
+
+
+def loss_exposure(summary: Mapping[str, Any], scales: int) -> LossExposure | None:
+    """The loss window of the scenario recorded in a run's summary.json, for a run of
+    ``scales`` scales; None when the run has no windowed random loss model (no loss, an
+    explicit loss list) or its summary does not record the scenario."""
+    loss = _loss_spec(summary)
+    if loss is None or "exempt_scales" not in loss:
+        return None
+    exempt = {int(scale) for scale in loss.get("exempt_scales") or ()}
+    first, last = loss.get("first_frame"), loss.get("last_frame")
+    return LossExposure(
+        first_frame=None if first is None else int(first),
+        last_frame=None if last is None else int(last),
+        exposed_scales=tuple(k for k in range(1, scales + 1) if k not in exempt),
+    )
+
+
+def exposed_packets(packets: pd.DataFrame, exposure: LossExposure) -> pd.Series:
+    """Boolean mask of the packets (rows of packets.csv) the loss model may drop."""
+    mask = packets["scale"].isin(exposure.exposed_scales)
+    if exposure.first_frame is not None:
+        mask &= packets["frame"] >= exposure.first_frame
+    if exposure.last_frame is not None:
+        mask &= packets["frame"] <= exposure.last_frame
+    return mask
+
+
+def set_loss_rate(summary: Mapping[str, Any]) -> float:
+    """The loss rate a run's scenario sets (``network.forward.loss.loss_rate``; for other
+    models the analytic rate the simulator recorded under ``loss.loss_model``); NaN if none."""
+    loss = _loss_spec(summary)
+    if loss is not None and isinstance(loss.get("loss_rate"), int | float):
+        return float(loss["loss_rate"])
+    model = summary.get("loss", {}).get("loss_model", {})
+    rate = model.get("analytic_loss_rate") if isinstance(model, Mapping) else None
+    return float(rate) if isinstance(rate, int | float) else math.nan
+
+
+@dataclass(frozen=True)
+class MeasuredLoss:
+    """Packet loss of one run, counted from packets.csv (module docstring).
+
+    ``set_loss_rate`` is what the scenario asks for (0..1, NaN if none); ``loss_rate`` is
+    ``packets_lost / packets_sent`` over all packets; ``exposed_loss_rate`` the same over the
+    exposed packets (NaN when the run has no loss window). ``first_frame``, ``last_frame`` and
+    ``exposed_scales`` describe the window (the run's own frame range where it is open).
+    A packet is lost when it did not reach the receiver in time (lost, queue_drop, late).
+    """
+
+    set_loss_rate: float
+    packets_sent: int
+    packets_lost: int
+    loss_rate: float
+    exposed_packets: int
+    exposed_packets_lost: int
+    exposed_loss_rate: float
+    first_frame: int | None
+    last_frame: int | None
+    exposed_scales: tuple[int, ...]
+
+
+def measured_loss(run: Run) -> MeasuredLoss:
+    """Set and measured loss rates of a loaded run (see :class:`MeasuredLoss`)."""
+    packets = run.packets
+    lost = ~packets["fate"].astype(str).isin(USABLE_FATES)
+    sent = int(len(packets))
+    exposure = loss_exposure(run.summary, run.num_scales)
+    if exposure is None:
+        exposed, exposed_lost = 0, 0
+        exposed_rate = math.nan
+        first = last = None
+        scales: tuple[int, ...] = ()
+    else:
+        mask = exposed_packets(packets, exposure)
+        exposed, exposed_lost = int(mask.sum()), int((lost & mask).sum())
+        exposed_rate = exposed_lost / exposed if exposed else math.nan
+        frames = run.frames["frame"]
+        first = int(frames.min()) if exposure.first_frame is None else exposure.first_frame
+        last = int(frames.max()) if exposure.last_frame is None else exposure.last_frame
+        scales = exposure.exposed_scales
+    return MeasuredLoss(
+        set_loss_rate=set_loss_rate(run.summary),
+        packets_sent=sent,
+        packets_lost=int(lost.sum()),
+        loss_rate=int(lost.sum()) / sent if sent else math.nan,
+        exposed_packets=exposed,
+        exposed_packets_lost=exposed_lost,
+        exposed_loss_rate=exposed_rate,
+        first_frame=first,
+        last_frame=last,
+        exposed_scales=scales,
+    )
+
+
+def loss_table(runs: Mapping[str, Run]) -> pd.DataFrame:
+    """:class:`MeasuredLoss` of several runs, one row per label (index ``label``, in the
+    order of ``runs``); what :func:`analysis.figures.plot_loss_resilience` quotes per panel."""
+    rows = [{"label": label, **asdict(measured_loss(run))} for label, run in runs.items()]
+    columns = ["label", *(f.name for f in fields(MeasuredLoss))]
+    return pd.DataFrame(rows, columns=columns).set_index("label")
+
+
+@dataclass(frozen=True)
+class RunDescription:
+    """What a set of runs (or an RD evaluation) measured, for figure titles: the distinct
+    values over the runs of the clip (video source), picture size in pixels, frame count,
+    lambda and seed, each sorted; an empty tuple where nothing is recorded."""
+
+    clips: tuple[str, ...]
+    sizes_px: tuple[tuple[int, int], ...]
+    frames: tuple[int, ...]
+    lambdas: tuple[float, ...]
+    seeds: tuple[int, ...]
+
+
+def _distinct(values: Iterable[Any]) -> tuple[Any, ...]:
+    kept = []
+    for value in values:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        kept.append(value)
+    return tuple(sorted(set(kept)))
+
+
+def describe_runs(runs: Iterable[Run]) -> RunDescription:
+    """The :class:`RunDescription` of loaded runs: clip and size from the scenario in
+    summary.json, frames and lambdas from frames.csv, seeds from summary.json."""
+    clips, sizes, frames, lambdas, seeds = [], [], [], [], []
+    for run in runs:
+        scenario = run.summary.get("scenario")
+        video = scenario.get("video", {}) if isinstance(scenario, Mapping) else {}
+        clips.append(video.get("source"))
+        if "width_px" in video and "height_px" in video:
+            sizes.append((int(video["width_px"]), int(video["height_px"])))
+        frames.append(int(len(run.frames)))
+        lambdas.extend(float(lam) for lam in run.frames["lambda"].dropna().unique())
+        seed = run.summary.get("seed")
+        seeds.append(int(seed) if isinstance(seed, int | float) else None)
+    return RunDescription(
+        _distinct(clips), _distinct(sizes), _distinct(frames), _distinct(lambdas), _distinct(seeds)
+    )
+
+
+def describe_table(table: pd.DataFrame) -> RunDescription:
+    """The :class:`RunDescription` of a sweep table (:func:`summary_table` rows): clip, size
+    and lambda from the ``summary.scenario.`` columns, frames and seeds from ``frames`` and
+    ``seed`` (or ``summary.seed``)."""
+
+    def column(*names: str) -> list[Any]:
+        name = next((n for n in names if n in table.columns), None)
+        return [] if name is None else table[name].tolist()
+
+    widths = column("summary.scenario.video.width_px")
+    heights = column("summary.scenario.video.height_px")
+    sizes = [(int(w), int(h)) for w, h in zip(widths, heights, strict=True) if w == w and h == h]
+    return RunDescription(
+        clips=_distinct(column("summary.scenario.video.source")),
+        sizes_px=_distinct(sizes),
+        frames=_distinct(int(f) for f in column("frames", "summary.frames") if f == f),
+        lambdas=_distinct(float(lam) for lam in column("summary.scenario.codec.lam")),
+        seeds=_distinct(int(s) for s in column("seed", "summary.seed") if s == s),
+    )
+
+
+def describe_rd(rd: Mapping[str, Any], codec: str = "dhvc") -> RunDescription:
+    """The :class:`RunDescription` of an rd.json as read (``codec.rd_json.read_rd``): its
+    video, size and frame count, and the lambdas of ``codec``'s rate points."""
+    points = rd.get("codecs", {}).get(codec) or []
+    lambdas = [p.get("lambda") for p in points if isinstance(p, Mapping)]
+    size = ((int(rd["width"]), int(rd["height"])),) if "width" in rd and "height" in rd else ()
+    frames = rd.get("frames")
+    return RunDescription(
+        clips=_distinct([rd.get("video")]),
+        sizes_px=size,
+        frames=(int(frames),) if isinstance(frames, int | float) else (),
+        lambdas=_distinct(float(lam) for lam in lambdas if isinstance(lam, int | float)),
+        seeds=(),
+    )
+
+
+@dataclass(frozen=True)
 class RunMetrics:
     """Summary of one run computed from its traces.
 
@@ -118,7 +350,9 @@ class RunMetrics:
     pixel; ``mean_rate_kbps`` the sent bitrate in kbit/s at the capture frame rate.
     ``frames_desynced`` counts frames decoded with D <= K; ``resyncs`` frames of type R;
     ``echoes`` frames after which the receiver sent an echo. Recovery figures are over
-    desync events (module docstring); NaN when there were none.
+    desync events (module docstring); NaN when there were none. ``packet_loss_rate`` is the
+    fraction of all packets lost; ``exposed_loss_rate`` that of the packets the loss model
+    may drop (:class:`MeasuredLoss`; NaN without a loss window).
     """
 
     name: str
@@ -139,6 +373,9 @@ class RunMetrics:
     packets: int
     packets_lost: int
     packet_loss_rate: float
+    exposed_packets: int
+    exposed_packets_lost: int
+    exposed_loss_rate: float
 
     def as_dict(self) -> dict[str, Any]:
         """Field name -> value, for one table row."""
@@ -151,8 +388,7 @@ def run_metrics(run: Run) -> RunMetrics:
     events = desync_events(run.frames)
     recovered = events.loc[events["recovered"], "frames_to_recover"]
     interval = frame_interval_s(run.frames)
-    lost = int(frames["packets_lost"].sum())
-    sent = int(len(run.packets))
+    loss = measured_loss(run)
     return RunMetrics(
         name=run.name,
         frames=int(len(frames)),
@@ -169,9 +405,12 @@ def run_metrics(run: Run) -> RunMetrics:
         unrecovered_events=int((~events["recovered"]).sum()),
         mean_frames_to_recover=float(recovered.mean()) if len(recovered) else float("nan"),
         max_frames_to_recover=float(recovered.max()) if len(recovered) else float("nan"),
-        packets=sent,
-        packets_lost=lost,
-        packet_loss_rate=lost / sent if sent else float("nan"),
+        packets=loss.packets_sent,
+        packets_lost=loss.packets_lost,
+        packet_loss_rate=loss.loss_rate,
+        exposed_packets=loss.exposed_packets,
+        exposed_packets_lost=loss.exposed_packets_lost,
+        exposed_loss_rate=loss.exposed_loss_rate,
     )
 
 
@@ -237,4 +476,62 @@ def rate_share_by_scale(frames: pd.DataFrame) -> pd.DataFrame:
             )
     if not rows:
         raise ValueError("rate_share_by_scale needs at least one I or P frame")
+    return pd.DataFrame(rows)
+
+
+RUN_METRIC_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RunMetrics) if f.name != "name")
+"""The :class:`RunMetrics` columns of a :func:`summary_table`."""
+
+
+def grid_columns(table: pd.DataFrame) -> list[str]:
+    """The parameter columns of a sweep table (:func:`summary_table`): every column but
+    ``run``, ``seed``, the :class:`RunMetrics` columns and the ``summary.`` columns."""
+    skip = {"run", "seed", *RUN_METRIC_COLUMNS}
+    return [c for c in table.columns if c not in skip and not str(c).startswith("summary.")]
+
+
+def seed_intervals(
+    table: pd.DataFrame,
+    values: Sequence[str] = ("mean_psnr_db", "packet_loss_rate"),
+    by: Sequence[str] | None = None,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Mean and Student-t confidence interval over seeds of each of ``values``, per grid point.
+
+    ``table`` has one row per run (a sweep table: parameters, ``seed``, metrics); ``by`` are
+    the columns that define a grid point (default :func:`grid_columns`). One row per grid
+    point, sorted by ``by``: the ``by`` columns, ``seeds`` (rows in the group), and for each
+    value ``<value>_mean``, ``<value>_std`` (sample standard deviation),
+    ``<value>_ci_low`` and ``<value>_ci_high``: mean -/+ t(1 - (1 - confidence) / 2, n - 1)
+    * std / sqrt(n), over the n rows where the value is present. With n = 1 there is no
+    interval: std and both bounds are NaN.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie between 0 and 1, not {confidence}")
+    keys = list(grid_columns(table) if by is None else by)
+    missing = [c for c in [*keys, *values] if c not in table.columns]
+    if missing:
+        raise ValueError(f"the table has no column {missing[0]!r}")
+    rows = []
+    groups = table.groupby(keys, sort=True, dropna=False) if keys else [((), table)]
+    for key, group in groups:
+        row: dict[str, Any] = dict(
+            zip(keys, key if isinstance(key, tuple) else (key,), strict=True)
+        )
+        row["seeds"] = int(len(group))
+        for value in values:
+            present = pd.to_numeric(group[value], errors="coerce").dropna().to_numpy(dtype=float)
+            n = len(present)
+            mean = float(present.mean()) if n else math.nan
+            std = float(present.std(ddof=1)) if n > 1 else math.nan
+            half = (
+                float(stats.t.ppf(0.5 + confidence / 2.0, n - 1)) * std / math.sqrt(n)
+                if n > 1
+                else math.nan
+            )
+            row[f"{value}_mean"] = mean
+            row[f"{value}_std"] = std
+            row[f"{value}_ci_low"] = mean - half
+            row[f"{value}_ci_high"] = mean + half
+        rows.append(row)
     return pd.DataFrame(rows)

@@ -4,25 +4,32 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import typer
 from typer.testing import CliRunner
 
+import analysis.make_figures as make_figures
 from analysis.io import load_frames
 from analysis.make_figures import (
+    COMMITTED_RD,
     ECHO_DELAY_FRAMES_FIELD,
     MAX_SCALES_FIELD,
     is_current,
     main,
     parse_overrides,
     plan_figures,
+    psnr_vs_loss_figure,
     scenario_of,
 )
 from analysis.sweep import SweepError
 from tests.analysis.synthetic_traces import write_synthetic_run
+from tests.analysis.test_analysis_figures import legend_texts
+from tests.analysis.test_analysis_io import write_rd
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
@@ -51,10 +58,10 @@ def test_plan_derives_progressive_and_echo_variants(tmp_path: Path) -> None:
     plan = plan_figures(SCENARIOS, tmp_path, frames=8, echo_delays=[1, 3])
     assert [r.name for r in plan.loss] == ["loss20", "loss40", "loss60", "loss80"]
     assert [r.label for r in plan.loss] == [
-        "20% packet loss",
-        "40% packet loss",
-        "60% packet loss",
-        "80% packet loss",
+        "loss rate set to 20%",
+        "loss rate set to 40%",
+        "loss rate set to 60%",
+        "loss rate set to 80%",
     ]
     assert [r.name for r in plan.progressive] == [f"progressive_m{m}" for m in (1, 2, 3, 4)]
     assert [scenario_of(r.task).sender.max_scales for r in plan.progressive] == [1, 2, 3, 4]
@@ -105,7 +112,7 @@ def test_results_are_reused_only_when_current(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_make_figures_runs_the_scenarios_and_writes_every_figure(tmp_path: Path) -> None:
     args = ["--out", str(tmp_path / "figures"), "--results", str(tmp_path / "results")]
-    args += ["--scenarios", str(SCENARIOS), "--frames", "10", "--workers", "2", "--rd-frames", "2"]
+    args += ["--scenarios", str(SCENARIOS), "--frames", "10", "--workers", "2", "--rd-eval", "2"]
     for field, value in TINY.items():
         args += ["--set", f"{field}={value}"]
     first = CliRunner().invoke(app, args)
@@ -122,3 +129,140 @@ def test_make_figures_runs_the_scenarios_and_writes_every_figure(tmp_path: Path)
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0, again.output
     assert "12 runs needed: 12 current, 0 to run" in again.output
+
+
+FIGURES = ["loss_resilience", "progressive", "echo_delay", "rate_share", "rd_curves"]
+
+
+@pytest.fixture
+def current_results(tmp_path: Path) -> list[str]:
+    """Synthetic results, current for every run of a tiny 8-frame plan; the CLI arguments
+    that draw them into tmp_path/figures without running the simulator."""
+    scenarios = tmp_path / "scenarios"
+    shutil.copytree(SCENARIOS, scenarios)
+    plan = plan_figures(scenarios, tmp_path / "results", frames=8, overrides=TINY)
+    for run in plan.runs:
+        write_matching_summary(run.task, frames=8)
+    args = ["--out", str(tmp_path / "figures"), "--results", str(tmp_path / "results")]
+    args += ["--scenarios", str(scenarios), "--frames", "8", "--workers", "1"]
+    for field, value in TINY.items():
+        args += ["--set", f"{field}={value}"]
+    return args
+
+
+@pytest.fixture
+def drawn_rd(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Records what the RD figure is drawn from; fails any RD evaluation."""
+    drawn: dict = {}
+    real = make_figures.plot_rd
+
+    def spy(rd, title=None):
+        drawn.update(rd=rd, title=title, figure=real(rd, title=title))
+        return drawn["figure"]
+
+    def no_eval(*args, **kwargs):
+        raise AssertionError("make figures ran an RD evaluation")
+
+    monkeypatch.setattr(make_figures, "plot_rd", spy)
+    monkeypatch.setattr(make_figures, "evaluate_rd", no_eval)
+    return drawn
+
+
+def test_rd_figure_is_drawn_from_the_committed_json_without_an_eval(
+    tmp_path: Path, current_results: list[str], drawn_rd: dict
+) -> None:
+    result = CliRunner().invoke(app, current_results)
+    assert result.exit_code == 0, result.output
+    assert "0 to run" in result.output
+    assert COMMITTED_RD == ROOT / "docs" / "rd_bikes.json"
+    committed = json.loads(COMMITTED_RD.read_text())
+    assert drawn_rd["rd"] == committed
+    assert committed["frames"] == 96
+    title = drawn_rd["title"]
+    assert title.startswith("Rate-distortion (docs/rd_bikes.json, model small-")
+    assert "sample:bikes, 640x272 px, 96 frames, lambda 64-8192 (6 values), GOP 32" in title
+    assert str(ROOT) not in title  # nothing in the picture depends on where the clone is
+    # the BD-rates in the legend are the ones docs/MODEL_CARD.md quotes
+    card = (ROOT / "docs" / "MODEL_CARD.md").read_text()
+    quoted = re.findall(r"[+-]\d+\.\d%", " ".join(legend_texts(drawn_rd["figure"])))
+    assert sorted(quoted) == ["+266.3%", "+293.5%", "+382.0%", "+432.4%"]
+    for number in quoted:
+        assert number in card, number
+    for name in FIGURES:
+        assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 1000
+
+
+def test_make_figures_twice_writes_byte_identical_figures(
+    tmp_path: Path, current_results: list[str], drawn_rd: dict
+) -> None:
+    first = CliRunner().invoke(app, current_results)
+    assert first.exit_code == 0, first.output
+    files = sorted((tmp_path / "figures").iterdir())
+    assert [f.name for f in files] == sorted(f"{n}.{e}" for n in FIGURES for e in ("pdf", "png"))
+    before = {f.name: (f.read_bytes(), f.stat().st_mtime_ns) for f in files}
+    shutil.copytree(tmp_path / "figures", tmp_path / "first")
+    os.utime(tmp_path / "figures" / "rate_share.png", ns=(0, 0))  # an old file, same bytes
+    again = CliRunner().invoke(app, current_results)
+    assert again.exit_code == 0, again.output
+    for name, (data, mtime) in before.items():
+        path = tmp_path / "figures" / name
+        assert path.read_bytes() == data, name
+        if name != "rate_share.png":
+            assert path.stat().st_mtime_ns == mtime, f"{name} was rewritten"
+
+
+def test_rd_eval_runs_only_when_asked_and_excludes_rd(
+    tmp_path: Path, current_results: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evaluations = []
+
+    def fake_eval(clean, rd_path, frames, on_progress=None):
+        evaluations.append(frames)
+        rd_path.parent.mkdir(parents=True, exist_ok=True)
+        write_rd(rd_path)
+
+    monkeypatch.setattr(make_figures, "evaluate_rd", fake_eval)
+    result = CliRunner().invoke(app, [*current_results, "--rd-eval", "8"])
+    assert result.exit_code == 0, result.output
+    assert evaluations == [8]
+    assert (tmp_path / "results" / "rd" / "rd.json").is_file()
+    again = CliRunner().invoke(app, [*current_results, "--rd-eval", "8"])
+    assert again.exit_code == 0, again.output
+    assert evaluations == [8]  # the 8-frame eval is current: reused
+    both = CliRunner().invoke(app, [*current_results, "--rd-eval", "8", "--rd", str(COMMITTED_RD)])
+    assert both.exit_code == 2
+    assert "exclude each other" in both.output
+
+
+def test_sweep_option_draws_psnr_against_loss(
+    tmp_path: Path, current_results: list[str], drawn_rd: dict
+) -> None:
+    table = pd.DataFrame(
+        {
+            "run": [f"r{i}" for i in range(4)],
+            "network.forward.loss.loss_rate": [0.2, 0.2, 0.4, 0.4],
+            "seed": [0, 1, 0, 1],
+            "mean_psnr_db": [30.0, 32.0, 27.0, 25.0],
+            "packet_loss_rate": [0.1, 0.12, 0.25, 0.27],
+            "summary.scenario.video.source": ["sample:bikes"] * 4,
+        }
+    )
+    table.to_csv(tmp_path / "sweep_table.csv", index=False)
+    result = CliRunner().invoke(
+        app, [*current_results, "--sweep", str(tmp_path / "sweep_table.csv")]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "figures" / "psnr_vs_loss.png").stat().st_size > 1000
+    figure = psnr_vs_loss_figure(table)
+    assert [t.get_text() for t in figure.axes[0].texts] == ["set 20%", "set 40%"]
+    assert "sample:bikes, seeds 0, 1" in figure.get_suptitle()
+    missing = CliRunner().invoke(app, [*current_results, "--sweep", str(tmp_path / "none.csv")])
+    assert missing.exit_code == 2
+    assert "sweep table not found" in missing.output
+
+
+def test_the_committed_rd_json_measured_the_shipped_weights() -> None:
+    from codec.checkpoint import DEFAULT_CHECKPOINT
+
+    committed = json.loads(COMMITTED_RD.read_text())
+    assert committed["model"]["model_id"] == make_figures.checkpoint_model_id(DEFAULT_CHECKPOINT)
