@@ -157,8 +157,9 @@ def check_lambda(lam: float, config: ModelConfig) -> None:
     lambda the encoder accepted also passes when read back from a stream. The one check of a
     lambda against a model: the encoder, the stream reader and netsim call it."""
     low, high = config.lambda_min, config.lambda_max
-    if not math.isfinite(lam) or not _float32(low) <= _float32(lam) <= _float32(high):
-        raise ValueError(f"lambda {lam:g} outside the model's range [{low:g}, {high:g}]")
+    near = math.isfinite(lam) and low / 2 <= lam <= 2 * high  # also keeps float32 from overflow
+    if not near or not _float32(low) <= _float32(lam) <= _float32(high):
+        raise ValueError(f"lambda {lam:.10g} outside the model's range [{low:g}, {high:g}]")
 
 
 def _float32(value: float) -> float:

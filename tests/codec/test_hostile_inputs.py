@@ -35,6 +35,7 @@ from codec.bitstream import (
 )
 from codec.checkpoint import save_checkpoint
 from codec.cli import app
+from codec.config import check_lambda, get_preset
 from codec.types import NUM_SCALES, FrameType
 from codec.video import write_png_frames
 
@@ -375,3 +376,19 @@ def test_mutated_streams_decode_or_give_a_typed_one_line_error(stream_bytes, tmp
             decode_file(path, tmp_path / f"o{case}", 4, "none", "cpu")
         except ValueError as err:
             assert str(err) and "\n" not in str(err), (case, str(err))
+
+
+@pytest.mark.parametrize(
+    "lam", [1e308, -1e308, float("inf"), float("nan"), 0.0, 1e-320, 63.99, 8193.0]
+)
+def test_check_lambda_refuses_every_lambda_outside_the_range_in_one_line(lam: float) -> None:
+    config = get_preset("small")
+    with pytest.raises(ValueError, match="outside the model's range") as info:
+        check_lambda(lam, config)
+    assert "\n" not in str(info.value)
+
+
+def test_check_lambda_accepts_the_range_ends_as_float32_rounds_them() -> None:
+    config = get_preset("small")
+    for lam in (config.lambda_min, config.lambda_max, 1024.0):
+        check_lambda(lam, config)
