@@ -4,6 +4,7 @@
 * ``analysis.metrics``: per-run summaries (``run_metrics``), desync events and recovery,
   per-sweep tables (``summary_table``) and the tables the figures draw;
 * ``analysis.figures``: plot-only functions for paper Figs. 11, 13, 21, 22 and RD curves;
-* ``analysis.sweep``: grids of scenario variants x seeds on dask.distributed;
-* ``analysis.make_figures`` and ``analysis.cli``: the command lines.
+* ``analysis.make_figures``: the command line that writes the figures (``make figures``).
+
+Sweeps run in ``netsim`` (``netsim.sweep``, ``netsim sweep``); analysis reads their table.
 """

@@ -14,14 +14,13 @@ import math
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from netsim.trace import Fate
+from netsim.trace import FRAME_SCHEMA, PACKET_SCHEMA, ColumnKind, Fate
 
 FRAMES_FILE = "frames.csv"
 PACKETS_FILE = "packets.csv"
@@ -32,60 +31,34 @@ class TraceError(ValueError):
     """A trace file is missing, unreadable, or lacks a required column of the right type."""
 
 
-class ColumnKind(StrEnum):
-    """How a trace column is parsed and checked."""
+_SCALE_BITS = re.compile(r"^bits_s(\d+)$")
 
-    INT = "int"  # integral, no missing values -> int64
-    FLOAT = "float"  # numeric, missing allowed -> float64
-    FLAG = "flag"  # bool or a non-negative integer (0 = no) -> int64
-    LABEL = "label"  # one of a fixed set of strings -> pandas Categorical
+FRAME_COLUMNS: dict[str, ColumnKind] = {
+    c.name: c.kind for c in FRAME_SCHEMA if not _SCALE_BITS.match(c.name)
+}
+"""Required columns of frames.csv (``netsim.trace.FRAME_SCHEMA``) besides the per-scale
+``bits_s<k>`` columns, whose number K may differ from run to run."""
 
+PACKET_COLUMNS: dict[str, ColumnKind] = {c.name: c.kind for c in PACKET_SCHEMA}
+"""Required columns of packets.csv (``netsim.trace.PACKET_SCHEMA``)."""
 
-FRAME_TYPES: tuple[str, ...] = ("I", "P", "R")
+LABELS: dict[str, tuple[str, ...]] = {
+    c.name: c.labels for c in (*FRAME_SCHEMA, *PACKET_SCHEMA) if c.kind is ColumnKind.LABEL
+}
+"""The values each label column allows."""
+
+FRAME_TYPES: tuple[str, ...] = LABELS["frame_type"]
 """Values of ``frame_type``: GOP start, predicted frame, re-sync frame."""
 
-PACKET_FATES: tuple[str, ...] = tuple(fate.value for fate in Fate)
+PACKET_FATES: tuple[str, ...] = LABELS["fate"]
 """Values of ``fate`` in packets.csv (``netsim.trace.Fate``)."""
 
 USABLE_FATES: frozenset[str] = frozenset({Fate.DELIVERED.value, Fate.FEC_RECOVERED.value})
 """Fates of packets whose payload reached the receiver in time."""
 
-FRAME_COLUMNS: dict[str, ColumnKind] = {
-    "frame": ColumnKind.INT,
-    "frame_type": ColumnKind.LABEL,
-    "resync_from": ColumnKind.INT,
-    "lambda": ColumnKind.FLOAT,
-    "scales_received": ColumnKind.INT,
-    "scales_decoded": ColumnKind.INT,
-    "first_desynced_scale": ColumnKind.INT,
-    "echo_sent": ColumnKind.FLAG,
-    "bits_total": ColumnKind.FLOAT,
-    "bpp": ColumnKind.FLOAT,
-    "psnr": ColumnKind.FLOAT,
-    "ms_ssim": ColumnKind.FLOAT,
-    "capture_time_s": ColumnKind.FLOAT,
-    "decode_time_s": ColumnKind.FLOAT,
-}
-"""Required columns of frames.csv besides the per-scale ``bits_s<k>`` columns."""
-
-PACKET_COLUMNS: dict[str, ColumnKind] = {
-    "seq": ColumnKind.INT,
-    "frame": ColumnKind.INT,
-    "scale": ColumnKind.INT,
-    "fragment": ColumnKind.INT,
-    "size_bytes": ColumnKind.INT,
-    "send_time_s": ColumnKind.FLOAT,
-    "arrival_time_s": ColumnKind.FLOAT,
-    "fate": ColumnKind.LABEL,
-}
-"""Required columns of packets.csv."""
-
-LABELS: dict[str, tuple[str, ...]] = {"frame_type": FRAME_TYPES, "fate": PACKET_FATES}
-
 SUMMARY_KEYS: tuple[str, ...] = ("scenario", "seed")
 """Keys every summary.json must have."""
 
-_SCALE_BITS = re.compile(r"^bits_s(\d+)$")
 _TRUE = {"true", "yes"}
 _FALSE = {"false", "no", ""}
 

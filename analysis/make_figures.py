@@ -40,7 +40,6 @@ from matplotlib.figure import Figure
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from analysis.cli import default_workers
 from analysis.figures import (
     describe,
     plot_echo_delay,
@@ -63,19 +62,20 @@ from analysis.metrics import (
     rate_share_by_scale,
     seed_intervals,
 )
-from analysis.sweep import (
+from codec.rd_json import RdFileError, read_rd
+from netsim.runner import RunError
+from netsim.scenario import Scenario, ScenarioError
+from netsim.sweep import (
     TABLE_STEM,
     RunEvent,
     RunStatus,
     RunTask,
     SweepError,
     build_scenario,
+    default_workers,
     load_sweep,
     run_tasks,
 )
-from codec.rd_json import RdFileError, read_rd
-from netsim.runner import RunError
-from netsim.scenario import Scenario, ScenarioError
 
 LOSS_SCENARIOS = ("loss20", "loss40", "loss60", "loss80")
 CLEAN_SCENARIO = "clean"
@@ -389,7 +389,7 @@ def draw_figures(plan: FigurePlan, out_dir: Path, rd_path: Path | None) -> dict[
 
 
 def load_sweep_table(path: Path) -> pd.DataFrame:
-    """A sweep table (one row per run, ``analysis.sweep.gather``) from its .parquet or .csv
+    """A sweep table (one row per run, ``netsim.sweep.gather``) from its .parquet or .csv
     file, or from the sweep file (.yaml) whose ``out_dir`` holds it."""
     path = Path(path)
     if path.suffix in (".yaml", ".yml"):

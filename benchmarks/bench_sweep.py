@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from analysis.sweep import SweepSpec, expand, load_sweep, run_sweep
+from netsim.sweep import SweepSpec, expand, load_sweep, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

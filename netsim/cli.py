@@ -1,4 +1,8 @@
-"""``netsim``: validate and run testbed scenarios (a thin Typer app over ``netsim.runner``).
+"""``netsim``: validate, run and sweep testbed scenarios, and print the scenario reference.
+
+A thin Typer app: ``validate`` and ``run`` call ``netsim.scenario`` and ``netsim.runner``,
+``sweep`` calls ``netsim.sweep.run_sweep``, ``schema`` prints ``netsim.schema.scenario_reference``
+(docs/SCENARIOS.md). The ``netsim`` console script is :func:`main`, which runs ``app``.
 
 Every error a user can cause prints one line on stderr and exits with code 2, without a
 traceback: a scenario problem names the file and the field; a command line that does not parse
@@ -10,11 +14,12 @@ load is caught like any other.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -22,13 +27,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperGroup
 
+if TYPE_CHECKING:
+    from netsim.summary import RunSummary
+
 try:  # Typer 0.2x carries its own copy of click; earlier versions use click itself
     from typer._click import exceptions as click_exceptions
 except ImportError:  # pragma: no cover - depends on the installed Typer
     from click import exceptions as click_exceptions
 
 USER_ERROR_EXIT_CODE = 2
+RUNS_FAILED_EXIT_CODE = 1
 INTERRUPTED_EXIT_CODE = 130
+MAX_WORKERS = 256
+"""Most local dask workers ``netsim sweep --workers`` starts."""
+SWEEP_COLUMNS = ("run", "mean_psnr_db", "mean_bpp", "packet_loss_rate", "resyncs")
+"""Columns of the sweep table that ``netsim sweep`` prints."""
 
 
 class OneLineErrors(TyperGroup):
@@ -77,6 +90,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def main() -> None:
+    """The ``netsim`` console script: ``app``, with a Ctrl-C outside a command (while the
+    command line is parsed) also one line and exit code 130."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        _echo_line("interrupted")
+        sys.exit(INTERRUPTED_EXIT_CODE)
 
 
 class Device(StrEnum):
@@ -144,7 +167,14 @@ def validate(
 def run(
     file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     out: Annotated[
-        Path | None, typer.Option("--out", help="Output folder (default: results/NAME).")
+        Path | None,
+        typer.Option(
+            "--out",
+            help=(
+                "Output folder (default: results/NAME, or results/NAME-seedS, results/NAME-fF, "
+                "results/NAME-seedS-fF when --seed or --frames differ from the scenario's)."
+            ),
+        ),
     ] = None,
     frames: Annotated[
         int | None, typer.Option("--frames", help="Frames to run (default: the scenario's).")
@@ -162,7 +192,7 @@ def run(
     """Run a scenario; writes frames.csv, packets.csv and summary.json (and video.mp4)."""
     try:
         from netsim.packetizer import PacketizationError
-        from netsim.runner import RunError, run_scenario
+        from netsim.runner import RunError, default_output_folder, run_scenario
         from netsim.scenario import MAX_FRAMES, MAX_SEED, ScenarioError, load_scenario
     except KeyboardInterrupt:
         _interrupted()
@@ -176,7 +206,7 @@ def run(
         _interrupted()
     except Exception as err:  # noqa: BLE001 - one line, never a traceback
         _unexpected(file, err)
-    out_dir = out if out is not None else Path("results") / scenario.name
+    out_dir = out if out is not None else default_output_folder(scenario, frames=frames, seed=seed)
     console = Console(stderr=True)
     total = frames if frames is not None else scenario.video.frames
     progress = Progress(
@@ -214,26 +244,139 @@ def run(
     _render_summary(Console(), summary, out_dir)
 
 
-def _render_summary(console: Console, summary: dict, out_dir: Path) -> None:
-    loss = summary["loss"]
-    timing = summary["timing"]
-    table = Table(title=f"{summary['scenario']['name']} -> {out_dir}", show_header=False)
+def _render_summary(console: Console, summary: RunSummary, out_dir: Path) -> None:
+    table = Table(title=f"{summary.scenario.name} -> {out_dir}", show_header=False)
     table.add_column("quantity")
     table.add_column("value", justify="right")
 
     def number(value: float | None, pattern: str) -> str:
-        return "n/a" if value is None else format(value, pattern)
+        return "n/a" if value is None or not math.isfinite(value) else format(value, pattern)
 
-    table.add_row("frames", str(summary["frames"]))
-    table.add_row("mean PSNR (dB)", number(summary["mean_psnr_db"], ".2f"))
-    table.add_row("mean MS-SSIM", number(summary["mean_ms_ssim"], ".4f"))
-    table.add_row("mean bpp", number(summary["mean_bpp"], ".4f"))
-    table.add_row("packets sent", str(loss["packets_sent"]))
-    table.add_row("packets not in time", number(loss["packet_loss_rate"], ".1%"))
+    table.add_row("frames", str(summary.frames))
+    table.add_row("mean PSNR (dB)", number(summary.mean_psnr_db, ".2f"))
+    table.add_row("mean MS-SSIM", number(summary.mean_ms_ssim, ".4f"))
+    table.add_row("mean bpp", number(summary.mean_bpp, ".4f"))
+    table.add_row("packets sent", str(summary.loss.packets_sent))
+    table.add_row("packets not in time", number(summary.loss.packet_loss_rate, ".1%"))
     table.add_row(
         "echoes sent / re-sync frames",
-        f"{summary['echoes']['sent']} / {summary['echoes']['resync_frames']}",
+        f"{summary.echoes.sent} / {summary.echoes.resync_frames}",
     )
-    table.add_row("wall time (s)", number(timing["wall_time_s"], ".1f"))
-    table.add_row("simulator overhead", number(timing["simulator_overhead_fraction"], ".1%"))
+    table.add_row("wall time (s)", number(summary.timing.wall_time_s, ".1f"))
+    table.add_row("simulator overhead", number(summary.timing.simulator_overhead_fraction, ".1%"))
     console.print(table)
+
+
+@app.command()
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="Sweep file (YAML): base, grid, seeds.")],
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", "-w", help="Local dask workers, one thread each (default: one per core)."
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Address of an existing dask scheduler, e.g. tcp://host:8786."),
+    ] = None,
+) -> None:
+    """Run a grid of scenario variants x seeds on dask, skipping finished runs.
+
+    Writes one result folder per run, and sweep_table.parquet and .csv with a row per run.
+    """
+    try:
+        from netsim.scenario import ScenarioError
+        from netsim.sweep import (
+            RunEvent,
+            RunStatus,
+            SweepError,
+            check_sweep,
+            default_workers,
+            load_sweep,
+            run_sweep,
+        )
+    except KeyboardInterrupt:
+        _interrupted()
+    _check_range("--workers", workers, 1, MAX_WORKERS)
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[last]}"),
+        console=console,
+    )
+    try:
+        spec = load_sweep(sweep_file)
+        check_sweep(spec)  # every run's scenario builds, before the progress bar or a cluster
+        with progress:
+            bar = progress.add_task(f"sweep {spec.name}", total=None, last="")
+
+            def report(event: RunEvent) -> None:
+                note = f"{event.status.value} {event.run_id}"
+                if event.status is RunStatus.FINISHED:
+                    note += f" ({event.wall_s:.1f} s)"
+                elif event.status is RunStatus.FAILED:
+                    progress.console.print(
+                        f"failed {event.run_id}: {event.error}", markup=False, highlight=False
+                    )
+                progress.update(bar, total=event.total, completed=event.done, last=note)
+
+            result = run_sweep(
+                spec,
+                workers=workers if workers is not None else default_workers(),
+                scheduler=scheduler,
+                check=None,
+                on_event=report,
+            )
+    except (SweepError, ScenarioError) as err:
+        _fail(str(err))
+    except KeyboardInterrupt:
+        _interrupted("interrupted: finished runs are kept; run the sweep again to finish it")
+    except Exception as err:  # noqa: BLE001 - one line, never a traceback
+        _unexpected(sweep_file, err)
+    _render_sweep(Console(), spec.name, result)
+    if result.failed:
+        raise typer.Exit(RUNS_FAILED_EXIT_CODE)
+
+
+def _render_sweep(console: Console, name: str, result: Any) -> None:
+    """The table of a ``netsim.sweep.SweepResult`` and a line of what ran."""
+    table = Table(title=f"sweep {name}: {len(result.table)} runs")
+    shown = [c for c in SWEEP_COLUMNS if c in result.table.columns]
+    for column in shown:
+        table.add_column(column, justify="left" if column == "run" else "right")
+
+    def cell(value: Any) -> str:
+        if value is None or (isinstance(value, float) and value != value):
+            return "n/a"
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    for row in result.table[shown].itertuples(index=False):
+        table.add_row(*(cell(value) for value in row))
+    console.print(table)
+    console.print(
+        f"ran {len(result.ran)}, skipped {len(result.skipped)} finished, "
+        f"failed {len(result.failed)} in {result.wall_s:.1f} s; table: "
+        + ", ".join(str(p) for p in result.table_paths),
+        highlight=False,
+    )
+
+
+@app.command()
+def schema() -> None:
+    """Print the scenario file reference (Markdown) generated from the scenario models.
+
+    Every field with its type, unit, default and limits; docs/SCENARIOS.md is this output.
+    """
+    try:
+        from netsim.schema import scenario_reference
+    except KeyboardInterrupt:
+        _interrupted()
+    typer.echo(scenario_reference(), nl=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -25,20 +25,23 @@ import simpy
 from netsim.loss import LossModel
 from netsim.mahimahi import OPPORTUNITY_BYTES, DeliveryTrace
 from netsim.packet import Packet
-from netsim.queueing import ByteQueue
+from netsim.queueing import BottleneckStore, ByteQueue
 from netsim.trace import Fate, PacketTrace
 
 
 class Bottleneck(ABC):
     """A queue and the server process that drains it; departures go to the attached callback
-    (``ForwardLink`` attaches its propagation stage)."""
+    (``ForwardLink`` attaches its propagation stage).
+
+    ``queue`` is the drop discipline's container; the bottleneck wraps it in a
+    ``BottleneckStore`` (``self.queue``) from which its server process takes packets.
+    """
 
     def __init__(self, env: simpy.Environment, queue: ByteQueue, trace: PacketTrace) -> None:
         self.env = env
-        self.queue = queue
+        self.queue = BottleneckStore(env, queue)
         self.trace = trace
         self._on_depart: Callable[[Packet], None] | None = None
-        self._wakeup: simpy.Event | None = None
         env.process(self._serve())
 
     def attach(self, on_depart: Callable[[Packet], None]) -> None:
@@ -51,21 +54,10 @@ class Bottleneck(ABC):
         self._on_depart(packet)
 
     def offer(self, packet: Packet) -> None:
-        """Queue ``packet`` now (or drop it, or evict others, per the queue's discipline)."""
-        for dropped in self.queue.offer(packet):
+        """Queue ``packet`` now (or drop it, or evict others, per the queue's discipline); the
+        drops are recorded in the packet trace at this instant."""
+        for dropped in self.queue.put(packet).value:
             self.trace.dropped(dropped, Fate.QUEUE_DROP)
-        if len(self.queue):
-            self._wake()
-
-    def _wake(self) -> None:
-        if self._wakeup is not None and not self._wakeup.triggered:
-            self._wakeup.succeed()
-
-    def _wait_for_packets(self) -> Generator[simpy.Event, object, None]:
-        while not len(self.queue):
-            self._wakeup = self.env.event()
-            yield self._wakeup
-        self._wakeup = None
 
     @abstractmethod
     def _serve(self) -> Generator[simpy.Event, object, None]:
@@ -75,9 +67,9 @@ class Bottleneck(ABC):
 class RateBottleneck(Bottleneck):
     """A link of constant ``rate_kbps``: a packet of B bytes occupies it for 8 B / rate.
 
-    The packet in transmission is not in the queue: a packet that finds the link idle and the
-    queue empty starts its transmission at once, and ``queue_bytes`` limits what waits behind
-    it (as a qdisc behind a network interface).
+    The packet in transmission is not in the queue: a packet that finds the link idle (and so
+    the queue empty) starts its transmission at once, and ``queue_bytes`` limits what waits
+    behind it (as a qdisc behind a network interface).
     """
 
     def __init__(
@@ -90,33 +82,17 @@ class RateBottleneck(Bottleneck):
         if rate_kbps <= 0:
             raise ValueError(f"rate_kbps must be positive, got {rate_kbps}")
         self.rate_bps = rate_kbps * 1000.0
-        self._transmitting: Packet | None = None
         super().__init__(env, queue, trace)
 
-    def offer(self, packet: Packet) -> None:
-        """Start transmitting ``packet`` now if the link is idle, else queue it."""
-        if self._transmitting is None and not len(self.queue):
-            self._transmitting = packet
-            self._wake()
-            return
-        super().offer(packet)
-
     def _serve(self) -> Generator[simpy.Event, object, None]:
-        """SimPy process. Wakes when a packet reaches the idle link, and when the packet in
-        transmission has been serialised (8 B / rate later); then takes the queue's head, or
-        waits on the wakeup event while there is nothing to send. Runs for the whole simulation
-        (blocked on that event, it ends with it)."""
+        """SimPy process. Waits on ``queue.get()``: when the queue holds a packet the get
+        completes in the same instant, ahead of that instant's other events; when it is empty
+        the process sleeps until a packet arrives and takes it at its arrival instant. Then it
+        waits 8 B / rate (the serialisation) and hands the packet on at the end of it. Runs for
+        the whole simulation (blocked on an empty queue, it ends with it)."""
         while True:
-            while self._transmitting is None:
-                if len(self.queue):
-                    self._transmitting = self.queue.pop()
-                else:
-                    self._wakeup = self.env.event()
-                    yield self._wakeup
-                    self._wakeup = None
-            packet = self._transmitting
+            packet = yield self.queue.get()
             yield self.env.timeout(packet.size_bytes * 8.0 / self.rate_bps)
-            self._transmitting = None
             self._depart(packet)
 
 
@@ -126,7 +102,8 @@ class TraceBottleneck(Bottleneck):
     Each opportunity carries up to 1500 bytes; as in Mahimahi, a packet larger than the bytes
     left in an opportunity is sent partly and finishes in the following ones, and an
     opportunity that finds the queue empty is wasted. A packet departs at the opportunity that
-    carries its last byte.
+    carries its last byte. Packets stay in the queue (and count against its byte limit) until
+    the opportunity that starts sending them.
     """
 
     def __init__(
@@ -140,17 +117,21 @@ class TraceBottleneck(Bottleneck):
         super().__init__(env, queue, trace)
 
     def _serve(self) -> Generator[simpy.Event, object, None]:
-        """SimPy process. Wakes at each delivery opportunity while packets wait (or one is
-        partly sent); when the queue is empty it waits on the queue's wakeup event and then
-        jumps to the first opportunity at or after that instant. Never uses an opportunity
-        twice."""
+        """SimPy process. With no packet partly sent, waits on ``queue.not_empty()`` (which
+        takes nothing: a packet waits in the queue until an opportunity can carry it); then
+        sleeps until the first opportunity at or after that instant, never using an opportunity
+        twice. At the opportunity it takes packets with ``queue.get()`` while the queue holds
+        some and the opportunity has bytes left; each such get completes in the same instant,
+        ahead of that instant's other events, so the opportunity is spent as if at once. While
+        a packet is partly sent it wakes at each following opportunity. Runs for the whole
+        simulation (blocked on an empty queue, it ends with it)."""
         trace = self.delivery_trace
         next_index = 0
         in_service: Packet | None = None
         bytes_left = 0
         while True:
             if in_service is None:
-                yield from self._wait_for_packets()
+                yield self.queue.not_empty()
             next_index = max(next_index, trace.first_index_at_or_after(self.env.now))
             opportunity_s = trace.opportunity_time_s(next_index)
             next_index += 1
@@ -161,7 +142,7 @@ class TraceBottleneck(Bottleneck):
                 if in_service is None:
                     if not len(self.queue):
                         break
-                    in_service = self.queue.pop()
+                    in_service = yield self.queue.get()
                     bytes_left = in_service.size_bytes
                 sent = min(credit, bytes_left)
                 credit -= sent

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
 from typing import Protocol
 
 import simpy
@@ -11,33 +10,15 @@ import simpy
 from codec.types import IN_SYNC, DecodedFrame, ReceivedFrame
 from netsim.feedback import SIMULTANEITY_S, Echo, FeedbackLink
 from netsim.packet import Packet
-from netsim.reassembly import AssembledScale, FrameAssembly
+from netsim.reassembly import FrameAssembly
 from netsim.sender import frame_capture_time_s
-from netsim.trace import PacketTrace
+from netsim.trace import FrameTrace, PacketTrace, ShownFrame
 
 
 class FrameDecoder(Protocol):
     """Decodes frames in order, one call per frame, from whatever of each frame arrived."""
 
     def decode(self, received: ReceivedFrame) -> DecodedFrame: ...
-
-
-@dataclass(frozen=True)
-class ReceivedFrameReport:
-    """What the receiver did at one frame's playout deadline.
-
-    ``echo_scale`` is the j of the echo sent after this frame (None: no echo); ``repeated_echo``
-    says it was a repeat after the echo timeout rather than a new drop of D.
-    """
-
-    frame_index: int
-    received: ReceivedFrame
-    decoded: DecodedFrame
-    complete_scales: tuple[AssembledScale, ...]
-    echo_scale: int | None
-    repeated_echo: bool
-    deadline_s: float
-    decode_time_s: float
 
 
 class Receiver:
@@ -61,6 +42,9 @@ class Receiver:
     stays below K + 1 without a new drop (no usable re-sync arrived, e.g. the echo or the whole
     re-sync frame was lost), the receiver repeats (frame, D) once ``echo_timeout_s`` has passed
     since its last echo (None: never).
+
+    Each frame's receiver half (``ShownFrame``) goes to the frame trace ``frames`` as it is
+    decoded; then ``on_frame`` gets the decoded frame (e.g. to measure its quality).
     """
 
     def __init__(
@@ -70,13 +54,14 @@ class Receiver:
         decoder: FrameDecoder,
         feedback: FeedbackLink,
         trace: PacketTrace,
+        frames: FrameTrace,
         frame_count: int,
         fps: float,
         playout_delay_s: float,
         decode_time_s: float = 0.0,
         echo_timeout_s: float | None = None,
         send_echoes: bool = True,
-        on_frame: Callable[[ReceivedFrameReport], None] | None = None,
+        on_frame: Callable[[DecodedFrame], None] | None = None,
     ) -> None:
         if playout_delay_s < 0 or decode_time_s < 0:
             raise ValueError("playout_delay_s and decode_time_s must be >= 0")
@@ -86,6 +71,7 @@ class Receiver:
         self.decoder = decoder
         self.feedback = feedback
         self.trace = trace
+        self.frames = frames
         self.frame_count = frame_count
         self.fps = fps
         self.playout_delay_s = playout_delay_s
@@ -142,35 +128,33 @@ class Receiver:
             if self.decode_time_s > 0:
                 yield self.env.timeout(self.decode_time_s)
             done_s = start_s + self.decode_time_s
-            echo_scale, repeated = self._echo_for(decoded, done_s)
+            echo_scale = self._echo_for(decoded, done_s)
             if echo_scale is not None:
                 self._last_echo_s = done_s
                 if self.send_echoes:
                     self.feedback.send(Echo(frame_index, echo_scale, done_s))
+            self.frames.shown(
+                frame_index,
+                ShownFrame(
+                    scales_received=len(received.scales),
+                    scales_decoded=decoded.scales_decoded,
+                    first_desynced_scale=decoded.first_desynced_scale,
+                    echo_sent=self.send_echoes and echo_scale is not None,
+                    decode_time_s=self.decode_time_s,
+                ),
+            )
             if self.on_frame is not None:
-                self.on_frame(
-                    ReceivedFrameReport(
-                        frame_index=frame_index,
-                        received=received,
-                        decoded=decoded,
-                        complete_scales=complete,
-                        echo_scale=echo_scale if self.send_echoes else None,
-                        repeated_echo=repeated,
-                        deadline_s=deadline_s,
-                        decode_time_s=self.decode_time_s,
-                    )
-                )
+                self.on_frame(decoded)
 
-    def _echo_for(self, decoded: DecodedFrame, now_s: float) -> tuple[int | None, bool]:
-        """(j, repeated) for the echo to send after this frame, or (None, False)."""
+    def _echo_for(self, decoded: DecodedFrame, now_s: float) -> int | None:
+        """The j of the echo to send after this frame (a new drop of D, or a repeat after the
+        echo timeout), or None."""
         if decoded.echo_scale is not None:
-            return decoded.echo_scale, False
+            return decoded.echo_scale
         timed_out = (
             decoded.first_desynced_scale < IN_SYNC
             and self.echo_timeout_s is not None
             and self._last_echo_s is not None
             and now_s - self._last_echo_s >= self.echo_timeout_s - SIMULTANEITY_S
         )
-        if timed_out:
-            return decoded.first_desynced_scale, True
-        return None, False
+        return decoded.first_desynced_scale if timed_out else None

@@ -1,15 +1,17 @@
 """Running a scenario end to end with the real codec and writing its results (DESIGN 5).
 
-``run_scenario`` reads the video, loads the model, carries every frame through
-``netsim.simulation.simulate`` with ``codec.Encoder`` and ``codec.Decoder``, measures PSNR and
-MS-SSIM of each decoded frame, and writes into ``out_dir``:
+``run_scenario`` reads as load -> simulate -> write: ``load_run_inputs`` reads the video and
+loads the model; ``simulate_run`` carries every frame through ``netsim.simulation.simulate``
+with ``codec.Encoder`` and ``codec.Decoder`` while ``netsim.quality.QualityObserver`` measures
+PSNR and MS-SSIM of each decoded frame; ``write_results`` writes into ``out_dir``:
 
 * ``frames.csv`` and ``packets.csv`` (``netsim.trace``): they depend on the scenario and seed
   only, so two runs give identical bytes; in particular ``decode_time_s`` is the *simulated*
   decode time, never a measured one;
-* ``summary.json``: scenario, seed, versions, mean quality, loss statistics next to the loss
-  model's analytic values, echo counts and the measured wall-clock times, among them the
-  simulator overhead (the run's wall time minus encoding and decoding);
+* ``summary.json`` (``netsim.summary.RunSummary``): scenario, seed, versions, mean quality,
+  loss statistics next to the loss model's analytic values, echo counts and the measured
+  wall-clock times, among them the simulator overhead (the run's wall time minus encoding and
+  decoding);
 * ``video.mp4`` (original | decoded, side by side) with ``save_video``.
 
 Outputs appear atomically: they are written into a temporary folder next to ``out_dir`` and
@@ -19,15 +21,10 @@ swapped into place at the end (``codec.fileio.atomic_folder``); an interrupted r
 
 from __future__ import annotations
 
-import json
-import math
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -35,14 +32,13 @@ import torch
 from codec import DHVC, CheckpointError, Decoder, Encoder, load_model
 from codec.config import check_lambda
 from codec.fileio import TargetError, atomic_folder, check_writable_target
-from codec.metrics import frame_quality
-from codec.types import IN_SYNC, DecodedFrame, EncodedFrame, ReceivedFrame
-from codec.video import VideoError, read_frames, to_uint8, write_side_by_side_mp4
-from netsim.receiver import ReceivedFrameReport
+from codec.types import DecodedFrame, EncodedFrame, ReceivedFrame
+from codec.video import VideoError, read_frames, write_side_by_side_mp4
+from netsim.quality import QualityObserver
 from netsim.scenario import Scenario, ScenarioError
-from netsim.simulation import SimulationResult, simulate
-from netsim.stats import channel_loss_statistics, fate_counts
-from netsim.trace import Fate, FrameRecord, write_frames_csv, write_packets_csv
+from netsim.simulation import SimulationOutcome, simulate
+from netsim.summary import ModelInfo, RunSummary, RunTiming, summarize
+from netsim.trace import FrameTrace, write_frames_csv, write_packets_csv
 
 RESULT_FILES = ("frames.csv", "packets.csv", "summary.json", "video.mp4")
 """Every file a run may write; an existing output folder may hold nothing else."""
@@ -50,6 +46,24 @@ RESULT_FILES = ("frames.csv", "packets.csv", "summary.json", "video.mp4")
 
 class RunError(RuntimeError):
     """A run that cannot start or finish for a reason outside the scenario file (one line)."""
+
+
+def default_output_folder(
+    scenario: Scenario,
+    *,
+    frames: int | None = None,
+    seed: int | None = None,
+    root: Path = Path("results"),
+) -> Path:
+    """Where ``netsim run`` writes without ``--out``: ``root/NAME`` for the scenario's own seed
+    and frame count, else a name that says what differs: ``NAME-seedS``, ``NAME-fF`` or
+    ``NAME-seedS-fF``, so that a run with another seed or length never replaces the first."""
+    name = scenario.name
+    if seed is not None and seed != scenario.seed:
+        name += f"-seed{seed}"
+    if frames is not None and frames != scenario.video.frames:
+        name += f"-f{frames}"
+    return root / name
 
 
 def resolve_device(device: str) -> str:
@@ -96,16 +110,44 @@ class _TimedDecoder:
 
 
 @dataclass(frozen=True)
-class _ShownFrame:
-    """The receiver's side of one frames.csv row."""
+class RunInputs:
+    """What a run starts from: the scenario with the run's frame count and seed, the video's
+    first ``frame_count`` frames (N x H x W x 3 uint8), the model and the codec around it, and
+    the wall time spent loading them (s)."""
 
-    scales_received: int
-    scales_decoded: int
-    first_desynced_scale: int
-    echo_sent: bool
-    psnr: float
-    ms_ssim: float
+    scenario: Scenario
+    frame_count: int
+    seed: int
+    device: str
+    originals: np.ndarray
+    model: DHVC
+    encoder: Encoder
+    decoder: Decoder
+    setup_time_s: float
+
+    @property
+    def model_info(self) -> ModelInfo:
+        """The model as summary.json describes it."""
+        config = self.model.config
+        return ModelInfo(
+            id=getattr(self.model, "model_id", None),
+            preset=config.name,
+            lambda_min=config.lambda_min,
+            lambda_max=config.lambda_max,
+        )
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What simulating a run produced: the network's ``SimulationOutcome`` (with a quality for
+    every frame), the wall time spent encoding, decoding and measuring quality (s), and the
+    decoded pictures (N x H x W x 3 uint8) when they were kept for video.mp4."""
+
+    simulation: SimulationOutcome
+    encode_time_s: float
     decode_time_s: float
+    metrics_time_s: float
+    pictures: np.ndarray | None
 
 
 def run_scenario(
@@ -117,128 +159,126 @@ def run_scenario(
     device: str = "cpu",
     save_video: bool = False,
     on_frame: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
-    """Run ``scenario`` and write its results to ``out_dir``; returns the summary dict (the
-    content of summary.json: NaN and infinities are None).
+) -> RunSummary:
+    """Run ``scenario`` and write its results to ``out_dir``; returns the run's summary (what
+    summary.json holds).
 
     ``frames`` and ``seed`` override the scenario's. ``on_frame(done, total)`` is called after
     each decoded frame (for progress bars). Raises ``ScenarioError`` for problems the scenario
     causes (video, checkpoint, lambda) and ``RunError`` for others (device, output folder).
     """
-    wall_start = time.perf_counter()
+    started_s = time.perf_counter()
     out_dir = Path(out_dir)
     _check_output_folder(out_dir)
+    inputs = load_run_inputs(scenario, frames=frames, seed=seed, device=device)
+    outcome = simulate_run(inputs, keep_pictures=save_video, on_frame=on_frame)
+    return write_results(out_dir, inputs, outcome, started_s=started_s)
+
+
+def load_run_inputs(
+    scenario: Scenario, *, frames: int | None = None, seed: int | None = None, device: str = "cpu"
+) -> RunInputs:
+    """Read the video and load the model of ``scenario`` (``frames`` and ``seed`` override the
+    scenario's; ``device`` may be ``auto``)."""
+    start = time.perf_counter()
     frame_count = scenario.video.frames if frames is None else frames
     if frame_count < 1:
         raise RunError(f"frames must be >= 1, got {frame_count}")
-    seed = scenario.seed if seed is None else seed
     device = resolve_device(device)
     originals = _read_video(scenario, frame_count)
     model = _load_model(scenario, device)
     height, width = originals.shape[1:3]
-    encoder = _TimedEncoder(
-        Encoder(model, gop=scenario.codec.gop_frames, device=device), originals, scenario.codec.lam
+    return RunInputs(
+        scenario=scenario,
+        frame_count=frame_count,
+        seed=scenario.seed if seed is None else seed,
+        device=device,
+        originals=originals,
+        model=model,
+        encoder=Encoder(model, gop=scenario.codec.gop_frames, device=device),
+        decoder=Decoder(model, height=height, width=width, device=device),
+        setup_time_s=time.perf_counter() - start,
     )
-    decoder = _TimedDecoder(Decoder(model, height=height, width=width, device=device))
-    setup_time_s = time.perf_counter() - wall_start
-    shown: list[_ShownFrame] = []
-    decoded_frames: list[np.ndarray] = []
-    metrics_time_s = 0.0
 
-    def frame_done(report: ReceivedFrameReport) -> None:
-        nonlocal metrics_time_s
-        start = time.perf_counter()
-        x_hat = report.decoded.x_hat
-        (psnr,), (ms_ssim,) = frame_quality(originals[report.frame_index][None], x_hat[None])
-        shown.append(
-            _ShownFrame(
-                scales_received=len(report.received.scales),
-                scales_decoded=report.decoded.scales_decoded,
-                first_desynced_scale=report.decoded.first_desynced_scale,
-                echo_sent=report.echo_scale is not None,
-                psnr=float(psnr),
-                ms_ssim=float(ms_ssim),
-                decode_time_s=report.decode_time_s,
-            )
-        )
-        if save_video:
-            decoded_frames.append(to_uint8(x_hat))
-        metrics_time_s += time.perf_counter() - start
+
+def simulate_run(
+    inputs: RunInputs,
+    *,
+    keep_pictures: bool = False,
+    on_frame: Callable[[int, int], None] | None = None,
+) -> RunOutcome:
+    """Carry every frame through the scenario's network with the codec, measuring the quality
+    of each decoded frame; ``on_frame(done, total)`` after each one."""
+    scenario = inputs.scenario
+    encoder = _TimedEncoder(inputs.encoder, inputs.originals, scenario.codec.lam)
+    decoder = _TimedDecoder(inputs.decoder)
+    frames = FrameTrace(measures_quality=True)
+    quality = QualityObserver(inputs.originals, frames, keep_pictures=keep_pictures)
+
+    def frame_done(decoded: DecodedFrame) -> None:
+        quality(decoded)
         if on_frame is not None:
-            on_frame(report.frame_index + 1, frame_count)
+            on_frame(decoded.frame_index + 1, inputs.frame_count)
 
-    result = simulate(
+    simulation = simulate(
         scenario,
         encoder=encoder,
         decoder=decoder,
-        frame_count=frame_count,
-        seed=seed,
+        frame_count=inputs.frame_count,
+        seed=inputs.seed,
+        frames=frames,
         on_frame=frame_done,
     )
-    records = _frame_records(result, shown, width * height)
-    summary: dict[str, Any] = {}
+    return RunOutcome(
+        simulation=simulation,
+        encode_time_s=encoder.wall_time_s,
+        decode_time_s=decoder.wall_time_s,
+        metrics_time_s=quality.wall_time_s,
+        pictures=quality.pictures if keep_pictures else None,
+    )
+
+
+def write_results(
+    out_dir: Path, inputs: RunInputs, outcome: RunOutcome, *, started_s: float
+) -> RunSummary:
+    """Write frames.csv, packets.csv, video.mp4 (when ``outcome`` kept the pictures) and
+    summary.json into ``out_dir`` atomically; returns the summary. ``started_s`` is the
+    ``time.perf_counter()`` at which the run started (for its wall time)."""
+    scenario = inputs.scenario
+    simulation = outcome.simulation
+    written: list[RunSummary] = []
 
     def write(folder: Path) -> None:
         output_start = time.perf_counter()
-        write_frames_csv(folder / "frames.csv", records)
-        write_packets_csv(folder / "packets.csv", result.packets)
-        if save_video:
+        write_frames_csv(folder / "frames.csv", simulation.frames)
+        write_packets_csv(folder / "packets.csv", simulation.packets)
+        if outcome.pictures is not None:
             write_side_by_side_mp4(
-                folder / "video.mp4", originals, np.stack(decoded_frames), scenario.video.fps
+                folder / "video.mp4", inputs.originals, outcome.pictures, scenario.video.fps
             )
         now = time.perf_counter()
-        timing = _timing(
-            wall_time_s=now - wall_start,
-            encode_time_s=encoder.wall_time_s,
-            decode_time_s=decoder.wall_time_s,
-            setup_time_s=setup_time_s,
-            metrics_time_s=metrics_time_s,
+        timing = RunTiming.of(
+            wall_time_s=now - started_s,
+            encode_time_s=outcome.encode_time_s,
+            decode_time_s=outcome.decode_time_s,
+            setup_time_s=inputs.setup_time_s,
+            metrics_time_s=outcome.metrics_time_s,
             output_time_s=now - output_start,
+            simulated_duration_s=simulation.end_time_s,
         )
-        timing["simulated_duration_s"] = result.end_time_s
-        summary.update(
-            _finite(_summary(scenario, seed, frame_count, device, model, records, result, timing))
+        summary = summarize(
+            scenario,
+            simulation,
+            seed=inputs.seed,
+            device=inputs.device,
+            model=inputs.model_info,
+            timing=timing,
         )
-        (folder / "summary.json").write_text(
-            json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8"
-        )
+        (folder / "summary.json").write_text(summary.to_json(), encoding="utf-8")
+        written.append(summary)
 
     _write_atomically(out_dir, write)
-    return summary
-
-
-def _timing(
-    *,
-    wall_time_s: float,
-    encode_time_s: float,
-    decode_time_s: float,
-    setup_time_s: float,
-    metrics_time_s: float,
-    output_time_s: float,
-) -> dict[str, float]:
-    """Measured wall-clock times of a run (s) and the simulator's overhead.
-
-    ``simulator_overhead_s`` is everything but encoding and decoding: the run's wall time minus
-    the time spent inside ``Encoder.encode`` and ``Decoder.decode``. It breaks down into
-    ``setup_time_s`` (reading the video, loading the model), ``metrics_time_s`` (PSNR and
-    MS-SSIM of every frame), ``output_time_s`` (writing the result files) and
-    ``network_simulation_time_s``, the rest: SimPy, packetization, reassembly, loss models,
-    queues and bookkeeping.
-    """
-    overhead_s = wall_time_s - encode_time_s - decode_time_s
-    network_s = overhead_s - setup_time_s - metrics_time_s - output_time_s
-    return {
-        "wall_time_s": wall_time_s,
-        "encode_time_s": encode_time_s,
-        "decode_time_s": decode_time_s,
-        "simulator_overhead_s": overhead_s,
-        "simulator_overhead_fraction": overhead_s / wall_time_s,
-        "setup_time_s": setup_time_s,
-        "metrics_time_s": metrics_time_s,
-        "output_time_s": output_time_s,
-        "network_simulation_time_s": network_s,
-        "network_simulation_fraction": network_s / wall_time_s,
-    }
+    return written[0]
 
 
 def _read_video(scenario: Scenario, frame_count: int) -> np.ndarray:
@@ -273,131 +313,6 @@ def _load_model(scenario: Scenario, device: str) -> DHVC:
     except ValueError as err:
         raise ScenarioError(scenario.source_path, "codec.lam", str(err)) from None
     return model
-
-
-def _frame_records(
-    result: SimulationResult, shown: list[_ShownFrame], pixels: int
-) -> list[FrameRecord]:
-    records = []
-    for sent, rx in zip(result.sent_frames, shown, strict=True):
-        records.append(
-            FrameRecord(
-                frame=sent.frame_index,
-                frame_type=sent.frame_type,
-                resync_from=sent.resync_from,
-                lam=sent.lam,
-                scales_received=rx.scales_received,
-                scales_decoded=rx.scales_decoded,
-                first_desynced_scale=rx.first_desynced_scale,
-                echo_sent=rx.echo_sent,
-                bits_per_scale=sent.bits_per_scale,
-                bpp=sum(sent.bits_per_scale) / pixels,
-                psnr=rx.psnr,
-                ms_ssim=rx.ms_ssim,
-                capture_time_s=sent.capture_time_s,
-                decode_time_s=rx.decode_time_s,
-            )
-        )
-    return records
-
-
-def _mean(values: list[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return float(np.mean(finite)) if finite else math.nan
-
-
-def _summary(
-    scenario: Scenario,
-    seed: int,
-    frame_count: int,
-    device: str,
-    model: DHVC,
-    records: list[FrameRecord],
-    result: SimulationResult,
-    timing: dict[str, float],
-) -> dict[str, Any]:
-    packets = result.packets
-    channel = channel_loss_statistics(packets)
-    fates = fate_counts(packets)
-    not_shown = sum(1 for r in packets if r.fate not in (Fate.DELIVERED, Fate.FEC_RECOVERED))
-    fps = scenario.video.fps
-    loss_model = result.forward_loss
-    return {
-        "scenario": scenario.model_dump(mode="json"),
-        "scenario_file": None if scenario.source_path is None else str(scenario.source_path),
-        "seed": seed,
-        "frames": frame_count,
-        "device": device,
-        "versions": _versions(),
-        "model": {
-            "id": getattr(model, "model_id", None),
-            "preset": model.config.name,
-            "lambda_min": model.config.lambda_min,
-            "lambda_max": model.config.lambda_max,
-        },
-        "mean_psnr_db": _mean([r.psnr for r in records]),
-        "mean_ms_ssim": _mean([r.ms_ssim for r in records]),
-        "mean_bpp": _mean([r.bpp for r in records]),
-        "mean_bitrate_kbps": _mean([r.bits_total for r in records]) * fps / 1000.0,
-        "min_psnr_db": min(r.psnr for r in records),
-        "frames_in_sync": sum(r.first_desynced_scale == IN_SYNC for r in records),
-        "frames_all_scales_decoded": sum(
-            r.scales_decoded == len(r.bits_per_scale) for r in records
-        ),
-        "frame_types": {t: sum(r.frame_type.value == t for r in records) for t in "IPR"},
-        "loss": {
-            "packets_sent": len(packets),
-            "bytes_sent": sum(r.size_bytes for r in packets),
-            "packets_not_in_time": not_shown,
-            "packet_loss_rate": not_shown / len(packets) if packets else math.nan,
-            "fates": fates,
-            "loss_model": {
-                "kind": scenario.network.forward.loss.kind,
-                "exposed_packets": channel.packets,
-                "lost_packets": channel.lost,
-                "bursts": channel.bursts,
-                "empirical_loss_rate": channel.loss_rate,
-                "empirical_mean_burst_packets": channel.mean_burst_packets,
-                "analytic_loss_rate": loss_model.analytic_loss_rate(),
-                "analytic_mean_burst_packets": loss_model.analytic_mean_burst_packets(),
-            },
-            "rejected_packets": result.rejected_packets,
-        },
-        "echoes": {
-            "sent": result.echoes_sent,
-            "lost": result.echoes_lost,
-            "delivered": result.echoes_delivered,
-            "used": result.echoes_used,
-            "stale": result.echoes_stale,
-            "frames_echoing": sum(r.echo_sent for r in records),
-            "resync_frames": sum(r.frame_type.value == "R" for r in records),
-        },
-        "timing": timing,
-    }
-
-
-def _versions() -> dict[str, str | None]:
-    def version(package: str) -> str | None:
-        try:
-            return metadata.version(package)
-        except metadata.PackageNotFoundError:
-            return None
-
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for package in ("dhvc-testbed", "torch", "numpy", "simpy", "zfec", "pydantic", "av"):
-        versions[package] = version(package)
-    return versions
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: they become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _check_output_folder(out_dir: Path) -> None:

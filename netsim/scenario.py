@@ -627,8 +627,13 @@ _ScenarioLoader.add_implicit_resolver(
 def scenario_error_from_validation(
     path: Path | None, err: ValidationError, data: Any
 ) -> ScenarioError:
-    """The first validation error as one line naming the field (``+N more`` if there are more)."""
-    first = err.errors()[0]
+    """The first validation error as one line naming the field (``+N more`` if there are more).
+
+    An unknown field is reported before any other error: a misspelt name (``los_rate``) also
+    leaves the real field missing, and the misspelling is what the user must see.
+    """
+    errors = err.errors()
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(first["loc"])
     cause = (first.get("ctx") or {}).get("error")
     if isinstance(cause, FieldError):
@@ -666,6 +671,9 @@ def _message(error: Any) -> str:
         return "unknown field"
     if kind == "missing":
         return "required field is missing"
+    if kind == "union_tag_not_found":
+        tag = str(error.get("ctx", {}).get("discriminator", "'kind'")).strip("'")
+        return f"needs a '{tag}' field saying which variant this is (see docs/SCENARIOS.md)"
     message = str(error["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         if message.startswith(prefix):

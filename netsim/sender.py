@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
+from collections.abc import Generator, Mapping
 from typing import Protocol
 
 import simpy
 
-from codec.types import NUM_SCALES, EncodedFrame, FrameType
+from codec.types import NUM_SCALES, EncodedFrame
 from netsim.fec import FecParams
 from netsim.feedback import Echo, FeedbackLink
 from netsim.link import ForwardLink
 from netsim.packetizer import packetize
+from netsim.trace import FrameTrace, SentFrame
 
 
 class FrameEncoder(Protocol):
@@ -23,21 +23,6 @@ class FrameEncoder(Protocol):
     """
 
     def encode(self, frame_index: int, resync_from: int | None) -> EncodedFrame: ...
-
-
-@dataclass(frozen=True)
-class SentFrame:
-    """What the sender did with one frame. ``bits_per_scale`` counts payload bits of the scales
-    that were sent (0 for scales above ``max_scales``)."""
-
-    frame_index: int
-    frame_type: FrameType
-    resync_from: int
-    lam: float
-    bits_per_scale: tuple[int, ...]
-    packet_count: int
-    capture_time_s: float
-    send_time_s: float
 
 
 def frame_capture_time_s(frame_index: int, fps: float) -> float:
@@ -54,6 +39,9 @@ class Sender:
     repeated echo carries the frame at which the receiver repeated it, so it is never stale
     against the re-sync it complains about. Otherwise the next frame is encoded with
     resync_from = the smallest j among the pending echoes.
+
+    Each frame's sender half (``SentFrame``) goes to the frame trace ``frames`` as it is
+    encoded; ``echoes_used`` and ``echoes_stale`` count the echoes acted on and ignored.
     """
 
     def __init__(
@@ -63,13 +51,13 @@ class Sender:
         encoder: FrameEncoder,
         link: ForwardLink,
         feedback: FeedbackLink,
+        frames: FrameTrace,
         frame_count: int,
         fps: float,
         mtu_bytes: int,
         max_scales: int = NUM_SCALES,
         fec: Mapping[int, FecParams] | None = None,
         encode_time_s: float = 0.0,
-        on_sent: Callable[[SentFrame], None] | None = None,
     ) -> None:
         if fps <= 0 or frame_count < 0 or encode_time_s < 0:
             raise ValueError("need fps > 0, frame_count >= 0 and encode_time_s >= 0")
@@ -77,17 +65,16 @@ class Sender:
         self.encoder = encoder
         self.link = link
         self.feedback = feedback
+        self.frames = frames
         self.frame_count = frame_count
         self.fps = fps
         self.mtu_bytes = mtu_bytes
         self.max_scales = max_scales
         self.fec = dict(fec or {})
         self.encode_time_s = encode_time_s
-        self.on_sent = on_sent
         self.next_seq = 0
         self.echoes_used = 0
         self.echoes_stale = 0
-        self.resyncs_requested = 0
         self._pending_scale: int | None = None
         self._last_cover = dict.fromkeys(range(1, NUM_SCALES + 1), -1)
         self.process = env.process(self.run())
@@ -108,9 +95,8 @@ class Sender:
                 raise RuntimeError(
                     f"encoder returned frame {encoded.frame_index} for frame {frame_index}"
                 )
-            if self._pending_scale is not None:
-                self.resyncs_requested += 1
             self._note_resync(encoded)
+            self.frames.sent(frame_index, self._sent_frame(encoded, capture_s))
             if self.encode_time_s > 0:
                 yield self.env.timeout(self.encode_time_s)
             packets = packetize(
@@ -123,23 +109,19 @@ class Sender:
             self.next_seq += len(packets)
             for packet in packets:
                 self.link.send(packet)
-            if self.on_sent is not None:
-                bits = tuple(
-                    8 * len(encoded.scales[k].data) if k < self.max_scales else 0
-                    for k in range(len(encoded.scales))
-                )
-                self.on_sent(
-                    SentFrame(
-                        frame_index=frame_index,
-                        frame_type=encoded.frame_type,
-                        resync_from=encoded.resync_from,
-                        lam=encoded.lam,
-                        bits_per_scale=bits,
-                        packet_count=len(packets),
-                        capture_time_s=capture_s,
-                        send_time_s=self.env.now,
-                    )
-                )
+
+    def _sent_frame(self, encoded: EncodedFrame, capture_s: float) -> SentFrame:
+        """The sender's half of the frame's trace row: what it encoded and sends."""
+        return SentFrame(
+            frame_type=encoded.frame_type,
+            resync_from=encoded.resync_from,
+            lam=encoded.lam,
+            bits_per_scale=tuple(
+                bits if k < self.max_scales else 0 for k, bits in enumerate(encoded.payload_bits)
+            ),
+            pixels=encoded.width * encoded.height,
+            capture_time_s=capture_s,
+        )
 
     def _consider(self, echo: Echo) -> None:
         if not 1 <= echo.scale <= NUM_SCALES or echo.frame_index < self._last_cover[echo.scale]:

@@ -3,7 +3,8 @@
 ``simulate`` builds the sender, forward link (with its loss model and bottleneck), receiver and
 feedback link from a ``Scenario`` and runs them until every frame has been decoded and every
 packet has arrived or been dropped. It takes any ``FrameEncoder`` and ``FrameDecoder``: the
-runner passes the real codec, tests pass codec-free packet sources.
+runner passes the real codec, tests pass codec-free packet sources. It returns a
+``SimulationOutcome``: the packet and frame trace rows and the counts summary.json reports.
 
 Randomness: one scenario seed; ``RandomStreams.from_seed`` gives each random component its own
 ``numpy.random.Generator`` through ``numpy.random.SeedSequence.spawn``, in a fixed order, so a
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import simpy
 
+from codec.types import DecodedFrame
 from netsim.fec import FecParams
 from netsim.feedback import FeedbackLink
 from netsim.link import Bottleneck, ForwardLink, RateBottleneck, TraceBottleneck
@@ -32,7 +34,7 @@ from netsim.loss import (
 )
 from netsim.mahimahi import load_delivery_trace
 from netsim.queueing import ByteQueue
-from netsim.receiver import FrameDecoder, ReceivedFrameReport, Receiver
+from netsim.receiver import FrameDecoder, Receiver
 from netsim.scenario import (
     BernoulliLossSpec,
     ExplicitLossSpec,
@@ -44,8 +46,8 @@ from netsim.scenario import (
     Scenario,
     TraceLinkSpec,
 )
-from netsim.sender import FrameEncoder, Sender, SentFrame
-from netsim.trace import PacketRecord, PacketTrace
+from netsim.sender import FrameEncoder, Sender
+from netsim.trace import FrameRecord, FrameTrace, PacketRecord, PacketTrace
 
 
 @dataclass(frozen=True)
@@ -65,18 +67,28 @@ class RandomStreams:
 
 
 @dataclass(frozen=True)
-class SimulationResult:
-    """What a run produced, apart from what ``on_frame`` was told frame by frame."""
+class EchoCounts:
+    """What became of the echoes: ``sent`` by the receiver, ``lost`` and ``delivered`` by the
+    feedback link, and of those the sender read, ``used`` (acted on) and ``stale`` (ignored)."""
+
+    sent: int
+    lost: int
+    delivered: int
+    used: int
+    stale: int
+
+
+@dataclass(frozen=True)
+class SimulationOutcome:
+    """What a run produced: one record per packet (in seq order) and per frame (in frame
+    order), the forward link's loss model (for its analytic values), the echo counts, the
+    in-time packets the receiver did not use (rejected ones and duplicates) and the simulated
+    time at which the last event happened (s)."""
 
     packets: tuple[PacketRecord, ...]
-    sent_frames: tuple[SentFrame, ...]
+    frames: tuple[FrameRecord, ...]
     forward_loss: LossModel
-    echoes_sent: int
-    echoes_lost: int
-    echoes_delivered: int
-    echoes_used: int
-    echoes_stale: int
-    resyncs_requested: int
+    echoes: EchoCounts
     rejected_packets: int
     end_time_s: float
 
@@ -128,15 +140,20 @@ def simulate(
     decoder: FrameDecoder,
     frame_count: int,
     seed: int,
-    on_frame: Callable[[ReceivedFrameReport], None] | None = None,
-) -> SimulationResult:
+    frames: FrameTrace | None = None,
+    on_frame: Callable[[DecodedFrame], None] | None = None,
+) -> SimulationOutcome:
     """Run the network of ``scenario`` for ``frame_count`` frames with this seed.
 
-    ``on_frame`` is called once per frame, in order, right after the frame is decoded.
+    The sender and receiver record their halves of each frame into ``frames`` (default: a new
+    ``FrameTrace`` that measures no quality); ``on_frame`` is called once per frame, in order,
+    right after the frame is decoded, and may add the frame's quality to ``frames``. Raises
+    ``RuntimeError`` when a frame lacks a part of its record at the end.
     """
     env = simpy.Environment()
     streams = RandomStreams.from_seed(seed)
     trace = PacketTrace()
+    frames = FrameTrace() if frames is None else frames
     fps = scenario.video.fps
     network = scenario.network
     feedback = FeedbackLink(
@@ -148,6 +165,7 @@ def simulate(
         decoder=decoder,
         feedback=feedback,
         trace=trace,
+        frames=frames,
         frame_count=frame_count,
         fps=fps,
         playout_delay_s=scenario.receiver.playout_delay_ms / 1000.0,
@@ -171,12 +189,12 @@ def simulate(
         deliver=receiver.deliver,
         bottleneck=build_bottleneck(network.forward, env, trace),
     )
-    sent_frames: list[SentFrame] = []
     sender = Sender(
         env,
         encoder=encoder,
         link=link,
         feedback=feedback,
+        frames=frames,
         frame_count=frame_count,
         fps=fps,
         mtu_bytes=scenario.sender.mtu_bytes,
@@ -186,21 +204,22 @@ def simulate(
             for scale, f in scenario.sender.fec.items()
         },
         encode_time_s=scenario.sender.encode_time_ms / 1000.0,
-        on_sent=sent_frames.append,
     )
     env.run()
-    if receiver.next_frame != frame_count or len(sent_frames) != frame_count:
+    frame_records = tuple(frames.records())
+    if len(frame_records) != frame_count:
         raise RuntimeError("simulation ended before every frame was sent and decoded")
-    return SimulationResult(
+    return SimulationOutcome(
         packets=tuple(trace.records()),
-        sent_frames=tuple(sent_frames),
+        frames=frame_records,
         forward_loss=forward_loss,
-        echoes_sent=feedback.sent,
-        echoes_lost=feedback.lost,
-        echoes_delivered=feedback.delivered,
-        echoes_used=sender.echoes_used,
-        echoes_stale=sender.echoes_stale,
-        resyncs_requested=sender.resyncs_requested,
+        echoes=EchoCounts(
+            sent=feedback.sent,
+            lost=feedback.lost,
+            delivered=feedback.delivered,
+            used=sender.echoes_used,
+            stale=sender.echoes_stale,
+        ),
         rejected_packets=receiver.rejected_packets,
         end_time_s=float(env.now),
     )

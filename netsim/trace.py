@@ -1,18 +1,24 @@
 """Typed trace rows and the CSV files they become (DESIGN 5).
 
 ``PacketTrace`` records what happens to each packet while the simulation runs; ``records()``
-turns that into one ``PacketRecord`` per packet with its final fate. ``FrameRecord`` is one row
-of frames.csv. Values are written with fixed formats, so identical runs give identical bytes.
+turns that into one ``PacketRecord`` per packet with its final fate. ``FrameTrace`` does the
+same for frames: the sender records its half of each frame where it encodes, the receiver its
+half where it decodes, a quality observer the frame's PSNR and MS-SSIM, all keyed by frame
+index; ``records()`` joins them into one ``FrameRecord`` per frame (a row of frames.csv).
+
+``PACKET_SCHEMA`` and ``FRAME_SCHEMA`` are the one definition of both CSV files: column names,
+the kind of value each holds (how ``analysis.io`` parses it) and how it is written. Values are
+written with fixed formats, so identical runs give identical bytes.
 """
 
 from __future__ import annotations
 
 import csv
-import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 from codec.types import NUM_SCALES, FrameType
 from netsim.packet import Packet
@@ -31,34 +37,77 @@ class Fate(StrEnum):
     # to a packet the sender sent unless something damaged or forged packets on the way)
 
 
-PACKET_COLUMNS = (
-    "seq",
-    "frame",
-    "scale",
-    "fragment",
-    "size_bytes",
-    "send_time_s",
-    "arrival_time_s",
-    "fate",
-)
+class ColumnKind(StrEnum):
+    """What a CSV column holds, which says how a reader parses and checks it (``analysis.io``
+    reads each kind into the pandas type in brackets)."""
 
-FRAME_COLUMNS = (
-    "frame",
-    "frame_type",
-    "resync_from",
-    "lambda",
-    "scales_received",
-    "scales_decoded",
-    "first_desynced_scale",
-    "echo_sent",
-    "bits_total",
-    *(f"bits_s{k}" for k in range(1, NUM_SCALES + 1)),
-    "bpp",
-    "psnr",
-    "ms_ssim",
-    "capture_time_s",
-    "decode_time_s",
+    INT = "int"  # integral, no missing values (int64)
+    FLOAT = "float"  # a number, missing allowed: an empty cell or nan (float64)
+    FLAG = "flag"  # True or False; readers also take a non-negative integer, 0 = no (int64)
+    LABEL = "label"  # one of the column's ``labels`` (Categorical)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a trace file: its name, its kind, the labels a ``LABEL`` column allows
+    and the ``format`` spec its values are written with (None is written as an empty cell)."""
+
+    name: str
+    kind: ColumnKind
+    format_spec: str = ""
+    labels: tuple[str, ...] = ()
+
+    def cell(self, value: object) -> str:
+        """``value`` as this column writes it."""
+        if value is None:
+            return ""
+        if isinstance(value, StrEnum):
+            return value.value
+        return format(value, self.format_spec)
+
+
+def _time(name: str) -> Column:
+    return Column(name, ColumnKind.FLOAT, ".9f")
+
+
+def scale_bits_column(scale: int) -> str:
+    """Name of the frames.csv column with the payload bits of ``scale`` (1..K)."""
+    return f"bits_s{scale}"
+
+
+PACKET_SCHEMA: tuple[Column, ...] = (
+    Column("seq", ColumnKind.INT),
+    Column("frame", ColumnKind.INT),
+    Column("scale", ColumnKind.INT),
+    Column("fragment", ColumnKind.INT),
+    Column("size_bytes", ColumnKind.INT),
+    _time("send_time_s"),
+    _time("arrival_time_s"),  # empty for a packet that never arrived
+    Column("fate", ColumnKind.LABEL, labels=tuple(fate.value for fate in Fate)),
 )
+"""packets.csv, one row per packet (``PacketRecord``)."""
+
+FRAME_SCHEMA: tuple[Column, ...] = (
+    Column("frame", ColumnKind.INT),
+    Column("frame_type", ColumnKind.LABEL, labels=tuple(t.value for t in FrameType)),
+    Column("resync_from", ColumnKind.INT),
+    Column("lambda", ColumnKind.FLOAT, ".10g"),
+    Column("scales_received", ColumnKind.INT),
+    Column("scales_decoded", ColumnKind.INT),
+    Column("first_desynced_scale", ColumnKind.INT),
+    Column("echo_sent", ColumnKind.FLAG),
+    Column("bits_total", ColumnKind.FLOAT),  # written as an integer
+    *(Column(scale_bits_column(k), ColumnKind.FLOAT) for k in range(1, NUM_SCALES + 1)),
+    Column("bpp", ColumnKind.FLOAT, ".6f"),
+    Column("psnr", ColumnKind.FLOAT, ".4f"),
+    Column("ms_ssim", ColumnKind.FLOAT, ".6f"),
+    _time("capture_time_s"),
+    _time("decode_time_s"),
+)
+"""frames.csv, one row per frame (``FrameRecord``); ``bits_s1..bits_sK`` for K scales."""
+
+PACKET_COLUMNS: tuple[str, ...] = tuple(c.name for c in PACKET_SCHEMA)
+FRAME_COLUMNS: tuple[str, ...] = tuple(c.name for c in FRAME_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -78,39 +127,18 @@ class PacketRecord:
     channel_fate: Fate
     exposed_to_loss: bool
 
-
-@dataclass(frozen=True)
-class FrameRecord:
-    """One row of frames.csv.
-
-    ``frame_type``, ``resync_from`` and ``lam`` are what the sender encoded. ``bits_per_scale``
-    are the payload bits of each scale that was sent (0 for scales above the sender's
-    ``max_scales``); ``bpp`` is their sum over the frame's pixel count. ``scales_received``
-    counts the scales complete at the playout deadline; ``first_desynced_scale`` is the
-    decoder's D after the frame (K + 1 = in sync). ``decode_time_s`` is the *simulated* decode
-    time (the scenario's ``receiver.decode_time_ms``, 0 unless modelled), so that the trace
-    depends on the scenario and seed only; measured wall-clock times go to summary.json.
-    """
-
-    frame: int
-    frame_type: FrameType
-    resync_from: int
-    lam: float
-    scales_received: int
-    scales_decoded: int
-    first_desynced_scale: int
-    echo_sent: bool
-    bits_per_scale: tuple[int, ...]
-    bpp: float
-    psnr: float
-    ms_ssim: float
-    capture_time_s: float
-    decode_time_s: float
-
-    @property
-    def bits_total(self) -> int:
-        """Payload bits of the frame that were sent."""
-        return sum(self.bits_per_scale)
+    def cells(self) -> Mapping[str, object]:
+        """The row's values by packets.csv column."""
+        return {
+            "seq": self.seq,
+            "frame": self.frame,
+            "scale": self.scale,
+            "fragment": self.fragment,
+            "size_bytes": self.size_bytes,
+            "send_time_s": self.send_time_s,
+            "arrival_time_s": self.arrival_time_s,
+            "fate": self.fate,
+        }
 
 
 @dataclass(frozen=True)
@@ -243,56 +271,200 @@ class PacketTrace:
         return rows
 
 
-def _time(value: float | None) -> str:
-    return "" if value is None else f"{value:.9f}"
+@dataclass(frozen=True)
+class SentFrame:
+    """The sender's half of a frames.csv row, recorded where it encodes the frame.
+
+    ``bits_per_scale`` counts the payload bits of each scale that was sent (0 for scales above
+    the sender's ``max_scales``); ``pixels`` is the frame's width times height.
+    """
+
+    frame_type: FrameType
+    resync_from: int
+    lam: float
+    bits_per_scale: tuple[int, ...]
+    pixels: int
+    capture_time_s: float
 
 
-def _real(value: float, digits: int) -> str:
-    return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+@dataclass(frozen=True)
+class ShownFrame:
+    """The receiver's half of a frames.csv row, recorded where it decodes the frame.
+
+    ``scales_received`` counts the scales complete at the playout deadline;
+    ``first_desynced_scale`` is the decoder's D after the frame (K + 1 = in sync); ``echo_sent``
+    says an echo left after the frame; ``decode_time_s`` is the *simulated* decode time.
+    """
+
+    scales_received: int
+    scales_decoded: int
+    first_desynced_scale: int
+    echo_sent: bool
+    decode_time_s: float
+
+
+@dataclass(frozen=True)
+class FrameQuality:
+    """PSNR (dB) and MS-SSIM of a decoded frame against the original."""
+
+    psnr: float
+    ms_ssim: float
+
+
+NOT_MEASURED = FrameQuality(psnr=float("nan"), ms_ssim=float("nan"))
+"""The quality of a frame in a run that measures none (a run without pictures)."""
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """One row of frames.csv: a frame's ``SentFrame``, ``ShownFrame`` and ``FrameQuality``.
+
+    ``frame_type``, ``resync_from`` and ``lam`` are what the sender encoded; ``bpp`` is the
+    sent payload bits over the frame's pixel count. ``decode_time_s`` is the *simulated*
+    decode time (the scenario's ``receiver.decode_time_ms``, 0 unless modelled), so that the
+    trace depends on the scenario and seed only; measured wall-clock times go to summary.json.
+    """
+
+    frame: int
+    frame_type: FrameType
+    resync_from: int
+    lam: float
+    scales_received: int
+    scales_decoded: int
+    first_desynced_scale: int
+    echo_sent: bool
+    bits_per_scale: tuple[int, ...]
+    bpp: float
+    psnr: float
+    ms_ssim: float
+    capture_time_s: float
+    decode_time_s: float
+
+    @classmethod
+    def join(
+        cls, frame: int, sent: SentFrame, shown: ShownFrame, quality: FrameQuality
+    ) -> FrameRecord:
+        """The row of frame ``frame`` from its three parts."""
+        return cls(
+            frame=frame,
+            frame_type=sent.frame_type,
+            resync_from=sent.resync_from,
+            lam=sent.lam,
+            scales_received=shown.scales_received,
+            scales_decoded=shown.scales_decoded,
+            first_desynced_scale=shown.first_desynced_scale,
+            echo_sent=shown.echo_sent,
+            bits_per_scale=sent.bits_per_scale,
+            bpp=sum(sent.bits_per_scale) / sent.pixels,
+            psnr=quality.psnr,
+            ms_ssim=quality.ms_ssim,
+            capture_time_s=sent.capture_time_s,
+            decode_time_s=shown.decode_time_s,
+        )
+
+    @property
+    def bits_total(self) -> int:
+        """Payload bits of the frame that were sent."""
+        return sum(self.bits_per_scale)
+
+    def cells(self) -> Mapping[str, object]:
+        """The row's values by frames.csv column."""
+        return {
+            "frame": self.frame,
+            "frame_type": self.frame_type,
+            "resync_from": self.resync_from,
+            "lambda": self.lam,
+            "scales_received": self.scales_received,
+            "scales_decoded": self.scales_decoded,
+            "first_desynced_scale": self.first_desynced_scale,
+            "echo_sent": self.echo_sent,
+            "bits_total": self.bits_total,
+            **{scale_bits_column(k): b for k, b in enumerate(self.bits_per_scale, start=1)},
+            "bpp": self.bpp,
+            "psnr": self.psnr,
+            "ms_ssim": self.ms_ssim,
+            "capture_time_s": self.capture_time_s,
+            "decode_time_s": self.decode_time_s,
+        }
+
+
+_Part = TypeVar("_Part")
+
+
+class FrameTrace:
+    """Records each frame while the simulation runs, keyed by frame index (never by position).
+
+    The sender calls ``sent`` where it encodes a frame, the receiver ``shown`` where it decodes
+    it, and, in a run that measures quality (``measures_quality``), a quality observer
+    ``measured`` (``netsim.quality``). Each part is recorded once per frame. ``records()``
+    joins the parts into one ``FrameRecord`` per frame and refuses a frame with a part missing.
+    """
+
+    def __init__(self, *, measures_quality: bool = False) -> None:
+        self.measures_quality = measures_quality
+        self._sent: dict[int, SentFrame] = {}
+        self._shown: dict[int, ShownFrame] = {}
+        self._quality: dict[int, FrameQuality] = {}
+
+    @staticmethod
+    def _record(parts: dict[int, _Part], frame_index: int, part: _Part, what: str) -> None:
+        if frame_index in parts:
+            raise ValueError(f"frame {frame_index}: {what} recorded twice")
+        parts[frame_index] = part
+
+    def sent(self, frame_index: int, frame: SentFrame) -> None:
+        """The sender encoded and sent frame ``frame_index``."""
+        self._record(self._sent, frame_index, frame, "sender half")
+
+    def shown(self, frame_index: int, frame: ShownFrame) -> None:
+        """The receiver decoded frame ``frame_index`` at its playout deadline."""
+        self._record(self._shown, frame_index, frame, "receiver half")
+
+    def measured(self, frame_index: int, quality: FrameQuality) -> None:
+        """The decoded frame ``frame_index`` was compared with the original."""
+        if not self.measures_quality:
+            raise ValueError("this frame trace does not measure quality")
+        self._record(self._quality, frame_index, quality, "quality")
+
+    @property
+    def sent_frames(self) -> Mapping[int, SentFrame]:
+        """The sender halves recorded so far, by frame index."""
+        return dict(self._sent)
+
+    def records(self) -> list[FrameRecord]:
+        """One record per frame, in frame order. Raises ``RuntimeError`` when a frame lacks its
+        sender half, its receiver half or (in a run that measures quality) its quality."""
+        rows = []
+        for frame in sorted(self._sent.keys() | self._shown.keys() | self._quality.keys()):
+            sent = self._sent.get(frame)
+            shown = self._shown.get(frame)
+            quality = self._quality.get(frame) if self.measures_quality else NOT_MEASURED
+            missing = [
+                what
+                for what, part in (("sender", sent), ("receiver", shown), ("quality", quality))
+                if part is None
+            ]
+            if sent is None or shown is None or quality is None:
+                raise RuntimeError(f"frame {frame}: no {' or '.join(missing)} record")
+            rows.append(FrameRecord.join(frame, sent, shown, quality))
+        return rows
+
+
+def _write_csv(
+    path: Path, schema: tuple[Column, ...], rows: Iterable[Mapping[str, object]]
+) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(column.name for column in schema)
+        for row in rows:
+            writer.writerow(column.cell(row[column.name]) for column in schema)
 
 
 def write_packets_csv(path: Path, records: Iterable[PacketRecord]) -> None:
-    """packets.csv: one row per packet (``PACKET_COLUMNS``)."""
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(PACKET_COLUMNS)
-        for r in records:
-            writer.writerow(
-                (
-                    r.seq,
-                    r.frame,
-                    r.scale,
-                    r.fragment,
-                    r.size_bytes,
-                    _time(r.send_time_s),
-                    _time(r.arrival_time_s),
-                    r.fate.value,
-                )
-            )
+    """packets.csv: one row per packet (``PACKET_SCHEMA``)."""
+    _write_csv(path, PACKET_SCHEMA, (r.cells() for r in records))
 
 
 def write_frames_csv(path: Path, records: Iterable[FrameRecord]) -> None:
-    """frames.csv: one row per frame (``FRAME_COLUMNS``)."""
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(FRAME_COLUMNS)
-        for r in records:
-            writer.writerow(
-                (
-                    r.frame,
-                    r.frame_type.value,
-                    r.resync_from,
-                    f"{r.lam:.10g}",
-                    r.scales_received,
-                    r.scales_decoded,
-                    r.first_desynced_scale,
-                    "True" if r.echo_sent else "False",
-                    r.bits_total,
-                    *r.bits_per_scale,
-                    _real(r.bpp, 6),
-                    _real(r.psnr, 4),
-                    _real(r.ms_ssim, 6),
-                    _time(r.capture_time_s),
-                    _time(r.decode_time_s),
-                )
-            )
+    """frames.csv: one row per frame (``FRAME_SCHEMA``)."""
+    _write_csv(path, FRAME_SCHEMA, (r.cells() for r in records))

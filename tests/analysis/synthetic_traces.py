@@ -140,7 +140,11 @@ def write_synthetic_run(
         "seed": seed,
         "versions": {"python": "3.11"},
         "mean_psnr_db": sum(r["psnr"] for r in frame_rows) / len(frame_rows),
-        "loss": {"packets_sent": len(packet_rows), "packets_lost": lost},
+        "loss": {
+            "packets_sent": len(packet_rows),
+            "packets_not_in_time": lost,
+            "packet_loss_rate": lost / len(packet_rows),
+        },
         "run_times_s": {"total": 1.0},
     }
     (folder / "summary.json").write_text(json.dumps(summary), encoding="utf-8")

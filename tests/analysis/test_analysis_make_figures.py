@@ -26,7 +26,7 @@ from analysis.make_figures import (
     psnr_vs_loss_figure,
     scenario_of,
 )
-from analysis.sweep import SweepError
+from netsim.sweep import SweepError
 from tests.analysis.synthetic_traces import write_synthetic_run
 from tests.analysis.test_analysis_figures import legend_texts
 from tests.analysis.test_analysis_io import write_rd

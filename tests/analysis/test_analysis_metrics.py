@@ -157,7 +157,7 @@ def test_summary_table_has_a_row_per_run_with_parameters(tmp_path: Path) -> None
     assert table.loc[0, "loss.loss_rate"] == 0.2
     assert math.isnan(table.loc[1, "loss.loss_rate"])
     assert table["summary.seed"].tolist() == [0, 1]
-    assert table["summary.loss.packets_lost"].tolist() == [2, 2]
+    assert table["summary.loss.packets_not_in_time"].tolist() == [2, 2]
     assert table["desync_events"].tolist() == [1, 1]
 
 

@@ -56,9 +56,9 @@ def test_notebook_reports_a_missing_run_folder(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_notebook_runs_on_a_short_simulator_run(tmp_path: Path) -> None:
-    from analysis.sweep import apply_overrides
     from netsim.runner import run_scenario
     from netsim.scenario import load_scenario
+    from netsim.sweep import apply_overrides
 
     tiny = {"codec.checkpoint": "none", "codec.preset": "tiny"}
     tiny |= {"video.width_px": 64, "video.height_px": 64}

@@ -3,11 +3,13 @@
 ``FakeEncoder`` makes random payloads of fixed sizes per scale, with the codec's frame types
 (I at each GOP start, R on request, else P). ``FakeDecoder`` applies DESIGN 2's rule for the
 first desynchronised scale D without decoding anything, as ``codec.Decoder`` does.
+``scenario`` and ``simulate_fakes`` run a scenario's network with both.
 """
 
 from __future__ import annotations
 
 import zlib
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +24,8 @@ from codec.types import (
     ScalePayload,
 )
 from netsim.packet import HEADER_SIZE_BYTES, Packet
+from netsim.scenario import Scenario
+from netsim.simulation import SimulationOutcome, simulate
 
 
 class FakeEncoder:
@@ -125,3 +129,30 @@ def synthetic_packet(seq: int, size_bytes: int, scale: int = 1, frame: int = 0) 
         sync_tag=0,
         payload=bytes(size_bytes - HEADER_SIZE_BYTES),
     )
+
+
+def scenario(**sections: Any) -> Scenario:
+    """A scenario of 25 frames/s with these sections (the rest: defaults)."""
+    data: dict[str, Any] = {"name": "test", "video": {"fps": 25, "frames": 32}}
+    data.update(sections)
+    return Scenario.model_validate(data)
+
+
+def simulate_fakes(
+    s: Scenario,
+    frames: int,
+    *,
+    sizes_bytes: tuple[int, ...] = (40, 150, 600, 2500),
+    seed: int = 0,
+) -> tuple[SimulationOutcome, FakeDecoder]:
+    """Simulate ``frames`` frames of ``s`` with a ``FakeEncoder`` of these scale sizes; the
+    decoder remembers what it received."""
+    decoder = FakeDecoder()
+    outcome = simulate(
+        s,
+        encoder=FakeEncoder(sizes_bytes, gop=s.codec.gop_frames),
+        decoder=decoder,
+        frame_count=frames,
+        seed=seed,
+    )
+    return outcome, decoder

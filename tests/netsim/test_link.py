@@ -161,3 +161,31 @@ def test_trace_bottleneck_delivers_at_opportunities_with_partial_packets(tmp_pat
     assert [h.arrivals[i] for i in range(8)] == pytest.approx(
         [(t + 1) / 1000 for t in expected_departures_ms]
     )
+
+
+def test_an_idle_rate_link_sends_a_packet_larger_than_its_queue() -> None:
+    # The packet in transmission is not in the queue: only what waits behind it must fit.
+    h = Harness(bottleneck=rate(800, queue_bytes=500))
+    h.send_at(0.0, [packet(0, 1000), packet(1, 400), packet(2, 200)])
+    fates = h.run()
+    assert fates == {0: Fate.DELIVERED, 1: Fate.DELIVERED, 2: Fate.QUEUE_DROP}
+    assert h.arrivals == {0: pytest.approx(0.010), 1: pytest.approx(0.014)}
+
+
+def test_a_trace_link_counts_a_packet_waiting_for_its_opportunity_against_the_queue(
+    tmp_path: Path,
+) -> None:
+    # Opportunities at 5 and 10 ms: packet 0, sent at 1 ms, waits in the queue for the one at
+    # 5 ms and fills the queue, so packet 1 is dropped (a rate link would have started sending
+    # packet 0 and queued packet 1).
+    delivery = load_delivery_trace(write_trace(tmp_path, [5, 10]))
+
+    def build(env: simpy.Environment, trace: PacketTrace) -> Bottleneck:
+        return TraceBottleneck(env, ByteQueue(1000, QueueDiscipline.DROP_TAIL), trace, delivery)
+
+    h = Harness(bottleneck=build)
+    h.send_at(0.001, [packet(0, 1000), packet(1, 1000)])
+    h.send_at(0.006, [packet(2, 1000)])
+    fates = h.run()
+    assert fates == {0: Fate.DELIVERED, 1: Fate.QUEUE_DROP, 2: Fate.DELIVERED}
+    assert h.arrivals == {0: pytest.approx(0.005), 2: pytest.approx(0.010)}

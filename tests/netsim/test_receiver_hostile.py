@@ -30,7 +30,7 @@ from netsim.packet import (
 from netsim.packetizer import packetize
 from netsim.reassembly import FrameAssembly, fits_scale_header
 from netsim.receiver import Receiver
-from netsim.trace import Fate, PacketTrace
+from netsim.trace import Fate, FrameTrace, PacketTrace
 from tests.netsim.fakes import FakeDecoder, FakeEncoder
 
 MTU = 300
@@ -75,6 +75,7 @@ def receive(arrivals: list[tuple[float, Packet]], sent: list[Packet]) -> Run:
         decoder=decoder,
         feedback=FeedbackLink(delay_s=0.0, loss=NoLoss()),
         trace=trace,
+        frames=FrameTrace(),
         frame_count=FRAMES,
         fps=FPS,
         playout_delay_s=PLAYOUT_DELAY_S,

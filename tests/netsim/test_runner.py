@@ -79,7 +79,7 @@ def test_run_writes_traces_and_summary_as_designed(tiny: Scenario, tmp_path: Pat
         assert float(f["bpp"]) == pytest.approx(bits / (128 * 64), abs=1e-6)
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk["seed"] == 4 and on_disk["scenario"]["name"] == "tiny"
-    assert on_disk["mean_psnr_db"] == pytest.approx(summary["mean_psnr_db"])
+    assert on_disk["mean_psnr_db"] == pytest.approx(summary.mean_psnr_db)
     timing = on_disk["timing"]
     assert timing["simulator_overhead_s"] == pytest.approx(
         timing["wall_time_s"] - timing["encode_time_s"] - timing["decode_time_s"]

@@ -9,175 +9,74 @@ from typing import Any
 
 import numpy as np
 import pytest
-import simpy
 
 from codec.types import IN_SYNC, FrameType
-from netsim.feedback import Echo, FeedbackLink
-from netsim.link import ForwardLink
-from netsim.loss import NoLoss
-from netsim.receiver import ReceivedFrameReport
-from netsim.scenario import Scenario
-from netsim.sender import Sender, SentFrame
-from netsim.simulation import SimulationResult, build_loss_model, simulate
+from netsim.simulation import build_loss_model
 from netsim.stats import LossStatistics
-from netsim.trace import Fate, PacketTrace, write_packets_csv
-from tests.netsim.fakes import FakeDecoder, FakeEncoder
+from netsim.trace import FRAME_COLUMNS, Fate, write_frames_csv, write_packets_csv
+from tests.netsim.fakes import scenario, simulate_fakes
 
-
-def scenario(**sections: Any) -> Scenario:
-    data: dict[str, Any] = {"name": "test", "video": {"fps": 25, "frames": 32}}
-    data.update(sections)
-    return Scenario.model_validate(data)
-
-
-def run(
-    s: Scenario, frames: int, *, sizes=(40, 150, 600, 2500), seed: int = 0
-) -> tuple[SimulationResult, list[ReceivedFrameReport], FakeEncoder]:
-    reports: list[ReceivedFrameReport] = []
-    encoder = FakeEncoder(sizes, gop=s.codec.gop_frames)
-    result = simulate(
-        s,
-        encoder=encoder,
-        decoder=FakeDecoder(),
-        frame_count=frames,
-        seed=seed,
-        on_frame=reports.append,
-    )
-    return result, reports, encoder
+FIG_13 = scenario(
+    network={
+        "forward": {
+            "kind": "unlimited",
+            "delay_ms": 15,
+            "loss": {"kind": "explicit", "packets": [{"frame": 5, "scale": 4}]},
+        },
+        "feedback": {"delay_ms": 60},
+    },
+    receiver={"playout_delay_ms": 40, "decode_time_ms": 2},
+)
+"""Frame 5 loses scale 4; its echo, sent when frame 5 is decoded (0.242 s), arrives 60 ms
+later, after frame 7 was captured (0.28 s): frame 8 re-syncs from scale 4 (paper Fig. 13)."""
 
 
 def test_a_lost_scale_4_packet_is_repaired_by_the_echoed_resync_fig_13() -> None:
-    s = scenario(
-        network={
-            "forward": {
-                "kind": "unlimited",
-                "delay_ms": 15,
-                "loss": {"kind": "explicit", "packets": [{"frame": 5, "scale": 4}]},
-            },
-            "feedback": {"delay_ms": 60},
-        },
-        receiver={"playout_delay_ms": 40},
-    )
-    result, reports, _ = run(s, 12)
-    d = [r.decoded.first_desynced_scale for r in reports]
-    assert d == [IN_SYNC] * 5 + [4, 4, 4] + [IN_SYNC] * 4
-    assert [r.echo_scale for r in reports if r.echo_scale] == [4]
-    types = [f.frame_type for f in result.sent_frames]
-    assert types[8] is FrameType.R and result.sent_frames[8].resync_from == 4
+    outcome, _ = simulate_fakes(FIG_13, 12)
+    frames = outcome.frames
+    assert [f.first_desynced_scale for f in frames] == [IN_SYNC] * 5 + [4, 4, 4] + [IN_SYNC] * 4
+    assert [f.frame for f in frames if f.echo_sent] == [5]
+    types = [f.frame_type for f in frames]
+    assert types[8] is FrameType.R and frames[8].resync_from == 4
     assert types.count(FrameType.R) == 1 and types[0] is FrameType.I
-    assert result.echoes_sent == result.echoes_used == 1
+    assert outcome.echoes.sent == outcome.echoes.used == 1
 
 
-def test_echo_due_exactly_at_a_capture_instant_is_applied_to_that_frame() -> None:
-    # Frame 5 is decoded at 5/25 + 1/25 s; the echo takes 2 frame periods: due at 8/25 s.
-    s = scenario(
-        network={
-            "forward": {
-                "kind": "unlimited",
-                "loss": {"kind": "explicit", "packets": [{"frame": 5, "scale": 3}]},
-            },
-            "feedback": {"delay_frames": 2},
-        },
-        receiver={"playout_delay_ms": 40},
-    )
-    result, _, _ = run(s, 10)
-    assert [f.frame_index for f in result.sent_frames if f.frame_type is FrameType.R] == [8]
-
-
-def test_sender_ignores_echoes_older_than_the_resync_that_covers_them() -> None:
-    env = simpy.Environment()
-    feedback = FeedbackLink(delay_s=0.0, loss=NoLoss())
-    for frame, scale, due_s in ((2, 3, 0.15), (3, 3, 0.23), (5, 2, 0.31), (7, 4, 0.39)):
-        feedback.send(Echo(frame, scale, due_s))
-    link = ForwardLink(
-        env,
-        loss=NoLoss(),
-        delay_s=0.0,
-        jitter_s=0.0,
-        jitter_rng=np.random.default_rng(0),
-        trace=PacketTrace(),
-        deliver=lambda _packet: None,
-    )
-    sent: list[SentFrame] = []
-    sender = Sender(
-        env,
-        encoder=FakeEncoder(),
-        link=link,
-        feedback=feedback,
-        frame_count=12,
-        fps=25,
-        mtu_bytes=1200,
-        on_sent=sent.append,
-    )
-    env.run()
-    # (2, 3) -> frame 4 re-syncs from 3; (3, 3) is older than frame 4: stale;
-    # (5, 2) -> frame 8 re-syncs from 2; (7, 4) is covered by frame 8 (2 <= 4): stale.
-    assert [(f.frame_index, f.resync_from) for f in sent if f.frame_type is FrameType.R] == [
-        (4, 3),
-        (8, 2),
-    ]
-    assert sender.echoes_used == 2 and sender.echoes_stale == 2
-
-
-def test_receiver_repeats_a_lost_echo_after_the_echo_timeout() -> None:
-    s = scenario(
-        network={
-            "forward": {
-                "kind": "unlimited",
-                "loss": {"kind": "explicit", "packets": [{"frame": 5, "scale": 2}]},
-            },
-            "feedback": {
-                "delay_ms": 20,
-                "loss": {"kind": "explicit", "packets": [{"frame": 5, "scale": 2}]},
-            },
-        },
-        receiver={"playout_delay_ms": 30, "echo_timeout_ms": 100},
-    )
-    result, reports, _ = run(s, 16)
-    echoes = [(r.frame_index, r.echo_scale, r.repeated_echo) for r in reports if r.echo_scale]
-    # 100 ms = 2.5 frame periods after frame 5's echo: repeated at frame 8.
-    assert echoes == [(5, 2, False), (8, 2, True)]
-    assert (result.echoes_sent, result.echoes_lost) == (2, 1)
-    resyncs = [f.frame_index for f in result.sent_frames if f.frame_type is FrameType.R]
-    assert resyncs == [10]
-    assert reports[9].decoded.first_desynced_scale == 2
-    assert all(r.decoded.first_desynced_scale == IN_SYNC for r in reports[10:])
-
-
-def test_receiver_echoes_again_when_the_resync_frame_arrives_unusable() -> None:
-    # Frame 4 loses scale 3 (D = 3); its echo makes frame 6 a re-sync from 3, which loses
-    # scale 3 too: the receiver echoes again and frame 8 re-syncs successfully.
-    s = scenario(
-        network={
-            "forward": {
-                "kind": "unlimited",
-                "loss": {
-                    "kind": "explicit",
-                    "packets": [{"frame": 4, "scale": 3}, {"frame": 6, "scale": 3}],
-                },
-            },
-            "feedback": {"delay_ms": 30},
-        },
-        receiver={"playout_delay_ms": 30},
-    )
-    result, reports, _ = run(s, 14)
-    assert [(r.frame_index, r.echo_scale) for r in reports if r.echo_scale] == [(4, 3), (6, 3)]
-    resyncs = [(f.frame_index, f.resync_from) for f in result.sent_frames if f.resync_from]
-    assert resyncs == [(0, 1), (6, 3), (8, 3)]
-    assert [r.decoded.first_desynced_scale for r in reports[4:8]] == [3] * 4
-    assert all(r.decoded.first_desynced_scale == IN_SYNC for r in reports[8:])
-
-
-def test_every_frame_is_decoded_even_when_all_packets_are_late() -> None:
-    s = scenario(
-        network={"forward": {"kind": "unlimited", "delay_ms": 200}},
-        receiver={"playout_delay_ms": 100},
-    )
-    result, reports, _ = run(s, 6)
-    assert [r.frame_index for r in reports] == list(range(6))
-    assert all(not r.received.scales for r in reports)
-    assert {p.fate for p in result.packets} == {Fate.LATE}
-    assert all(p.arrival_time_s is not None for p in result.packets)
+def test_each_frames_csv_row_joins_the_senders_and_the_receivers_half_of_its_frame(
+    tmp_path: Path,
+) -> None:
+    outcome, _ = simulate_fakes(FIG_13, 12)
+    write_frames_csv(tmp_path / "frames.csv", outcome.frames)
+    with (tmp_path / "frames.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == FRAME_COLUMNS
+    bits = (8 * 40, 8 * 150, 8 * 600, 8 * 2500)
+    for i, row in enumerate(rows):
+        # the sender's half: what frame i was encoded as, and what it cost
+        frame_type, resync_from = ("I", 1) if i == 0 else ("R", 4) if i == 8 else ("P", 0)
+        sender_half = {
+            "frame": str(i),
+            "frame_type": frame_type,
+            "resync_from": str(resync_from),
+            "lambda": "1024",
+            "bits_total": str(sum(bits)),
+            **{f"bits_s{k}": str(b) for k, b in enumerate(bits, start=1)},
+            "bpp": f"{sum(bits) / 64:.6f}",  # the fake frames are 8 x 8
+            "capture_time_s": f"{i / 25:.9f}",
+        }
+        # the receiver's half: what arrived of frame i, what it decoded, whether it echoed
+        lost = i == 5
+        desynced = 5 <= i <= 7  # D = 4 from the loss until the re-sync frame 8
+        receiver_half = {
+            "scales_received": "3" if lost else "4",
+            "scales_decoded": "3" if desynced else "4",
+            "first_desynced_scale": "4" if desynced else "5",
+            "echo_sent": "True" if lost else "False",
+            "decode_time_s": "0.002000000",
+        }
+        assert {k: row[k] for k in sender_half} == sender_half, f"frame {i}"
+        assert {k: row[k] for k in receiver_half} == receiver_half, f"frame {i}"
+        assert row["psnr"] == row["ms_ssim"] == "nan"  # a codec-free run measures no quality
 
 
 def test_bottleneck_queue_drops_fall_on_the_highest_scales_and_every_frame_is_shown() -> None:
@@ -194,11 +93,11 @@ def test_bottleneck_queue_drops_fall_on_the_highest_scales_and_every_frame_is_sh
         receiver={"playout_delay_ms": 150},
         sender={"mtu_bytes": 600},
     )
-    result, reports, _ = run(s, 24)
-    drops = [p for p in result.packets if p.fate is Fate.QUEUE_DROP]
+    outcome, decoder = simulate_fakes(s, 24)
+    drops = [p for p in outcome.packets if p.fate is Fate.QUEUE_DROP]
     assert drops and {p.scale for p in drops} == {4}
-    assert len(reports) == 24
-    assert all(1 in r.received.scales and 2 in r.received.scales for r in reports)
+    assert len(outcome.frames) == len(decoder.received) == 24
+    assert all(1 in r.scales and 2 in r.scales for r in decoder.received)
 
 
 def test_fec_recovers_scale_1_exposed_to_heavy_loss() -> None:
@@ -209,16 +108,14 @@ def test_fec_recovers_scale_1_exposed_to_heavy_loss() -> None:
             "feedback": {"enabled": False},
         },
     )
-    result, reports, _ = run(s, 40, sizes=(100, 10, 10, 10))
-    scale_1 = [p for p in result.packets if p.scale == 1]
+    outcome, decoder = simulate_fakes(s, 40, sizes_bytes=(100, 10, 10, 10))
+    scale_1 = [p for p in outcome.packets if p.scale == 1]
     assert len(scale_1) == 40 * 12
     recovered = [p for p in scale_1 if p.fate is Fate.FEC_RECOVERED]
     assert recovered and all(p.fragment < 2 and p.channel_fate is Fate.LOST for p in recovered)
     # P(fewer than 2 of 12 arrive) = 13 / 4096: scale 1 arrives in (nearly) every frame.
-    assert sum(1 in r.received.scales for r in reports) >= 38
-    for r in reports:
-        if 1 in r.received.scales:
-            assert r.received.scales[1].data == bytes(r.received.scales[1].data)
+    assert sum(1 in r.scales for r in decoder.received) >= 38
+    assert sum(f.scales_received >= 1 for f in outcome.frames) >= 38
 
 
 @pytest.mark.parametrize(
@@ -243,8 +140,8 @@ def test_packets_csv_loss_statistics_match_the_analytic_values(
         network={"forward": {"kind": "unlimited", "loss": loss}, "feedback": {"enabled": False}},
         sender={"mtu_bytes": 300},
     )
-    result, _, _ = run(s, 600, sizes=(40, 200, 700, 2000), seed=11)
-    write_packets_csv(tmp_path / "packets.csv", result.packets)
+    outcome, _ = simulate_fakes(s, 600, sizes_bytes=(40, 200, 700, 2000), seed=11)
+    write_packets_csv(tmp_path / "packets.csv", outcome.packets)
     with (tmp_path / "packets.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     model = build_loss_model(s.network.forward.loss, np.random.default_rng(0))
@@ -281,8 +178,8 @@ def test_same_seed_gives_the_same_trace_and_another_seed_another() -> None:
         },
         receiver={"playout_delay_ms": 15, "echo_timeout_ms": 80},
     )
-    first, _, _ = run(s, 30, seed=5)
-    second, _, _ = run(s, 30, seed=5)
-    other, _, _ = run(s, 30, seed=6)
-    assert first.packets == second.packets and first.sent_frames == second.sent_frames
+    first, _ = simulate_fakes(s, 30, seed=5)
+    second, _ = simulate_fakes(s, 30, seed=5)
+    other, _ = simulate_fakes(s, 30, seed=6)
+    assert first.packets == second.packets and first.frames == second.frames
     assert first.packets != other.packets

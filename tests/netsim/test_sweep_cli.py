@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import typer
 import yaml
 from typer.testing import CliRunner
 
-from analysis.cli import app
-from analysis.sweep import expand, load_sweep, run_sweep
+from netsim.cli import app
+from netsim.sweep import expand, load_sweep, run_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,7 +93,7 @@ def test_a_killed_sweep_restarts_with_only_the_missing_runs(tmp_path: Path) -> N
     spec = load_sweep(path)
     tasks = expand(spec)
     process = subprocess.Popen(
-        [sys.executable, "-m", "analysis.cli", "sweep", str(path), "--workers", "1"],
+        [sys.executable, "-m", "netsim.cli", "sweep", str(path), "--workers", "1"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -115,19 +114,3 @@ def test_a_killed_sweep_restarts_with_only_the_missing_runs(tmp_path: Path) -> N
     assert set(result.skipped) == finished
     assert set(result.ran) == {t.run_id for t in tasks} - finished
     assert len(result.table) == len(tasks)
-
-
-def test_register_adds_sweep_to_another_app() -> None:
-    from analysis.cli import register
-
-    other = typer.Typer()
-
-    @other.command()
-    def run() -> None:
-        """A command the app already had."""
-
-    register(other)
-    result = CliRunner().invoke(other, ["sweep", "--help"])
-    assert result.exit_code == 0
-    assert "--scheduler" in result.output and "--workers" in result.output
-    assert CliRunner().invoke(other, ["run"]).exit_code == 0

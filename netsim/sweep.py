@@ -1,4 +1,4 @@
-"""Parameter sweeps over scenario fields and seeds, run on dask.distributed.
+"""Parameter sweeps over scenario fields and seeds, run on dask.distributed (``netsim sweep``).
 
 A sweep file (YAML) names a base scenario, a grid of scenario fields given as dotted paths, and
 seeds::
@@ -12,41 +12,87 @@ seeds::
 
 Every grid point x seed is one run with its own result folder named from its parameters
 (``network.forward.loss.loss_rate_0.2__seed_1``). A run is finished when its ``summary.json``
-exists (the simulator writes its result files atomically), so a restarted sweep runs only the
-missing runs.
+exists (the runner writes its result folder atomically), so a restarted sweep runs only the
+missing runs. Every run's scenario is built (and so validated) before any run starts.
+
 Runs execute on a dask ``LocalCluster`` of ``workers`` single-threaded worker processes (one
 torch thread per task), or on an existing cluster given by its scheduler address. At the end
-every finished run is loaded and summarised into ``sweep_table.parquet`` and ``sweep_table.csv``
-(one row per run: parameters, :class:`analysis.metrics.RunMetrics`, flattened summary.json).
+the summary.json of every finished run is gathered into ``sweep_table.parquet`` and
+``sweep_table.csv`` (:func:`gather`), one row per run, in grid order:
+
+* ``run`` (the folder name), the grid fields (one column per dotted path) and ``seed``;
+* the headline results of :data:`RESULT_COLUMNS`, under the names and with the meaning of
+  ``analysis.metrics.RunMetrics`` (e.g. ``mean_psnr_db``, ``packet_loss_rate``);
+* the whole summary.json, flattened, under ``summary.`` column names
+  (``summary.scenario.codec.lam``, ``summary.loss.packets_sent``).
+
+``analysis`` reads this table (``python -m analysis.make_figures --sweep``; its
+``analysis.metrics.grid_columns`` and ``seed_intervals`` aggregate over seeds). Measures that
+need the per-frame and per-packet traces (desync events, exposed-packet loss) are computed by
+``analysis.metrics.summary_table`` from the run folders.
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from analysis.io import SUMMARY_FILE, load_run
-from analysis.metrics import summary_table
+from netsim.scenario import MAX_FRAMES, MAX_SEED, scenario_error_from_validation
 
+SUMMARY_FILE = "summary.json"
+"""The file whose presence marks a run as finished, and that the table is gathered from."""
 TABLE_STEM = "sweep_table"
+"""The table is ``<out_dir>/sweep_table.parquet`` and ``.csv``."""
 DEFAULT_RESULTS = Path("results") / "sweeps"
+"""Where a sweep without ``out_dir`` writes: ``results/sweeps/<sweep file stem>``."""
+SUMMARY_PREFIX = "summary."
+"""Prefix of the table's columns that hold the flattened summary.json."""
+
+RESULT_COLUMNS: Mapping[str, str] = {
+    "frames": "frames",
+    "mean_psnr_db": "mean_psnr_db",
+    "min_psnr_db": "min_psnr_db",
+    "mean_ms_ssim": "mean_ms_ssim",
+    "mean_bpp": "mean_bpp",
+    "mean_rate_kbps": "mean_bitrate_kbps",
+    "packets": "loss.packets_sent",
+    "packets_lost": "loss.packets_not_in_time",
+    "packet_loss_rate": "loss.packet_loss_rate",
+    "resyncs": "echoes.resync_frames",
+}
+"""Headline table column -> dotted key of summary.json it is copied from. The column names
+are those of ``analysis.metrics.RunMetrics`` with the same meaning (a packet is lost when it
+did not reach the receiver in time), so that ``analysis.metrics.grid_columns`` tells them from
+grid fields."""
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
 class SweepError(ValueError):
-    """A sweep file or one of the scenarios it derives is invalid (one line: file and field)."""
+    """A sweep file, one of the scenarios it derives, or one of its results is unusable
+    (one line naming the file and field)."""
+
+
+def default_workers() -> int:
+    """One worker per CPU core this process may use."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 
 class SweepSpec(BaseModel):
@@ -57,9 +103,9 @@ class SweepSpec(BaseModel):
     name: str
     base: Path
     grid: dict[str, list[Any]] = Field(default_factory=dict)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    frames: PositiveInt | None = None
-    device: str = "cpu"
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
+    frames: int | None = Field(None, ge=1, le=MAX_FRAMES)
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
     out_dir: Path | None = None
 
     @field_validator("grid")
@@ -85,7 +131,7 @@ def load_sweep(path: Path) -> SweepSpec:
         raise SweepError(f"{path}: file not found")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise SweepError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from error
     if not isinstance(data, dict):
         raise SweepError(f"{path}: must hold a mapping with at least 'base'")
@@ -136,7 +182,7 @@ class RunTask:
 
     @property
     def finished(self) -> bool:
-        """True when the run's summary.json exists (result files are written atomically)."""
+        """True when the run's summary.json exists (result folders are written atomically)."""
         return (self.out_dir / SUMMARY_FILE).is_file()
 
 
@@ -189,7 +235,9 @@ def apply_overrides(
     validation ``context``, e.g. the folder that relative paths are resolved against).
 
     Raises :class:`SweepError` for a path that names no field or a value the scenario's
-    validation rejects.
+    validation rejects, in one line naming the field as the user writes it
+    (``netsim.scenario.scenario_error_from_validation``):
+    ``scenario field 'codec.lam': lambda 1e+06 is outside ...``.
     """
     data = scenario.model_dump(by_alias=True)
     for path, value in overrides.items():
@@ -202,25 +250,9 @@ def apply_overrides(
     try:
         return type(scenario).model_validate(data, context=dict(context or {}))
     except ValidationError as error:
-        first = error.errors()[0]
-        where = _field_path(first["loc"], data)
-        raise SweepError(f"scenario field '{where}': {first['msg']}") from error
-
-
-def _field_path(loc: Sequence[int | str], data: Any) -> str:
-    """A validation error's location as the dotted path the user writes: pydantic's names of
-    tagged-union variants (``bernoulli`` in ``loss.bernoulli.loss_rate``) are left out."""
-    parts: list[str] = []
-    node = data
-    for item in loc:
-        if isinstance(node, Mapping) and item in node:
-            node = node[item]
-        elif isinstance(node, Mapping) and node.get("kind") == item:
-            continue
-        else:
-            node = None
-        parts.append(str(item))
-    return ".".join(parts)
+        problem = scenario_error_from_validation(None, error, data)
+        where = f"scenario field '{problem.field}'" if problem.field else "scenario"
+        raise SweepError(f"{where}: {problem.message}") from None
 
 
 def build_scenario(task: RunTask) -> BaseModel:
@@ -285,32 +317,74 @@ class SweepResult:
     wall_s: float = 0.0
 
 
-def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(temporary)``, then rename it to ``path`` (``codec.fileio.atomic_file``)."""
-    from codec.fileio import atomic_file  # imported here: the codec package loads torch
+def flatten_summary(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested summary.json -> one flat mapping with dotted keys (``loss.packets_sent``); lists
+    become JSON strings so that every value fits one table cell."""
+    flat: dict[str, Any] = {}
+    for key, value in summary.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_summary(value, prefix=f"{name}."))
+        elif isinstance(value, list | tuple):
+            flat[name] = json.dumps(value)
+        else:
+            flat[name] = value
+    return flat
 
-    with atomic_file(path) as temporary:
-        write(temporary)
+
+def read_summary(path: Path) -> dict[str, Any]:
+    """A run's summary.json as a mapping; :class:`SweepError` naming the file if unreadable."""
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SweepError(f"{path}: not a readable summary ({error})") from None
+    if not isinstance(summary, dict):
+        raise SweepError(f"{path}: must hold a JSON object")
+    return summary
 
 
-def gather(tasks: Sequence[RunTask], out_dir: Path) -> tuple[pd.DataFrame, tuple[Path, ...]]:
-    """Summarise every finished run of ``tasks`` into one table (a row per run, in task
-    order) and write it to ``out_dir/sweep_table.parquet`` and ``.csv`` atomically."""
-    finished = [task for task in tasks if task.finished]
-    runs = [load_run(task.out_dir, name=task.run_id) for task in finished]
-    table = summary_table(runs, {task.run_id: task.parameters for task in finished})
-    out_dir.mkdir(parents=True, exist_ok=True)
-    parquet = out_dir / f"{TABLE_STEM}.parquet"
-    csv = out_dir / f"{TABLE_STEM}.csv"
-    # Parquet needs one type per column: JSON-encode object columns of mixed types.
+def table_row(task: RunTask, summary: Mapping[str, Any]) -> dict[str, Any]:
+    """One row of the sweep table (module docstring): the run's name and parameters, the
+    :data:`RESULT_COLUMNS` (None where summary.json lacks the key), then the summary."""
+    flat = flatten_summary(summary)
+    row: dict[str, Any] = {"run": task.run_id, **task.parameters}
+    row.update({column: flat.get(key) for column, key in RESULT_COLUMNS.items()})
+    row.update({f"{SUMMARY_PREFIX}{key}": value for key, value in flat.items()})
+    return row
+
+
+def _parquet_bytes(table: pd.DataFrame) -> bytes:
+    """``table`` as Parquet; object columns of mixed types are JSON-encoded (Parquet needs one
+    type per column)."""
     storable = table.copy()
     for column in storable.columns:
         if storable[column].dtype == object and storable[column].map(type).nunique() > 1:
             storable[column] = storable[column].map(
                 lambda v: v if isinstance(v, str) or v is None else json.dumps(v)
             )
-    _write_atomically(parquet, lambda p: storable.to_parquet(p, index=False))
-    _write_atomically(csv, lambda p: table.to_csv(p, index=False))
+    buffer = io.BytesIO()
+    storable.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def gather(tasks: Sequence[RunTask], out_dir: Path) -> tuple[pd.DataFrame, tuple[Path, ...]]:
+    """The sweep table of every finished run of ``tasks`` (a row per run, in task order; see
+    the module docstring), written to ``out_dir/sweep_table.parquet`` and ``.csv``, each
+    atomically (``codec.fileio.write_bytes_atomic``)."""
+    from codec.fileio import write_bytes_atomic  # the codec package loads torch
+
+    rows = [
+        table_row(task, read_summary(task.out_dir / SUMMARY_FILE))
+        for task in tasks
+        if task.finished
+    ]
+    columns = ["run", *(tasks[0].parameters if tasks else {}), *RESULT_COLUMNS]
+    table = pd.DataFrame(rows, columns=None if rows else columns)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parquet = write_bytes_atomic(out_dir / f"{TABLE_STEM}.parquet", _parquet_bytes(table))
+    csv = write_bytes_atomic(
+        out_dir / f"{TABLE_STEM}.csv", table.to_csv(index=False).encode("utf-8")
+    )
     return table, (parquet, csv)
 
 
@@ -431,7 +505,7 @@ def run_sweep(
     table, paths = gather(tasks, spec.results_dir)
     return SweepResult(
         table=table,
-        table_paths=paths,
+        table_paths=tuple(paths),
         ran=tuple(ran),
         skipped=skipped,
         failed=failed,

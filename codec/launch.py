@@ -1,0 +1,31 @@
+"""Console-script launchers: import a Typer app's ``main`` with Ctrl-C handled from the start.
+
+A console script imports its target before calling it, and the CLIs' imports (typer, rich,
+numpy, torch) take a few tenths of a second; a Ctrl-C in that window used to print a
+``KeyboardInterrupt`` traceback. These launchers import only the standard library before the
+``try``, so an interrupt at any moment prints one line and exits with code 130.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+
+EXIT_INTERRUPTED = 130
+
+
+def launch(target: str) -> None:
+    """Import ``module:attribute`` and call it; a Ctrl-C during either is one line, exit 130."""
+    module, _, attribute = target.partition(":")
+    try:
+        entry: Callable[[], object] = getattr(importlib.import_module(module), attribute)
+        entry()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def dhvc() -> None:
+    """The ``dhvc`` console script: ``codec.cli:main``."""
+    launch("codec.cli:main")
