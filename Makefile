@@ -5,7 +5,7 @@ PIP := $(VENV)/bin/pip
 export OMP_NUM_THREADS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint format bench figures data clean
+.PHONY: help install test test-slow lint format bench figures data clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -16,8 +16,11 @@ install: ## Create .venv and install the project with its test extras (CPU torch
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e '.[test]'
 
-test: ## Run the test suite (fast tests plus the shipped-checkpoint smoke test)
-	$(VENV)/bin/pytest
+test: ## Run the fast test suite (with the shipped-checkpoint smoke test; under 3 min on 2 cores)
+	$(VENV)/bin/pytest -m "not slow"
+
+test-slow: ## Run the slow tests (whole-figure, notebook, killed-sweep and long runs)
+	$(VENV)/bin/pytest -m slow
 
 lint: ## Ruff lint and format check
 	$(VENV)/bin/ruff check .

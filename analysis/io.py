@@ -20,11 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from netsim.trace import FRAME_SCHEMA, PACKET_SCHEMA, ColumnKind, Fate
-
-FRAMES_FILE = "frames.csv"
-PACKETS_FILE = "packets.csv"
-SUMMARY_FILE = "summary.json"
+from netsim.summary import SUMMARY_FILE
+from netsim.trace import FRAME_SCHEMA, FRAMES_FILE, PACKET_SCHEMA, PACKETS_FILE, ColumnKind, Fate
 
 
 class TraceError(ValueError):
@@ -232,21 +229,6 @@ def load_run(folder: Path, name: str | None = None) -> Run:
         packets=load_packets(folder / PACKETS_FILE),
         summary=load_summary(folder / SUMMARY_FILE),
     )
-
-
-def flatten_summary(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested summary.json -> one flat mapping with dotted keys (``loss.rate``); lists of
-    scalars become JSON strings so every value fits one table cell."""
-    flat: dict[str, Any] = {}
-    for key, value in summary.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten_summary(value, prefix=f"{name}."))
-        elif isinstance(value, list | tuple):
-            flat[name] = json.dumps(value)
-        else:
-            flat[name] = value
-    return flat
 
 
 RD_POINT_COLUMNS: tuple[str, ...] = ("bpp", "psnr", "ms_ssim")

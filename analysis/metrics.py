@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.io import USABLE_FATES, Run, flatten_summary, scale_bit_columns
+from analysis.io import USABLE_FATES, Run, scale_bit_columns
+from netsim.summary import flatten_summary
 
 INTRA = "intra"
 INTER = "inter"

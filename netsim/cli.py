@@ -28,6 +28,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:
+    from netsim.scenario import Scenario
     from netsim.summary import RunSummary
 
 try:  # Typer 0.2x carries its own copy of click; earlier versions use click itself
@@ -138,23 +139,41 @@ def _check_range(option: str, value: int | None, low: int, high: int) -> None:
         _fail(f"{option} must be <= {high} (got {value})")
 
 
-@app.command()
-def validate(
-    file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
-) -> None:
-    """Check a scenario file without running it."""
+def _load_scenario(file: Path) -> Scenario:
+    """The scenario in ``file``; any problem is one line and exit code 2 (130 on Ctrl-C)."""
     try:
         from netsim.scenario import ScenarioError, load_scenario
     except KeyboardInterrupt:
         _interrupted()
     try:
-        scenario = load_scenario(file)
+        return load_scenario(file)
     except ScenarioError as err:
         _fail(str(err))
     except KeyboardInterrupt:
         _interrupted()
     except Exception as err:  # noqa: BLE001 - one line, never a traceback
         _unexpected(file, err)
+
+
+def _progress(console: Console, *columns: TextColumn, transient: bool = False) -> Progress:
+    """A progress bar on ``console``: description, bar, done/total, elapsed, then ``columns``."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        *columns,
+        console=console,
+        transient=transient,
+    )
+
+
+@app.command()
+def validate(
+    file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+) -> None:
+    """Check a scenario file without running it."""
+    scenario = _load_scenario(file)
     forward = scenario.network.forward
     typer.echo(
         f"{file}: valid scenario {scenario.name!r}: {scenario.video.frames} frames of "
@@ -193,30 +212,16 @@ def run(
     try:
         from netsim.packetizer import PacketizationError
         from netsim.runner import RunError, default_output_folder, run_scenario
-        from netsim.scenario import MAX_FRAMES, MAX_SEED, ScenarioError, load_scenario
+        from netsim.scenario import MAX_FRAMES, MAX_SEED, ScenarioError
     except KeyboardInterrupt:
         _interrupted()
     _check_range("--frames", frames, 1, MAX_FRAMES)
     _check_range("--seed", seed, 0, MAX_SEED)
-    try:
-        scenario = load_scenario(file)
-    except ScenarioError as err:
-        _fail(str(err))
-    except KeyboardInterrupt:
-        _interrupted()
-    except Exception as err:  # noqa: BLE001 - one line, never a traceback
-        _unexpected(file, err)
+    scenario = _load_scenario(file)
     out_dir = out if out is not None else default_output_folder(scenario, frames=frames, seed=seed)
     console = Console(stderr=True)
     total = frames if frames is not None else scenario.video.frames
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
+    progress = _progress(console, transient=True)
     try:
         with progress:
             task = progress.add_task(f"{scenario.name}: loading", total=total)
@@ -300,14 +305,7 @@ def sweep(
         _interrupted()
     _check_range("--workers", workers, 1, MAX_WORKERS)
     console = Console(stderr=True)
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[last]}"),
-        console=console,
-    )
+    progress = _progress(console, TextColumn("{task.fields[last]}"))
     try:
         spec = load_sweep(sweep_file)
         check_sweep(spec)  # every run's scenario builds, before the progress bar or a cluster

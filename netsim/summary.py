@@ -28,6 +28,9 @@ from netsim.trace import Fate, FrameRecord
 VERSIONED_PACKAGES = ("dhvc-testbed", "torch", "numpy", "simpy", "zfec", "pydantic", "av")
 """The packages whose installed versions summary.json records, besides Python's."""
 
+SUMMARY_FILE = "summary.json"
+"""The summary's file name in a run folder."""
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -283,3 +286,18 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
+
+
+def flatten_summary(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested summary.json -> one flat mapping with dotted keys (``loss.packets_sent``); lists
+    become JSON strings so that every value fits one table cell."""
+    flat: dict[str, Any] = {}
+    for key, value in summary.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_summary(value, prefix=f"{name}."))
+        elif isinstance(value, list | tuple):
+            flat[name] = json.dumps(value)
+        else:
+            flat[name] = value
+    return flat

@@ -52,9 +52,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from netsim.scenario import MAX_FRAMES, MAX_SEED, scenario_error_from_validation
+from netsim.summary import SUMMARY_FILE, flatten_summary
 
-SUMMARY_FILE = "summary.json"
-"""The file whose presence marks a run as finished, and that the table is gathered from."""
 TABLE_STEM = "sweep_table"
 """The table is ``<out_dir>/sweep_table.parquet`` and ``.csv``."""
 DEFAULT_RESULTS = Path("results") / "sweeps"
@@ -315,21 +314,6 @@ class SweepResult:
     skipped: tuple[str, ...]
     failed: Mapping[str, str] = field(default_factory=dict)
     wall_s: float = 0.0
-
-
-def flatten_summary(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested summary.json -> one flat mapping with dotted keys (``loss.packets_sent``); lists
-    become JSON strings so that every value fits one table cell."""
-    flat: dict[str, Any] = {}
-    for key, value in summary.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten_summary(value, prefix=f"{name}."))
-        elif isinstance(value, list | tuple):
-            flat[name] = json.dumps(value)
-        else:
-            flat[name] = value
-    return flat
 
 
 def read_summary(path: Path) -> dict[str, Any]:

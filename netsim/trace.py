@@ -106,6 +106,11 @@ FRAME_SCHEMA: tuple[Column, ...] = (
 )
 """frames.csv, one row per frame (``FrameRecord``); ``bits_s1..bits_sK`` for K scales."""
 
+FRAMES_FILE = "frames.csv"
+"""The frame trace's file name in a run folder."""
+PACKETS_FILE = "packets.csv"
+"""The packet trace's file name in a run folder."""
+
 PACKET_COLUMNS: tuple[str, ...] = tuple(c.name for c in PACKET_SCHEMA)
 FRAME_COLUMNS: tuple[str, ...] = tuple(c.name for c in FRAME_SCHEMA)
 

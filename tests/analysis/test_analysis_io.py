@@ -12,13 +12,13 @@ import pytest
 from analysis.io import (
     PACKET_FATES,
     TraceError,
-    flatten_summary,
     load_frames,
     load_packets,
     load_rd,
     load_run,
     load_summary,
 )
+from netsim.summary import flatten_summary
 from tests.analysis.synthetic_traces import write_synthetic_run
 
 
