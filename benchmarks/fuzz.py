@@ -81,7 +81,7 @@ from netsim.packetizer import packetize
 from netsim.receiver import Receiver
 from netsim.runner import RunError, run_scenario
 from netsim.scenario import Scenario, ScenarioError, load_scenario
-from netsim.trace import PacketTrace
+from netsim.trace import FrameTrace, PacketTrace
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO_DIR = ROOT / "scenarios"
@@ -1434,6 +1434,7 @@ def receive(packets: list[Packet], decoder: Decoder) -> int:
         decoder=quick,
         feedback=FeedbackLink(delay_s=0.0, loss=NoLoss()),
         trace=PacketTrace(),
+        frames=FrameTrace(),
         frame_count=STREAM_FRAMES,
         fps=25.0,
         playout_delay_s=0.05,

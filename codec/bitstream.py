@@ -21,8 +21,9 @@ checks the same rules as ``unpack``), so a stream that was written always parses
   mp4 takes the result);
 * lambda: finite, ``MIN_LAMBDA`` .. ``MAX_LAMBDA`` (refuses NaN, infinities, zero, subnormals);
 * frame type and ``resync_from`` as the encoder sets them (I: 1; P: 0; R: 1..K);
-* scale payloads: whole 32-bit words of the range coder, at least one (``check_payloads`` then
-  bounds them by what the declared frame size can hold, once the model is known).
+* scale payloads: whole 32-bit words, at least one (``check_payloads`` then bounds them by what
+  the declared frame size can hold, once the model is known; the entropy decoder checks the
+  slice table inside, ``codec.entropy.GaussianTable``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
+
 from codec.config import ModelConfig, check_lambda
+from codec.entropy import slice_bounds, slice_count, slice_table_bytes
 from codec.types import (
     NUM_SCALES,
     EncodedFrame,
@@ -46,8 +50,10 @@ from codec.types import (
 )
 
 MAGIC = b"DHVC"
-FORMAT_VERSION = 2
-"""2: latent positions that cover only padding are not coded (1 coded the whole padded grid)."""
+FORMAT_VERSION = 3
+"""3: each scale payload is a slice table and independently coded slices
+(``codec.entropy.GaussianTable``), and q is computed in float64 (``codec.coder``); 2: latent
+positions that cover only padding are not coded (1 coded the whole padded grid)."""
 
 MIN_FRAME_SIDE = 32
 """Smallest width or height accepted (frames are padded to multiples of 64 internally); the
@@ -120,9 +126,14 @@ def lambda_problem(lam: float) -> str | None:
 
 
 def max_payload_bytes(symbols: int) -> int:
-    """Longest payload the range coder writes for ``symbols`` symbols: ``MAX_BITS_PER_SYMBOL``
-    bits each in whole words, plus the (at most two) words that seal the coder."""
-    return WORD_BYTES * (math.ceil(symbols * MAX_BITS_PER_SYMBOL / 32) + 2)
+    """Longest payload the entropy coder writes for ``symbols`` symbols: its slice table
+    (``codec.entropy.slice_table_bytes``), then for each slice of m symbols
+    ``MAX_BITS_PER_SYMBOL`` bits each in whole words plus the (at most two) words that seal
+    that slice's coder."""
+    count = slice_count(symbols)
+    sizes = np.diff(slice_bounds(symbols, count))
+    words = -(-sizes * MAX_BITS_PER_SYMBOL // 32) + 2
+    return slice_table_bytes(count) + WORD_BYTES * int(words.sum())
 
 
 def scale_symbols(width: int, height: int, latent_channels: Sequence[int]) -> list[int]:

@@ -97,20 +97,34 @@ def coding_threads() -> Iterator[None]:
 
 
 class _CodingContext:
-    """What encoder and decoder share: the model, its built entropy model, the device."""
+    """What encoder and decoder share: the model, its built entropy model (coding slices on
+    ``entropy_workers`` threads), the device."""
 
-    def __init__(self, model: DHVC, device: str | torch.device | None) -> None:
+    def __init__(
+        self, model: DHVC, device: str | torch.device | None, entropy_workers: int = 1
+    ) -> None:
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.model = model.to(self.device).eval()
-        self.entropy = GaussianEntropyModel(model.config.smooth_sigma_bound).build(self.device)
+        self.entropy = GaussianEntropyModel(
+            model.config.smooth_sigma_bound, workers=entropy_workers
+        ).build(self.device)
         self.state = _ReferenceState()
 
     def lam_conditioning(self, lam: float) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Lambda embedding and quantisation steps; lambda is rounded to float32 first, exactly
-        as the frame header carries it, so both sides condition on the same value."""
+        """Lambda embedding e and quantisation steps q_k, each (1, Z_k, 1, 1); lambda is
+        rounded to float32 first, exactly as the frame header carries it, so both sides
+        condition on the same value.
+
+        q_k = exp(a_k + b_k t) is computed in float64 on the CPU and then rounded to float32,
+        whatever the model's device: a device's own float32 exp may differ from another's in
+        the last bit (CUDA's expf is not correctly rounded), and q scales every symbol of its
+        channel (sigma / q picks the table entries, mu + q s is y_hat). Rounded from float64,
+        q is the same on every device (DESIGN 1, Determinism)."""
         check_lambda(lam, self.model.config)
         lam_t = torch.tensor([lam], dtype=torch.float32, device=self.device)
-        return self.model.embed_lambda(lam_t), self.model.quant_steps(lam_t)
+        lam_64 = torch.tensor([lam], dtype=torch.float32).double()
+        q = [step.float().to(self.device) for step in self.model.quant_steps(lam_64)]
+        return self.model.embed_lambda(lam_t), q
 
 
 class EncodingPicker:
@@ -220,13 +234,21 @@ class Encoder:
     A frame whose index is a multiple of ``gop`` is a full intra frame (I). ``encode(...,
     resync_from=j)`` codes a re-sync frame (R): scales >= j use the intra constants as temporal
     references and their buffers are reset, exactly as the decoder will do.
+    ``entropy_workers`` threads code each scale's slices (``GaussianEntropyModel``); the bytes
+    do not depend on it.
     """
 
-    def __init__(self, model: DHVC, gop: int = 32, device: str | torch.device | None = None):
+    def __init__(
+        self,
+        model: DHVC,
+        gop: int = 32,
+        device: str | torch.device | None = None,
+        entropy_workers: int = 1,
+    ):
         if gop < 1:
             raise ValueError("gop must be >= 1")
         self.gop = gop
-        self._ctx = _CodingContext(model, device)
+        self._ctx = _CodingContext(model, device, entropy_workers)
         self.frame_index = 0
 
     @property
@@ -281,15 +303,21 @@ class Decoder:
     table indexes. Otherwise y_hat_k = mu_k (mean substitution) and, if k < D, D becomes k.
     A frame with 1 <= resync_from <= D resets the buffers of scales >= resync_from and puts the
     decoder back in sync. With auxiliary refinement, any substitution sets D = 1.
+    ``entropy_workers`` threads decode each scale's slices; the pictures do not depend on it.
     """
 
     def __init__(
-        self, model: DHVC, height: int, width: int, device: str | torch.device | None = None
+        self,
+        model: DHVC,
+        height: int,
+        width: int,
+        device: str | torch.device | None = None,
+        entropy_workers: int = 1,
     ):
         if height < 1 or width < 1:
             raise ValueError(f"invalid frame size {width}x{height}")
         self.height, self.width = height, width
-        self._ctx = _CodingContext(model, device)
+        self._ctx = _CodingContext(model, device, entropy_workers)
         self.first_desynced_scale = IN_SYNC
         self.last_lambda: float | None = None
 

@@ -17,14 +17,18 @@ Gaussians coded with ``constriction``.
 
 Each table entry is a categorical distribution over ``[-R_l, R_l]`` plus one escape symbol. An
 escaped symbol (|s| > R_l) is followed by its zig-zag value coded as two uniform 16-bit halves,
-so any int32-range symbol can be coded, never an error. Each scale is coded into its own
-range-coder bitstream (``constriction.stream.queue``).
+so any int32-range symbol can be coded, never an error. Each scale is its own payload: a small
+slice table, then ``slice_count(n)`` independently range-coded slices of its n symbols
+(``constriction.stream.queue``; layout in ``GaussianTable``), which threads may code in
+parallel. The slice count depends on n only, so the bytes never depend on the machine.
 """
 
 from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import constriction
@@ -61,6 +65,35 @@ def sigma_boundaries() -> np.ndarray:
     return np.sqrt(levels[:-1] * levels[1:]).astype(np.float32)
 
 
+SLICE_SYMBOLS = 1 << 16
+"""Most symbols in one slice: a scale of n symbols is coded as ``slice_count(n)`` contiguous,
+independently coded slices of its flat C-order symbol array (``slice_bounds``). The count is a
+function of n only, never of the machine, so the bytes never depend on the worker count."""
+
+SLICE_WORD_BYTES = 4
+"""Bytes of one slice-table entry (u32, little-endian); the payload stays whole 32-bit words."""
+
+
+def slice_count(n: int, slice_symbols: int = SLICE_SYMBOLS) -> int:
+    """Slices of a scale of ``n`` symbols: ceil(n / slice_symbols), at least 1 (an empty scale
+    is one empty slice)."""
+    if slice_symbols < 1:
+        raise ValueError("slice_symbols must be >= 1")
+    return max(1, -(-n // slice_symbols))
+
+
+def slice_bounds(n: int, count: int) -> np.ndarray:
+    """Where each slice starts, and the last one ends: shape (count + 1,), int64. Slice i codes
+    the flat symbols ``bounds[i]:bounds[i + 1]``; slice sizes differ by at most one."""
+    return (np.arange(count + 1, dtype=np.int64) * n) // count
+
+
+def slice_table_bytes(count: int) -> int:
+    """Bytes of the slice table that opens a scale payload of ``count`` slices: the count and
+    the length of every slice but the last (the rest of the payload)."""
+    return SLICE_WORD_BYTES * count
+
+
 @dataclass(frozen=True)
 class _Level:
     radius: int
@@ -72,14 +105,31 @@ class _Level:
 class GaussianTable:
     """The fixed coding table of ``GaussianEntropyModel``, on flat numpy arrays: symbols
     (int64) and the table entry of each (uint8). Build once with ``GaussianTable.build()``;
-    it refuses to run before."""
+    it refuses to run before.
 
-    def __init__(self) -> None:
+    A scale's payload (``encode``) is a slice table, then the slices back to back::
+
+        slice count S (u32) | S - 1 x slice length in bytes (u32, whole words) | slice 1 | ...
+        | slice S (the rest of the payload)
+
+    S is ``slice_count(n, slice_symbols)`` for the scale's n symbols; slice i range-codes the
+    symbols ``slice_bounds(n, S)[i]:[i + 1]`` on its own (``constriction.stream.queue``):
+    grouped by table entry in ascending order, each entry's symbols in position order, each
+    entry's escapes right after its categories. Slices are coded and decoded by up to
+    ``workers`` threads; the bytes do not depend on ``workers``.
+    """
+
+    def __init__(self, slice_symbols: int = SLICE_SYMBOLS) -> None:
+        slice_count(0, slice_symbols)  # validates slice_symbols
+        self.slice_symbols = slice_symbols
         self._levels: list[_Level] | None = None
+        self._radii = np.zeros(0, dtype=np.int32)  # (NUM_LEVELS,) radius R_l of each entry
+        self._bits = np.zeros(0)  # every entry's bits per category, back to back
+        self._bit_offsets = np.zeros(0, dtype=np.int64)  # (NUM_LEVELS,) where each starts
 
     @classmethod
-    def build(cls) -> GaussianTable:
-        table = cls()
+    def build(cls, slice_symbols: int = SLICE_SYMBOLS) -> GaussianTable:
+        table = cls(slice_symbols)
         levels = []
         total = 2**PRECISION_BITS
         for sigma in sigma_levels():
@@ -95,6 +145,10 @@ class GaussianTable:
                 _Level(radius, counts, -np.log2(probabilities), model)  # type: ignore[arg-type]
             )
         table._levels = levels
+        table._radii = np.array([level.radius for level in levels], dtype=np.int32)
+        sizes = np.array([len(level.bits) for level in levels], dtype=np.int64)
+        table._bits = np.concatenate([level.bits for level in levels])
+        table._bit_offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         return table
 
     @property
@@ -103,66 +157,159 @@ class GaussianTable:
             raise RuntimeError("GaussianTable used before build()")
         return self._levels
 
+    def slice_count(self, n: int) -> int:
+        """Slices of a scale of ``n`` symbols under this table (``slice_count``)."""
+        return slice_count(n, self.slice_symbols)
+
+    def _categories(
+        self, symbols: np.ndarray, indexes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(category, escaped) of each int32 symbol under its entry: s + R_l, or the escape
+        2 R_l + 1 where |s| > R_l; both (n,), int32 and bool."""
+        radius = self._radii[indexes]
+        escaped = np.abs(symbols) > radius
+        return np.where(escaped, 2 * radius + 1, symbols + radius), escaped
+
     def estimate_bits(self, symbols: np.ndarray, indexes: np.ndarray) -> float:
         """Exact information content (bits) of ``symbols`` under the table entries ``indexes``."""
-        total = 0.0
-        for level_index in np.unique(indexes):
-            level = self.levels[int(level_index)]
-            s = symbols[indexes == level_index]
-            escaped = np.abs(s) > level.radius
-            categories = np.where(escaped, 2 * level.radius + 1, s + level.radius)
-            total += float(level.bits[categories].sum()) + ESCAPE_BITS * int(escaped.sum())
-        return total
+        _ = self.levels  # refuses before build
+        categories, escaped = self._categories(_clip32(symbols), indexes)
+        bits = self._bits[self._bit_offsets[indexes] + categories]
+        return float(bits.sum()) + ESCAPE_BITS * int(np.count_nonzero(escaped))
 
-    def encode(self, symbols: np.ndarray, indexes: np.ndarray) -> bytes:
-        """Code int32 ``symbols`` (flat) with table entries ``indexes`` (flat uint8) into bytes."""
-        symbols = np.clip(symbols.astype(np.int64), -SYMBOL_LIMIT, SYMBOL_LIMIT)
+    def encode(self, symbols: np.ndarray, indexes: np.ndarray, workers: int = 1) -> bytes:
+        """Code integer ``symbols`` (flat; clipped to +-``SYMBOL_LIMIT``) with table entries
+        ``indexes`` (flat uint8, same length) into a sliced payload, slices coded by up to
+        ``workers`` threads."""
+        symbols = _clip32(symbols)
+        indexes = np.ascontiguousarray(indexes, dtype=np.uint8)
+        if symbols.shape != indexes.shape or symbols.ndim != 1:
+            raise ValueError(f"symbols {symbols.shape} and indexes {indexes.shape} differ")
+        _ = self.levels  # refuses before build
+        n = len(indexes)
+        count = self.slice_count(n)
+        bounds = slice_bounds(n, count)
+        parts = [(symbols[a:b], indexes[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        words = _run(self._encode_slice, parts, workers)
+        table = np.array([count, *(SLICE_WORD_BYTES * len(w) for w in words[:-1])], dtype="<u4")
+        return b"".join([table.tobytes(), *(w.astype("<u4", copy=False).tobytes() for w in words)])
+
+    def decode(self, data: bytes, indexes: np.ndarray, workers: int = 1) -> np.ndarray:
+        """Inverse of ``encode``: int64 symbols, flat, in the order of ``indexes``; slices
+        decoded by up to ``workers`` threads.
+
+        Raises ``EntropyCodingError`` if ``data`` is not a whole number of 32-bit words, its
+        slice table is truncated or disagrees with the scale's symbol count or with the
+        payload's length, or the range decoder reports an inconsistency in a slice. Nothing is
+        read past a declared length."""
+        indexes = np.ascontiguousarray(indexes, dtype=np.uint8).reshape(-1)
+        _ = self.levels  # refuses before build
+        words, bounds = self._split(data, len(indexes))
+        parts = [(w, indexes[a:b]) for w, a, b in zip(words, bounds[:-1], bounds[1:], strict=True)]
+        return np.concatenate(_run(self._decode_slice, parts, workers))
+
+    def _split(self, data: bytes, n: int) -> tuple[list[np.ndarray], np.ndarray]:
+        """Each slice's words of a payload for n symbols (slice table checked) and the slice
+        bounds (``slice_bounds``)."""
+        if len(data) % SLICE_WORD_BYTES:
+            raise EntropyCodingError(f"payload length {len(data)} is not a multiple of 4 bytes")
+        words = np.frombuffer(data, dtype="<u4")
+        count = self.slice_count(n)
+        if len(words) == 0:
+            raise EntropyCodingError("payload is empty: no slice table")
+        if int(words[0]) != count:
+            raise EntropyCodingError(
+                f"payload declares {int(words[0])} slices; a scale of {n} symbols has {count}"
+            )
+        if len(words) < count:
+            raise EntropyCodingError(
+                f"slice table truncated: {len(data)} bytes, the table alone is "
+                f"{slice_table_bytes(count)}"
+            )
+        lengths = words[1:count].astype(np.int64)
+        body = SLICE_WORD_BYTES * (len(words) - count)
+        if (lengths % SLICE_WORD_BYTES).any() or int(lengths.sum()) > body:
+            raise EntropyCodingError(
+                f"slice lengths (sum {int(lengths.sum())} bytes) overrun the {body} bytes "
+                "after the slice table, or are not whole words"
+            )
+        lengths = np.append(lengths, body - int(lengths.sum()))
+        bounds = slice_bounds(n, count)
+        empty = (lengths == 0) & (np.diff(bounds) > 0)
+        if empty.any():
+            raise EntropyCodingError(f"slice {int(np.argmax(empty))} codes symbols in 0 bytes")
+        ends = count + np.cumsum(lengths // SLICE_WORD_BYTES)
+        starts = ends - lengths // SLICE_WORD_BYTES
+        slices = [words[a:b].astype(np.uint32) for a, b in zip(starts, ends, strict=True)]
+        return slices, bounds
+
+    def _encode_slice(self, symbols: np.ndarray, indexes: np.ndarray) -> np.ndarray:
+        """Range-code one slice: int32 ``symbols``, uint8 ``indexes`` -> uint32 words."""
+        levels = self.levels
+        categories, escaped = self._categories(symbols, indexes)
+        order = np.argsort(indexes, kind="stable")  # group by entry, positions in order
+        categories = categories[order]
+        any_escape = bool(escaped.any())
+        if any_escape:
+            escaped, symbols = escaped[order], symbols[order]
+        counts = np.bincount(indexes, minlength=NUM_LEVELS)
+        ends = np.cumsum(counts)
         encoder = constriction.stream.queue.RangeEncoder()
         uniform = constriction.stream.model.Uniform(1 << 16)
-        for level_index in np.unique(indexes):
-            level = self.levels[int(level_index)]
-            s = symbols[indexes == level_index]
-            escaped = np.abs(s) > level.radius
-            categories = np.where(escaped, 2 * level.radius + 1, s + level.radius)
-            encoder.encode(categories.astype(np.int32), level.model)
-            if escaped.any():
-                zigzag = _zigzag(s[escaped])
+        for level in np.flatnonzero(counts):
+            end = int(ends[level])
+            start = end - int(counts[level])
+            encoder.encode(categories[start:end], levels[level].model)
+            if any_escape and escaped[start:end].any():
+                zigzag = _zigzag(symbols[start:end][escaped[start:end]])
                 halves = np.stack([zigzag >> 16, zigzag & 0xFFFF], axis=1).reshape(-1)
                 encoder.encode(halves.astype(np.int32), uniform)
-        return encoder.get_compressed().tobytes()
+        return encoder.get_compressed()
 
-    def decode(self, data: bytes, indexes: np.ndarray) -> np.ndarray:
-        """Inverse of ``encode``: int64 symbols, flat, in the order of ``indexes``.
-
-        Raises ``EntropyCodingError`` if ``data`` is not a whole number of 32-bit words or the
-        range decoder reports an inconsistency.
-        """
-        if len(data) % 4:
-            raise EntropyCodingError(f"payload length {len(data)} is not a multiple of 4 bytes")
-        words = np.frombuffer(data, dtype=np.uint32).copy()
-        symbols = np.empty(indexes.shape, dtype=np.int64)
+    def _decode_slice(self, words: np.ndarray, indexes: np.ndarray) -> np.ndarray:
+        """Inverse of ``_encode_slice``: int64 symbols in the order of ``indexes``."""
+        levels = self.levels
+        order = np.argsort(indexes, kind="stable")
+        counts = np.bincount(indexes, minlength=NUM_LEVELS)
+        ends = np.cumsum(counts)
+        grouped = np.empty(len(indexes), dtype=np.int64)
         uniform = constriction.stream.model.Uniform(1 << 16)
         try:
             decoder = constriction.stream.queue.RangeDecoder(words)
-            for level_index in np.unique(indexes):
-                level = self.levels[int(level_index)]
-                where = np.flatnonzero(indexes == level_index)
-                categories = decoder.decode(level.model, len(where)).astype(np.int64)
-                s = categories - level.radius
-                escaped = categories == 2 * level.radius + 1
-                n_escaped = int(escaped.sum())
+            for level in np.flatnonzero(counts):
+                end = int(ends[level])
+                start = end - int(counts[level])
+                radius = levels[level].radius
+                categories = decoder.decode(levels[level].model, end - start)
+                s = grouped[start:end]
+                np.subtract(categories, radius, out=s, casting="unsafe")
+                escaped = categories == 2 * radius + 1
+                n_escaped = int(np.count_nonzero(escaped))
                 if n_escaped:
                     halves = decoder.decode(uniform, 2 * n_escaped).astype(np.int64)
-                    zigzag = (halves[0::2] << 16) | halves[1::2]
-                    s[escaped] = _unzigzag(zigzag)
-                symbols[where] = s
+                    s[escaped] = _unzigzag((halves[0::2] << 16) | halves[1::2])
         except (ValueError, RuntimeError, OverflowError) as err:
             raise EntropyCodingError(f"range decoder failed: {err}") from None
         except BaseException as err:  # pyo3 PanicException derives from BaseException
             if isinstance(err, KeyboardInterrupt | SystemExit):
                 raise
             raise EntropyCodingError(f"range decoder failed: {err}") from None
+        symbols = np.empty_like(grouped)
+        symbols[order] = grouped
         return symbols
+
+
+def _run(code: Callable[..., np.ndarray], parts: list[tuple], workers: int) -> list[np.ndarray]:
+    """``[code(*part) for part in parts]``, on up to ``workers`` threads (in order)."""
+    if workers <= 1 or len(parts) <= 1:
+        return [code(*part) for part in parts]
+    with ThreadPoolExecutor(max_workers=min(workers, len(parts))) as pool:
+        return list(pool.map(lambda part: code(*part), parts))
+
+
+def _clip32(symbols: np.ndarray) -> np.ndarray:
+    """Integer symbols clipped to +-SYMBOL_LIMIT, flat int32."""
+    return np.clip(np.asarray(symbols).reshape(-1), -SYMBOL_LIMIT, SYMBOL_LIMIT).astype(np.int32)
 
 
 class GaussianEntropyModel:
@@ -176,10 +323,17 @@ class GaussianEntropyModel:
     sides of the channel must use the same one (``ModelConfig.smooth_sigma_bound``).
     Training needs no tables (``training_forward``); coding (``table_indexes``, ``compress``,
     ``decompress``, ``estimate_bits``) needs ``build`` first and raises ``RuntimeError`` before.
+    ``workers`` threads code a scale's slices; the bytes do not depend on it. The default is
+    1: ``constriction`` (0.5) holds the GIL while it codes, so a second thread measured no
+    faster on 2 cores (``benchmarks/bench_entropy.py``); more pay off only with a coder that
+    releases it.
     """
 
-    def __init__(self, smooth_sigma_bound: bool) -> None:
+    def __init__(self, smooth_sigma_bound: bool, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
         self.smooth_sigma_bound = smooth_sigma_bound
+        self.workers = workers
         self._table: GaussianTable | None = None
         self._boundaries: torch.Tensor | None = None
 
@@ -276,14 +430,14 @@ class GaussianEntropyModel:
     def compress(self, symbols: torch.Tensor, indexes: np.ndarray) -> bytes:
         """Range-code ``symbols`` (any shape, C order) with their table entries ``indexes``."""
         table, _ = self._coding()
-        return table.encode(_flat_int64(symbols), indexes)
+        return table.encode(_flat_int64(symbols), indexes, self.workers)
 
     def decompress(self, data: bytes, indexes: np.ndarray, like: torch.Tensor) -> torch.Tensor:
         """Inverse of ``compress``: symbols shaped, typed and placed like ``like``.
 
         Raises ``EntropyCodingError`` for a payload that does not decode (``GaussianTable``)."""
         table, _ = self._coding()
-        flat = table.decode(data, indexes)
+        flat = table.decode(data, indexes, self.workers)
         return torch.from_numpy(flat).to(like.dtype).reshape(like.shape).to(like.device)
 
     def estimate_bits(self, symbols: torch.Tensor, indexes: np.ndarray) -> float:

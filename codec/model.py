@@ -237,10 +237,14 @@ class DHVC(nn.Module):
         return self.embed(lam)
 
     def quant_steps(self, lam: torch.Tensor) -> list[torch.Tensor]:
-        """Quantisation steps q_k, each (B, Z_k, 1, 1), for (B,) lambdas."""
+        """Quantisation steps q_k, each (B, Z_k, 1, 1), for (B,) lambdas, in the dtype and on
+        the device of ``lam`` (the coder asks in float64 on the CPU, ``codec.coder``)."""
         lo, hi = math.log(self.config.lambda_min), math.log(self.config.lambda_max)
         t = ((torch.log(lam) - lo) / (hi - lo) - 0.5).view(-1, 1, 1, 1)
-        return [torch.exp(a + b * t) for a, b in zip(self.log_q, self.log_q_slope, strict=True)]
+        return [
+            torch.exp(a.to(lam) + b.to(lam) * t)
+            for a, b in zip(self.log_q, self.log_q_slope, strict=True)
+        ]
 
     def observe(self, x: torch.Tensor, e: torch.Tensor) -> list[torch.Tensor]:
         """Bottom-up encoder: (B, 3, H, W) padded input -> [obs_1, ..., obs_K]."""

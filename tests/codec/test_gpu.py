@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from codec import IN_SYNC, NUM_SCALES, Decoder, EncodedFrame, Encoder, ScaleOutcome, load_model
 from codec.types import DecodedFrame
@@ -43,6 +44,16 @@ def decode(device: str, stream: list[EncodedFrame]) -> list[DecodedFrame]:
     height, width = stream[0].height, stream[0].width
     decoder = Decoder(load_model("none", preset="tiny", device=device), height, width)
     return [decoder.decode(frame.received()) for frame in stream]
+
+
+def test_quantisation_steps_are_identical_on_every_device() -> None:
+    """q_k is computed in float64 on the CPU and rounded to float32 whatever the model's
+    device (``codec.coder``), so it never differs across devices, even in its last bit."""
+    steps = {}
+    for device in ("cpu", "cuda"):
+        encoder = Encoder(load_model("none", preset="tiny", device=device))
+        steps[device] = [q.cpu() for q in encoder._ctx.lam_conditioning(LAM)[1]]
+    assert all(torch.equal(a, b) for a, b in zip(steps["cpu"], steps["cuda"], strict=True))
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
