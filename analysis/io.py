@@ -33,8 +33,13 @@ _SCALE_BITS = re.compile(r"^bits_s(\d+)$")
 FRAME_COLUMNS: dict[str, ColumnKind] = {
     c.name: c.kind for c in FRAME_SCHEMA if not _SCALE_BITS.match(c.name)
 }
-"""Required columns of frames.csv (``netsim.trace.FRAME_SCHEMA``) besides the per-scale
-``bits_s<k>`` columns, whose number K may differ from run to run."""
+"""Columns of frames.csv (``netsim.trace.FRAME_SCHEMA``) besides the per-scale ``bits_s<k>``
+columns, whose number K may differ from run to run. All are required but those with a
+default (``FRAME_DEFAULTS``)."""
+
+FRAME_DEFAULTS: dict[str, str] = {c.name: c.default for c in FRAME_SCHEMA if c.default is not None}
+"""Columns added to frames.csv after its first version, with the cell assumed when an older
+trace lacks them (``codec`` dhvc, ``units_sent`` 4, ``concealed`` and ``frozen`` no)."""
 
 PACKET_COLUMNS: dict[str, ColumnKind] = {c.name: c.kind for c in PACKET_SCHEMA}
 """Required columns of packets.csv (``netsim.trace.PACKET_SCHEMA``)."""
@@ -162,6 +167,9 @@ def load_frames(path: Path) -> pd.DataFrame:
     if path.is_dir():
         path = path / FRAMES_FILE
     raw = _read_csv(path)
+    for column, default in FRAME_DEFAULTS.items():
+        if column not in raw.columns:
+            raw[column] = default
     scale_columns = scale_bit_columns(raw)
     if not scale_columns:
         raise TraceError(f"{path}: missing column(s) bits_s1..bits_sK")

@@ -78,3 +78,66 @@ def fec_decode(fragments: Mapping[int, bytes], params: FecParams, length_bytes: 
         raise FecError(f"{k} fragments are too short for a {length_bytes}-byte payload")
     blocks = zfec.Decoder(k, n).decode(tuple(fragments[i] for i in indexes), indexes)
     return b"".join(bytes(b) for b in blocks)[:length_bytes]
+
+
+def slice_fec_params(params: FecParams, data_packets: int) -> FecParams:
+    """The code for a frame of ``data_packets`` slice packets under a scenario's k-of-(k+m)
+    setting: every data packet kept as it is, and ``ceil(m * data_packets / k)`` parity
+    packets, so the parity share m / k is the same as on a DHVC scale."""
+    parity = math.ceil(params.parity_packets * data_packets / params.data_packets)
+    if data_packets + parity > MAX_FRAGMENTS:
+        raise FecError(
+            f"a frame of {data_packets} packets with {parity} parity packets exceeds "
+            f"{MAX_FRAGMENTS}; raise mtu_bytes or lower the FEC overhead"
+        )
+    return FecParams(data_packets, parity)
+
+
+def _slice_blocks(payloads: list[bytes], block_bytes: int) -> list[bytes]:
+    return [len(p).to_bytes(2, "little") + p.ljust(block_bytes - 2, b"\x00") for p in payloads]
+
+
+def slice_fec_encode(payloads: list[bytes], params: FecParams) -> list[bytes]:
+    """Parity packets for slice packets of unequal lengths (``params.data_packets`` of them).
+
+    Each data payload is framed as a block of its 2-byte length and itself, padded with zeros
+    to the longest; zfec codes those blocks, and the ``params.parity_packets`` parity blocks
+    are returned (the data packets travel unframed, so FEC costs them nothing).
+    """
+    if len(payloads) != params.data_packets or not payloads:
+        raise FecError(f"{len(payloads)} payloads for a code of {params.data_packets}")
+    block_bytes = 2 + max(len(p) for p in payloads)
+    n = params.data_packets + params.parity_packets
+    blocks = zfec.Encoder(params.data_packets, n).encode(
+        tuple(_slice_blocks(payloads, block_bytes))
+    )
+    return [bytes(b) for b in blocks[params.data_packets :]]
+
+
+def slice_fec_decode(
+    data: Mapping[int, bytes], parity: Mapping[int, bytes], params: FecParams
+) -> dict[int, bytes]:
+    """The data payloads ``{index: bytes}`` rebuilt from the ``data`` that arrived and the
+    ``parity`` packets ``{fragment index: block}`` (indexes k.. as sent); raises ``FecError``
+    when fewer than k arrived, the parity blocks differ in length, or a rebuilt block is
+    malformed."""
+    k, n = params.data_packets, params.data_packets + params.parity_packets
+    sizes = {len(b) for b in parity.values()}
+    if len(sizes) != 1 or len(data) + len(parity) < k:
+        raise FecError("too few fragments, or parity blocks of different lengths")
+    block_bytes = sizes.pop()
+    if any(len(p) + 2 > block_bytes for p in data.values()) or block_bytes < 2:
+        raise FecError("a data packet is longer than the parity blocks allow")
+    framed = {i: _slice_blocks([p], block_bytes)[0] for i, p in data.items()}
+    framed.update(parity)
+    indexes = tuple(sorted(framed)[:k])
+    if any(not 0 <= i < n for i in indexes):
+        raise FecError("fragment index outside the code")
+    blocks = zfec.Decoder(k, n).decode(tuple(framed[i] for i in indexes), indexes)
+    rebuilt = {}
+    for i, block in enumerate(blocks):
+        length = int.from_bytes(bytes(block[:2]), "little")
+        if length + 2 > block_bytes:
+            raise FecError("a rebuilt slice packet has an impossible length")
+        rebuilt[i] = bytes(block[2 : 2 + length])
+    return rebuilt

@@ -38,6 +38,17 @@ built always parses, and a datagram that parses carries nothing absurd:
 ``from_bytes`` raises ``PacketFormatError`` for any damage (truncation at any length, bad magic,
 version, checksum or field), never another exception; the receiver treats every such datagram
 as lost.
+
+Two layouts share the header (``PacketLayout``), told apart by the version byte:
+
+* version 1, ``SCALES`` (DHVC): ``scale`` is the scale 1..K, and the fragments of a scale are
+  equal slices of its payload (or FEC fragments of equal length), as above;
+* version 2, ``SLICES`` (x264/x265, DESIGN 4b): ``scale`` is the layer (1: the codecs have one),
+  the fragment index numbers the frame's packets, ``fragment count`` is the number of its data
+  packets and ``parity count`` its FEC parity packets; data payloads have any length (each is a
+  one-byte framing header plus whole NAL units or a piece of one, ``netsim.slices``);
+  ``scale length`` and ``scale CRC32`` cover the concatenated data payloads; ``lambda`` holds
+  the encoder's constant QP (0..``MAX_QP``); the sync tag is 0.
 """
 
 from __future__ import annotations
@@ -45,12 +56,27 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
+from enum import IntEnum
 
 from codec.bitstream import MAX_LAMBDA, MIN_LAMBDA
 from codec.types import NUM_SCALES, FrameType
 
 MAGIC = b"DP"
-FORMAT_VERSION = 1
+
+
+class PacketLayout(IntEnum):
+    """What a packet's fragments are (its version byte on the wire): fragments of a DHVC
+    scale (1) or packets of an x264/x265 frame's NAL units (2)."""
+
+    SCALES = 1
+    SLICES = 2
+
+
+FORMAT_VERSION = PacketLayout.SCALES.value
+"""Version byte of a DHVC packet (``PacketLayout.SCALES``)."""
+
+MAX_QP = 51
+"""Largest QP a slice packet's ``lam`` field may carry (H.264 and HEVC, 8 bits)."""
 _HEADER = struct.Struct("<2sBBIIBBHHHdIIIHI")
 HEADER_SIZE_BYTES = _HEADER.size
 """Bytes of header in front of every payload."""
@@ -62,6 +88,7 @@ MAX_PAYLOAD_BYTES = 0xFFFF
 """Longest payload one packet can carry (its length field is 16 bits)."""
 
 
+_LAYOUTS = {layout.value: layout for layout in PacketLayout}
 _FRAME_TYPE_CODES = {FrameType.I: 0, FrameType.P: 1, FrameType.R: 2}
 _FRAME_TYPES = {code: frame_type for frame_type, code in _FRAME_TYPE_CODES.items()}
 _U16 = 0xFFFF
@@ -95,6 +122,7 @@ class Packet:
     scale_crc32: int
     sync_tag: int
     payload: bytes
+    layout: PacketLayout = PacketLayout.SCALES
 
     def __post_init__(self) -> None:
         problem = _field_problem(
@@ -111,6 +139,7 @@ class Packet:
             scale_crc32=self.scale_crc32,
             sync_tag=self.sync_tag,
             payload_length=len(self.payload),
+            layout=self.layout,
         )
         if problem:
             raise PacketFormatError(problem)
@@ -134,7 +163,7 @@ class Packet:
     def _header(self, checksum: int) -> bytes:
         return _HEADER.pack(
             MAGIC,
-            FORMAT_VERSION,
+            int(self.layout),
             _FRAME_TYPE_CODES[self.frame_type],
             self.seq,
             self.frame_index,
@@ -180,7 +209,7 @@ class Packet:
         ) = _HEADER.unpack_from(data)
         if magic != MAGIC:
             raise PacketFormatError(f"bad magic {magic!r}, expected {MAGIC!r}")
-        if version != FORMAT_VERSION:
+        if version not in _LAYOUTS:
             raise PacketFormatError(f"unsupported packet format version {version}")
         if len(data) != HEADER_SIZE_BYTES + payload_length:
             raise PacketFormatError(
@@ -206,6 +235,7 @@ class Packet:
             scale_crc32=scale_crc32,
             sync_tag=sync_tag,
             payload=bytes(data[HEADER_SIZE_BYTES:]),
+            layout=_LAYOUTS[version],
         )
 
 
@@ -224,6 +254,7 @@ def _field_problem(
     scale_crc32: int,
     sync_tag: int,
     payload_length: int,
+    layout: PacketLayout = PacketLayout.SCALES,
 ) -> str | None:
     """The first field that cannot be sent in the wire format, as a message; None if all can."""
     for name, value, limit in (
@@ -249,7 +280,12 @@ def _field_problem(
         )
     if not 0 <= fragment_index < fragment_count + parity_count:
         return f"fragment index {fragment_index} outside 0..{fragment_count + parity_count - 1}"
-    if not MIN_LAMBDA <= lam <= MAX_LAMBDA:  # NaN fails too
+    if layout not in _LAYOUTS.values():
+        return f"packet layout {layout!r} is not a PacketLayout"
+    if layout is PacketLayout.SLICES:
+        if not (0 <= lam <= MAX_QP and float(lam).is_integer()):  # NaN fails too
+            return f"QP {lam!r} of a slice packet outside 0..{MAX_QP}"
+    elif not MIN_LAMBDA <= lam <= MAX_LAMBDA:  # NaN fails too
         return f"lambda {lam!r} outside {MIN_LAMBDA:g}..{MAX_LAMBDA:g}"
     if scale_length_bytes > fragment_count * MAX_PAYLOAD_BYTES:
         return (

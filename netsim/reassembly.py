@@ -23,18 +23,26 @@ length is impossible for its scale header (``fits_scale_header``), or when a dif
 for the same fragment (same headers) arrived before it; an exact copy of a fragment already held
 is a duplicate, counted and dropped. The receiver asks for the agreement at the playout
 deadline, when every in-time packet is known, so the outcome does not depend on when it asks.
+
+Slice packets (x264/x265, layout ``SLICES``, ``netsim.slices``) go through the same agreement
+(the layout is part of the frame header, so a DHVC stray never mixes into an x264 frame); they
+are not cut equally, so a data payload fits its header when it is 1 to ``scale length`` bytes
+long, and ``assemble_slices`` hands over every data payload that arrived instead of waiting
+for the whole frame: each slice is usable on its own.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 
 from codec.types import FrameType, ReceivedFrame, ScalePayload
-from netsim.fec import FecError, FecParams, fec_decode
-from netsim.packet import Packet
+from netsim.fec import FecError, FecParams, fec_decode, slice_fec_decode
+from netsim.packet import Packet, PacketLayout
+from netsim.slices import ReceivedSlices
 
-FrameHeader = tuple[float, int, FrameType]
-"""The frame-header fields every packet repeats: (lambda, resync_from, frame type)."""
+FrameHeader = tuple[float, int, FrameType, PacketLayout]
+"""The frame-header fields every packet repeats: (lambda, resync_from, frame type, layout)."""
 
 ScaleHeader = tuple[int, int, int, int, int]
 """The scale-header fields every packet repeats: (fragment count, parity count, scale length,
@@ -43,7 +51,7 @@ scale CRC32, sync tag)."""
 
 def frame_header(packet: Packet) -> FrameHeader:
     """The frame-header fields ``packet`` carries."""
-    return (packet.lam, packet.resync_from, packet.frame_type)
+    return (packet.lam, packet.resync_from, packet.frame_type, packet.layout)
 
 
 def scale_header(packet: Packet) -> ScaleHeader:
@@ -67,6 +75,8 @@ def fits_scale_header(packet: Packet) -> bool:
     last; the last is at most ``length // count`` bytes.
     """
     length, count, size = packet.scale_length_bytes, packet.fragment_count, len(packet.payload)
+    if packet.layout is PacketLayout.SLICES:
+        return packet.is_parity or 1 <= size <= length
     if packet.parity_count > 0:
         return length > 0 and size == -(-length // count)
     if count == 1:
@@ -114,6 +124,23 @@ class ScaleAssembly:
     def vote(self) -> tuple[int, bool, int]:
         """Sort key of this header among its scale's candidates: the largest wins."""
         return (len(self.fragments), self.complete, -self.first_arrival)
+
+    def slice_payloads(self) -> tuple[dict[int, bytes], tuple[int, ...]]:
+        """Slice layout: the data payloads that arrived or FEC rebuilt, by index, and the
+        indexes FEC rebuilt."""
+        t = self._template
+        data = {i: p.payload for i, (_, p) in self.fragments.items() if i < t.fragment_count}
+        if len(data) == t.fragment_count or len(self.fragments) < t.fragment_count:
+            return data, ()
+        parity = {i: p.payload for i, (_, p) in self.fragments.items() if i >= t.fragment_count}
+        try:
+            rebuilt = slice_fec_decode(data, parity, FecParams(t.fragment_count, t.parity_count))
+        except FecError:
+            return data, ()
+        joined = b"".join(rebuilt[i] for i in range(t.fragment_count))
+        if len(joined) != t.scale_length_bytes or zlib.crc32(joined) != t.scale_crc32:
+            return data, ()
+        return rebuilt, tuple(i for i in range(t.fragment_count) if i not in data)
 
     def assemble(self) -> AssembledScale | None:
         """The scale's payload, or None while it is incomplete or cannot be rebuilt."""
@@ -239,7 +266,7 @@ class FrameAssembly:
             assembled = agreed.agreed_scale(scale).assemble()
             if assembled is not None:
                 complete.append(assembled)
-        lam, resync_from, frame_type = agreed.header
+        lam, resync_from, frame_type, _ = agreed.header
         received = ReceivedFrame(
             frame_index=self.frame_index,
             lam=lam,
@@ -248,3 +275,25 @@ class FrameAssembly:
             scales={a.scale: a.payload for a in complete},
         )
         return received, tuple(complete)
+
+    def assemble_slices(self) -> tuple[ReceivedSlices, tuple[int, ...]]:
+        """Slice layout: what to hand an x264/x265 decoder (every data payload of the agreed
+        headers that arrived, or that FEC rebuilt), and the data packet indexes FEC rebuilt.
+        A frame whose agreed packets are not slice packets counts as nothing received."""
+        if not self._candidates:
+            return ReceivedSlices.nothing(self.frame_index), ()
+        agreed = self._agreed()
+        lam, _, frame_type, layout = agreed.header
+        layer = agreed.scales.get(1)
+        if layout is not PacketLayout.SLICES or layer is None:
+            return ReceivedSlices.nothing(self.frame_index), ()
+        assembly = agreed.agreed_scale(1)
+        payloads, recovered = assembly.slice_payloads()
+        received = ReceivedSlices(
+            frame_index=self.frame_index,
+            frame_type=frame_type,
+            qp=int(lam),
+            packet_count=assembly.header[0],
+            payloads=payloads,
+        )
+        return received, recovered

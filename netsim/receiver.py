@@ -1,4 +1,11 @@
-"""The receiving side: reassembly, playout deadlines, decoding, echoes (DESIGN 2-4)."""
+"""The receiving side: reassembly, playout deadlines, decoding, echoes (DESIGN 2-4, 4b).
+
+The receiver drives any codec through a decoder adapter (DESIGN 4b): DHVC's ``FrameDecoder``
+gets a ``ReceivedFrame`` (the complete scales), an x264/x265 ``SliceDecoder`` (``layout`` =
+``PacketLayout.SLICES``) a ``netsim.slices.ReceivedSlices`` (every slice packet that arrived:
+slices are usable on their own). Both report D and the echo to send in the same way, so the
+echo logic below serves both; for x264/x265 the echo (f, 1) is the picture-loss indication.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,10 @@ import simpy
 
 from codec.types import IN_SYNC, DecodedFrame, ReceivedFrame
 from netsim.feedback import SIMULTANEITY_S, Echo, FeedbackLink
-from netsim.packet import Packet
+from netsim.packet import Packet, PacketLayout
 from netsim.reassembly import FrameAssembly
 from netsim.sender import frame_capture_time_s
+from netsim.slices import SLICE_LAYER, DecodedSlices, ReceivedSlices
 from netsim.trace import FrameTrace, PacketTrace, ShownFrame
 
 
@@ -19,6 +27,15 @@ class FrameDecoder(Protocol):
     """Decodes frames in order, one call per frame, from whatever of each frame arrived."""
 
     def decode(self, received: ReceivedFrame) -> DecodedFrame: ...
+
+
+class SliceDecoder(Protocol):
+    """An x264/x265 decoder adapter: ``layout`` is ``PacketLayout.SLICES``; it decodes frames in
+    order, one call per frame, from the slice packets that arrived."""
+
+    layout: PacketLayout
+
+    def decode(self, received: ReceivedSlices) -> DecodedSlices: ...
 
 
 class Receiver:
@@ -51,7 +68,7 @@ class Receiver:
         self,
         env: simpy.Environment,
         *,
-        decoder: FrameDecoder,
+        decoder: FrameDecoder | SliceDecoder,
         feedback: FeedbackLink,
         trace: PacketTrace,
         frames: FrameTrace,
@@ -61,7 +78,7 @@ class Receiver:
         decode_time_s: float = 0.0,
         echo_timeout_s: float | None = None,
         send_echoes: bool = True,
-        on_frame: Callable[[DecodedFrame], None] | None = None,
+        on_frame: Callable[[DecodedFrame | DecodedSlices], None] | None = None,
     ) -> None:
         if playout_delay_s < 0 or decode_time_s < 0:
             raise ValueError("playout_delay_s and decode_time_s must be >= 0")
@@ -69,6 +86,7 @@ class Receiver:
             raise ValueError("echo_timeout_s must be positive")
         self.env = env
         self.decoder = decoder
+        self.layout: PacketLayout = getattr(decoder, "layout", PacketLayout.SCALES)
         self.feedback = feedback
         self.trace = trace
         self.frames = frames
@@ -90,8 +108,14 @@ class Receiver:
         return frame_capture_time_s(frame_index, self.fps) + self.playout_delay_s
 
     def deliver(self, packet: Packet) -> None:
-        """A packet arrives now (called by the forward link)."""
-        in_time = packet.frame_index >= self.next_frame and packet.frame_index < self.frame_count
+        """A packet arrives now (called by the forward link). It is in time when its frame is
+        still to be decoded and its playout deadline has not passed (within ``SIMULTANEITY_S``),
+        even while the receiver, behind its clock, is still decoding an earlier frame."""
+        frame_index = packet.frame_index
+        in_time = (
+            self.next_frame <= frame_index < self.frame_count
+            and self.env.now <= self.deadline_s(frame_index) + SIMULTANEITY_S
+        )
         self.trace.arrived(packet, self.env.now, in_time=in_time)
         if not in_time:
             return
@@ -114,17 +138,14 @@ class Receiver:
             start_s = deadline_s if self.env.now <= wake_s else self.env.now  # behind: now
             self.next_frame = frame_index + 1
             assembly = self._assemblies.pop(frame_index, None)
-            if assembly is None:
-                received, complete = ReceivedFrame.nothing(frame_index), ()
-            else:
-                received, complete = assembly.assemble()
+            if assembly is not None:
                 self.rejected_packets += assembly.rejected_packets
                 for packet in assembly.discarded():
                     self.trace.rejected(packet)
-            for scale in complete:
-                for fragment in scale.recovered_fragments:
-                    self.trace.recovered(frame_index, scale.scale, fragment)
-            decoded = self.decoder.decode(received)
+            if self.layout is PacketLayout.SLICES:
+                decoded, received_units = self._decode_slices(frame_index, assembly)
+            else:
+                decoded, received_units = self._decode_scales(frame_index, assembly)
             if self.decode_time_s > 0:
                 yield self.env.timeout(self.decode_time_s)
             done_s = start_s + self.decode_time_s
@@ -136,17 +157,50 @@ class Receiver:
             self.frames.shown(
                 frame_index,
                 ShownFrame(
-                    scales_received=len(received.scales),
+                    scales_received=received_units,
                     scales_decoded=decoded.scales_decoded,
                     first_desynced_scale=decoded.first_desynced_scale,
                     echo_sent=self.send_echoes and echo_scale is not None,
                     decode_time_s=self.decode_time_s,
+                    concealed=(
+                        decoded.concealed
+                        if isinstance(decoded, DecodedSlices)
+                        else decoded.scales_decoded < len(decoded.outcomes)
+                    ),
+                    frozen=isinstance(decoded, DecodedSlices) and decoded.frozen,
                 ),
             )
             if self.on_frame is not None:
                 self.on_frame(decoded)
 
-    def _echo_for(self, decoded: DecodedFrame, now_s: float) -> int | None:
+    def _decode_scales(
+        self, frame_index: int, assembly: FrameAssembly | None
+    ) -> tuple[DecodedFrame, int]:
+        """DHVC: decode the complete scales; the decoded frame and the scales received."""
+        if assembly is None:
+            received, complete = ReceivedFrame.nothing(frame_index), ()
+        else:
+            received, complete = assembly.assemble()
+        for scale in complete:
+            for fragment in scale.recovered_fragments:
+                self.trace.recovered(frame_index, scale.scale, fragment)
+        return self.decoder.decode(received), len(received.scales)  # type: ignore[arg-type]
+
+    def _decode_slices(
+        self, frame_index: int, assembly: FrameAssembly | None
+    ) -> tuple[DecodedSlices, int]:
+        """x264/x265: decode the slice packets that arrived; the result and the NAL units
+        received whole."""
+        if assembly is None:
+            received, recovered = ReceivedSlices.nothing(frame_index), ()
+        else:
+            received, recovered = assembly.assemble_slices()
+        for fragment in recovered:
+            self.trace.recovered(frame_index, SLICE_LAYER, fragment)
+        decoded = self.decoder.decode(received)  # type: ignore[arg-type]
+        return decoded, decoded.units_received
+
+    def _echo_for(self, decoded: DecodedFrame | DecodedSlices, now_s: float) -> int | None:
         """The j of the echo to send after this frame (a new drop of D, or a repeat after the
         echo timeout), or None."""
         if decoded.echo_scale is not None:

@@ -1,9 +1,11 @@
 """Running a scenario end to end with the real codec and writing its results (DESIGN 5).
 
 ``run_scenario`` reads as load -> simulate -> write: ``load_run_inputs`` reads the video and
-loads the model; ``simulate_run`` carries every frame through ``netsim.simulation.simulate``
-with ``codec.Encoder`` and ``codec.Decoder`` while ``netsim.quality.QualityObserver`` measures
-PSNR and MS-SSIM of each decoded frame; ``write_results`` writes into ``out_dir``:
+loads the model (DHVC; x264/x265 need none); ``simulate_run`` carries every frame through
+``netsim.simulation.simulate`` with the scenario's codec (``codec.Encoder`` and
+``codec.Decoder``, or the x264/x265 adapters of ``netsim.h26x``, DESIGN 4b) while
+``netsim.quality.QualityObserver`` measures PSNR and MS-SSIM of each decoded frame;
+``write_results`` writes into ``out_dir``:
 
 * ``frames.csv`` and ``packets.csv`` (``netsim.trace``): they depend on the scenario and seed
   only, so two runs give identical bytes; in particular ``decode_time_s`` is the *simulated*
@@ -32,11 +34,14 @@ import torch
 from codec import DHVC, CheckpointError, Decoder, Encoder, load_model
 from codec.config import check_lambda
 from codec.fileio import TargetError, atomic_folder, check_writable_target
+from codec.h26x import STANDARD_CODECS, H26xSettings
 from codec.types import DecodedFrame, EncodedFrame, ReceivedFrame
 from codec.video import VideoError, read_frames, write_side_by_side_mp4
+from netsim.h26x import H26xFrameDecoder, H26xFrameEncoder
 from netsim.quality import QualityObserver
 from netsim.scenario import Scenario, ScenarioError
 from netsim.simulation import SimulationOutcome, simulate
+from netsim.slices import DecodedSlices, payload_budget_bytes
 from netsim.summary import ModelInfo, RunSummary, RunTiming, summarize
 from netsim.trace import FrameTrace, write_frames_csv, write_packets_csv
 
@@ -112,22 +117,28 @@ class _TimedDecoder:
 @dataclass(frozen=True)
 class RunInputs:
     """What a run starts from: the scenario with the run's frame count and seed, the video's
-    first ``frame_count`` frames (N x H x W x 3 uint8), the model and the codec around it, and
-    the wall time spent loading them (s)."""
+    first ``frame_count`` frames (N x H x W x 3 uint8), the model and the codec around it
+    (None for x264/x265, whose adapters ``simulate_run`` builds), and the wall time spent
+    loading them (s)."""
 
     scenario: Scenario
     frame_count: int
     seed: int
     device: str
     originals: np.ndarray
-    model: DHVC
-    encoder: Encoder
-    decoder: Decoder
+    model: DHVC | None
+    encoder: Encoder | None
+    decoder: Decoder | None
     setup_time_s: float
 
     @property
     def model_info(self) -> ModelInfo:
         """The model as summary.json describes it."""
+        if self.model is None:
+            spec = self.scenario.codec
+            preset = spec.h26x.preset if spec.h26x is not None else ""
+            encoder_name = STANDARD_CODECS[spec.kind][0]
+            return ModelInfo(id=encoder_name, preset=preset, lambda_min=np.nan, lambda_max=np.nan)
         config = self.model.config
         return ModelInfo(
             id=getattr(self.model, "model_id", None),
@@ -186,6 +197,18 @@ def load_run_inputs(
         raise RunError(f"frames must be >= 1, got {frame_count}")
     device = resolve_device(device)
     originals = _read_video(scenario, frame_count)
+    if scenario.codec.kind != "dhvc":
+        return RunInputs(
+            scenario=scenario,
+            frame_count=frame_count,
+            seed=scenario.seed if seed is None else seed,
+            device="cpu",
+            originals=originals,
+            model=None,
+            encoder=None,
+            decoder=None,
+            setup_time_s=time.perf_counter() - start,
+        )
     model = _load_model(scenario, device)
     height, width = originals.shape[1:3]
     return RunInputs(
@@ -210,12 +233,19 @@ def simulate_run(
     """Carry every frame through the scenario's network with the codec, measuring the quality
     of each decoded frame; ``on_frame(done, total)`` after each one."""
     scenario = inputs.scenario
-    encoder = _TimedEncoder(inputs.encoder, inputs.originals, scenario.codec.lam)
-    decoder = _TimedDecoder(inputs.decoder)
+    encoder: _TimedEncoder | H26xFrameEncoder
+    decoder: _TimedDecoder | H26xFrameDecoder
+    if inputs.encoder is None or inputs.decoder is None:
+        height, width = inputs.originals.shape[1:3]
+        encoder = H26xFrameEncoder(h26x_settings(scenario), inputs.originals)
+        decoder = H26xFrameDecoder(scenario.codec.kind, width=width, height=height)
+    else:
+        encoder = _TimedEncoder(inputs.encoder, inputs.originals, scenario.codec.lam)
+        decoder = _TimedDecoder(inputs.decoder)
     frames = FrameTrace(measures_quality=True)
     quality = QualityObserver(inputs.originals, frames, keep_pictures=keep_pictures)
 
-    def frame_done(decoded: DecodedFrame) -> None:
+    def frame_done(decoded: DecodedFrame | DecodedSlices) -> None:
         quality(decoded)
         if on_frame is not None:
             on_frame(decoded.frame_index + 1, inputs.frame_count)
@@ -235,6 +265,30 @@ def simulate_run(
         decode_time_s=decoder.wall_time_s,
         metrics_time_s=quality.wall_time_s,
         pictures=quality.pictures if keep_pictures else None,
+    )
+
+
+def h26x_settings(scenario: Scenario) -> H26xSettings:
+    """The x264/x265 encoder settings of a scenario whose ``codec.kind`` is x264 or x265:
+    its ``codec.h26x`` and ``gop_frames``, the frame rate (rounded; constant QP makes it
+    irrelevant to the bits) and x264's ``slice-max-size`` = the NAL bytes one packet carries
+    (``netsim.slices.payload_budget_bytes``, less FEC's 2-byte length field when the layer is
+    protected)."""
+    spec = scenario.codec
+    if spec.h26x is None or spec.kind == "dhvc":
+        raise ValueError("not an x264/x265 scenario")
+    budget = payload_budget_bytes(scenario.sender.mtu_bytes)
+    if 1 in scenario.sender.fec:
+        budget -= 2
+    return H26xSettings(
+        codec=spec.kind,
+        qp=spec.h26x.qp,
+        gop_frames=min(spec.gop_frames, 2**31 - 1),
+        slice_max_bytes=budget,
+        x265_slices=spec.h26x.x265_slices,
+        intra_refresh=spec.h26x.intra_refresh,
+        preset=spec.h26x.preset,
+        fps=max(1, round(scenario.video.fps)),
     )
 
 

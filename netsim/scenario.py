@@ -186,12 +186,56 @@ class VideoSpec(_Spec):
         return value
 
 
-class CodecSpec(_Spec):
-    """The model and its operating point. ``checkpoint``: ``default`` (shipped weights),
-    ``none`` (random weights of ``preset``, for tests) or a path; ``lam`` is the paper's
-    rate-distortion lambda, constant over the run; a frame whose index is a multiple of
-    ``gop_frames`` is an I frame. ``lam`` must lie in the model's range (``check_lambda``)."""
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+)
+"""Speed presets of x264 and x265 (both name them alike)."""
 
+MAX_X265_SLICES = 64
+"""Most slices per x265 picture (x265 cuts whole CTU rows; it clamps to the rows there are)."""
+
+MIN_H26X_MTU_BYTES = HEADER_SIZE_BYTES + 1 + 2 + 64
+"""Smallest ``mtu_bytes`` for x264/x265: the header, the framing byte, FEC's length field and
+x264's smallest ``slice-max-size`` here (64 bytes)."""
+
+
+class H26xSpec(_Spec):
+    """x264/x265 settings (``codec.kind`` x264 or x265, DESIGN 4b): low delay (no B-frames,
+    ``tune=zerolatency``), constant ``qp``, an I frame every ``codec.gop_frames`` frames and in
+    answer to each picture-loss indication. ``x265_slices``: slices per x265 picture (x264's
+    slices are sized to the MTU instead). ``intra_refresh`` (x264 only): a sweeping column of
+    intra blocks instead of periodic I frames (a picture-loss indication is still answered
+    with a whole I frame: libavcodec cannot start a sweep on request).
+    ``matched_bitrate_kbps`` and ``matched_to`` record the rate matching: the DHVC run whose
+    clean mean bitrate the QP was chosen to match and that bitrate (information only; a test
+    checks the match)."""
+
+    qp: StrictInt = Field(ge=0, le=51)
+    preset: Literal[X264_PRESETS] = "medium"  # type: ignore[valid-type]
+    x265_slices: StrictInt = Field(8, ge=1, le=MAX_X265_SLICES)
+    intra_refresh: StrictBool = False
+    matched_bitrate_kbps: FiniteFloat | None = Field(None, gt=0, le=MAX_RATE_KBPS)
+    matched_to: str | None = Field(None, max_length=200)
+
+
+class CodecSpec(_Spec):
+    """The codec under test and its operating point. ``kind``: ``dhvc`` (the default), or
+    ``x264``/``x265`` with their settings in ``h26x`` (DESIGN 4b). For DHVC, ``checkpoint``:
+    ``default`` (shipped weights), ``none`` (random weights of ``preset``, for tests) or a path;
+    ``lam`` is the paper's rate-distortion lambda, constant over the run, and must lie in the
+    model's range (``check_lambda``). For every codec a frame whose index is a multiple of
+    ``gop_frames`` is an I frame."""
+
+    kind: Literal["dhvc", "x264", "x265"] = "dhvc"
+    h26x: H26xSpec | None = None
     checkpoint: str = "default"
     preset: str | None = None
     lam: FiniteFloat = Field(1024.0, gt=0)
@@ -206,6 +250,16 @@ class CodecSpec(_Spec):
         if not path.is_file():
             raise ValueError(f"checkpoint file not found: {path}")
         return str(path)
+
+    @model_validator(mode="after")
+    def _settings_match_kind(self) -> CodecSpec:
+        if self.kind == "dhvc" and self.h26x is not None:
+            raise FieldError(("h26x",), "only for kind x264 or x265")
+        if self.kind != "dhvc" and self.h26x is None:
+            raise FieldError(("h26x",), f"kind {self.kind} needs its settings (at least qp)")
+        if self.kind == "x265" and self.h26x is not None and self.h26x.intra_refresh:
+            raise FieldError(("h26x", "intra_refresh"), "intra refresh is an x264 option")
+        return self
 
 
 # ----------------------------------------------------------------------------- sender
@@ -452,6 +506,9 @@ class Scenario(_Spec):
                 f"an echo delay of {feedback_delay_s:g} s at {self.video.fps:g} frames/s is "
                 f"longer than {MAX_DURATION_MS / 1000:g} s",
             )
+        if self.codec.kind != "dhvc":
+            check_h26x(self.sender, self.video)
+            return self
         try:
             config = model_config_for(self.codec.checkpoint, self.codec.preset)
         except FieldError as err:
@@ -514,6 +571,25 @@ def scale_budget_bytes(config: ModelConfig, width_px: int, height_px: int, scale
     rows, columns = coded_size(height_px, width_px, scale)
     values = rows * columns * config.latent_channels[scale - 1]
     return math.ceil(values * MAX_CODED_BITS_PER_LATENT / 8) + RANGE_CODER_SLACK_BYTES
+
+
+def check_h26x(sender: SenderSpec, video: VideoSpec) -> None:
+    """``FieldError`` unless x264/x265 can run with these settings: even frame sides (4:2:0),
+    ``mtu_bytes`` >= ``MIN_H26X_MTU_BYTES``, and FEC (if any) on layer 1 only, the one layer
+    x264/x265 send."""
+    for name, side in (("width_px", video.width_px), ("height_px", video.height_px)):
+        if side % 2:
+            raise FieldError(("video", name), f"x264/x265 need even frame sides, got {side}")
+    if sender.mtu_bytes < MIN_H26X_MTU_BYTES:
+        raise FieldError(
+            ("sender", "mtu_bytes"),
+            f"{sender.mtu_bytes} is too small for x264/x265 slices (at least {MIN_H26X_MTU_BYTES})",
+        )
+    for scale in sender.fec:
+        if scale != 1:
+            raise FieldError(
+                ("sender", "fec", scale), "x264/x265 send one layer: protect layer 1 only"
+            )
 
 
 def check_packetization(sender: SenderSpec, video: VideoSpec, config: ModelConfig) -> None:

@@ -1,4 +1,11 @@
-"""The sending side: frame clock, encoding, packetization, re-sync on echoes (DESIGN 3, 4)."""
+"""The sending side: frame clock, encoding, packetization, re-sync on echoes (DESIGN 3, 4, 4b).
+
+The sender drives any codec through ``FrameEncoder`` (DESIGN 4b): DHVC's encoder returns an
+``EncodedFrame`` (four scales, packetized by ``netsim.packetizer.packetize``); the x264/x265
+adapters return a ``SlicedFrame`` (NAL units, packetized by ``netsim.slices.packetize_slices``).
+Feedback is the same for both: an echo (f, j) asks for a re-sync from scale j; for x264/x265
+the receiver's picture-loss indication is the echo (f, 1), answered with an I frame.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,9 @@ from codec.types import NUM_SCALES, EncodedFrame
 from netsim.fec import FecParams
 from netsim.feedback import Echo, FeedbackLink
 from netsim.link import ForwardLink
+from netsim.packet import Packet
 from netsim.packetizer import packetize
+from netsim.slices import SlicedFrame, packetize_slices
 from netsim.trace import FrameTrace, SentFrame
 
 
@@ -19,10 +28,11 @@ class FrameEncoder(Protocol):
     """Produces the encoded frame ``frame_index`` (frames are requested in order, once each).
 
     ``resync_from`` is None for a regular frame (the encoder decides I or P) or j in 1..K for a
-    re-sync frame (DESIGN 3).
+    re-sync frame (DESIGN 3; for x264/x265 any j asks for an I frame). DHVC returns an
+    ``EncodedFrame``, the x264/x265 adapters a ``SlicedFrame``.
     """
 
-    def encode(self, frame_index: int, resync_from: int | None) -> EncodedFrame: ...
+    def encode(self, frame_index: int, resync_from: int | None) -> EncodedFrame | SlicedFrame: ...
 
 
 def frame_capture_time_s(frame_index: int, fps: float) -> float:
@@ -96,22 +106,43 @@ class Sender:
                     f"encoder returned frame {encoded.frame_index} for frame {frame_index}"
                 )
             self._note_resync(encoded)
+            packets = self._packetize(encoded)
             self.frames.sent(frame_index, self._sent_frame(encoded, capture_s))
             if self.encode_time_s > 0:
                 yield self.env.timeout(self.encode_time_s)
-            packets = packetize(
-                encoded,
-                first_seq=self.next_seq,
-                mtu_bytes=self.mtu_bytes,
-                max_scales=self.max_scales,
-                fec=self.fec,
-            )
             self.next_seq += len(packets)
             for packet in packets:
                 self.link.send(packet)
 
-    def _sent_frame(self, encoded: EncodedFrame, capture_s: float) -> SentFrame:
-        """The sender's half of the frame's trace row: what it encoded and sends."""
+    def _packetize(self, encoded: EncodedFrame | SlicedFrame) -> list[Packet]:
+        """The frame's packets, numbered from ``next_seq``, in sending order."""
+        if isinstance(encoded, SlicedFrame):
+            return packetize_slices(
+                encoded, first_seq=self.next_seq, mtu_bytes=self.mtu_bytes, fec=self.fec.get(1)
+            )
+        return packetize(
+            encoded,
+            first_seq=self.next_seq,
+            mtu_bytes=self.mtu_bytes,
+            max_scales=self.max_scales,
+            fec=self.fec,
+        )
+
+    def _sent_frame(self, encoded: EncodedFrame | SlicedFrame, capture_s: float) -> SentFrame:
+        """The sender's half of the frame's trace row: what it encoded and sends. For x264/x265
+        all bits are layer 1's (``bits_s1``), ``lambda`` is not defined (NaN; the QP is in the
+        scenario) and the units are the NAL units; for DHVC the units are the scales sent."""
+        if isinstance(encoded, SlicedFrame):
+            return SentFrame(
+                frame_type=encoded.frame_type,
+                resync_from=encoded.resync_from,
+                lam=float("nan"),
+                bits_per_scale=(encoded.payload_bits,) + (0,) * (NUM_SCALES - 1),
+                pixels=encoded.width * encoded.height,
+                capture_time_s=capture_s,
+                codec=encoded.codec,
+                units_sent=len(encoded.nal_units),
+            )
         return SentFrame(
             frame_type=encoded.frame_type,
             resync_from=encoded.resync_from,
@@ -121,6 +152,7 @@ class Sender:
             ),
             pixels=encoded.width * encoded.height,
             capture_time_s=capture_s,
+            units_sent=min(self.max_scales, len(encoded.scales)),
         )
 
     def _consider(self, echo: Echo) -> None:

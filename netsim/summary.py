@@ -34,7 +34,8 @@ SUMMARY_FILE = "summary.json"
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """The codec model of a run: its id (None for random weights), preset and lambda range."""
+    """The codec model of a run: its id (None for random weights), preset and lambda range.
+    For x264/x265: the encoder library and its speed preset; no lambda range (NaN)."""
 
     id: str | None
     preset: str
@@ -149,7 +150,11 @@ class RunSummary:
 
     Means are over the frames with a finite value (NaN when there are none); ``mean_bitrate_kbps``
     is the sent payload rate; ``frames_in_sync`` counts frames after which D = K + 1, and
-    ``frame_types`` the frames of each type (I, P, R).
+    ``frame_types`` the frames of each type (I, P, R). ``codec`` is the codec under test
+    (DESIGN 4b); ``frames_concealed`` and ``frames_frozen`` count the frames shown partly
+    concealed and frozen (frames.csv's ``concealed`` and ``frozen``). For x264/x265,
+    ``frames_in_sync`` counts frames after which the decoder's references were clean, and
+    ``echoes`` are picture-loss indications.
     """
 
     scenario: Scenario
@@ -170,6 +175,9 @@ class RunSummary:
     loss: LossSummary
     echoes: EchoSummary
     timing: RunTiming
+    codec: str = "dhvc"
+    frames_concealed: int = 0
+    frames_frozen: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The content of summary.json: plain JSON values, NaN and infinities as None."""
@@ -241,6 +249,9 @@ def summarize(
         ),
         echoes=_echo_summary(outcome, records),
         timing=timing,
+        codec=scenario.codec.kind,
+        frames_concealed=sum(r.concealed for r in records),
+        frames_frozen=sum(r.frozen for r in records),
     )
 
 

@@ -9,6 +9,17 @@ index; ``records()`` joins them into one ``FrameRecord`` per frame (a row of fra
 ``PACKET_SCHEMA`` and ``FRAME_SCHEMA`` are the one definition of both CSV files: column names,
 the kind of value each holds (how ``analysis.io`` parses it) and how it is written. Values are
 written with fixed formats, so identical runs give identical bytes.
+
+Every codec under test writes the same files (DESIGN 4b): frames.csv's ``codec`` column says
+which one; for x264/x265 the "scales" of a row are NAL units (``units_sent``,
+``scales_received``, ``scales_decoded``), all bits are layer 1's (``bits_s1``), ``lambda`` is
+empty (NaN) and ``first_desynced_scale`` is 1 while the decoder's references are damaged;
+packets.csv's ``scale`` is the layer (1) and ``fragment`` the packet's index in its frame.
+``concealed`` marks a frame shown with part of it filled in (DHVC: a scale mean-substituted;
+x264/x265: a slice missing, concealed by FFmpeg) and ``frozen`` one of which nothing could be
+decoded, so the last picture was shown again (never for DHVC, which always decodes one).
+Columns added after the first traces carry a ``default`` that readers assume when an older
+trace lacks them.
 """
 
 from __future__ import annotations
@@ -49,13 +60,15 @@ class ColumnKind(StrEnum):
 
 @dataclass(frozen=True)
 class Column:
-    """One column of a trace file: its name, its kind, the labels a ``LABEL`` column allows
-    and the ``format`` spec its values are written with (None is written as an empty cell)."""
+    """One column of a trace file: its name, its kind, the labels a ``LABEL`` column allows,
+    the ``format`` spec its values are written with (None is written as an empty cell) and,
+    for a column added later, the ``default`` cell a reader assumes when a trace lacks it."""
 
     name: str
     kind: ColumnKind
     format_spec: str = ""
     labels: tuple[str, ...] = ()
+    default: str | None = None
 
     def cell(self, value: object) -> str:
         """``value`` as this column writes it."""
@@ -64,6 +77,10 @@ class Column:
         if isinstance(value, StrEnum):
             return value.value
         return format(value, self.format_spec)
+
+
+CODECS: tuple[str, ...] = ("dhvc", "x264", "x265")
+"""The codecs a run may carry (DESIGN 4b), as frames.csv's ``codec`` column names them."""
 
 
 def _time(name: str) -> Column:
@@ -103,6 +120,10 @@ FRAME_SCHEMA: tuple[Column, ...] = (
     Column("ms_ssim", ColumnKind.FLOAT, ".6f"),
     _time("capture_time_s"),
     _time("decode_time_s"),
+    Column("codec", ColumnKind.LABEL, labels=CODECS, default=CODECS[0]),
+    Column("units_sent", ColumnKind.INT, default=str(NUM_SCALES)),
+    Column("concealed", ColumnKind.FLAG, default="0"),
+    Column("frozen", ColumnKind.FLAG, default="0"),
 )
 """frames.csv, one row per frame (``FrameRecord``); ``bits_s1..bits_sK`` for K scales."""
 
@@ -281,7 +302,8 @@ class SentFrame:
     """The sender's half of a frames.csv row, recorded where it encodes the frame.
 
     ``bits_per_scale`` counts the payload bits of each scale that was sent (0 for scales above
-    the sender's ``max_scales``); ``pixels`` is the frame's width times height.
+    the sender's ``max_scales``); ``pixels`` is the frame's width times height; ``codec`` is
+    one of ``CODECS``; ``units_sent`` counts the scales (DHVC) or NAL units (x264/x265) sent.
     """
 
     frame_type: FrameType
@@ -290,6 +312,8 @@ class SentFrame:
     bits_per_scale: tuple[int, ...]
     pixels: int
     capture_time_s: float
+    codec: str = CODECS[0]
+    units_sent: int = NUM_SCALES
 
 
 @dataclass(frozen=True)
@@ -298,7 +322,8 @@ class ShownFrame:
 
     ``scales_received`` counts the scales complete at the playout deadline;
     ``first_desynced_scale`` is the decoder's D after the frame (K + 1 = in sync); ``echo_sent``
-    says an echo left after the frame; ``decode_time_s`` is the *simulated* decode time.
+    says an echo left after the frame; ``decode_time_s`` is the *simulated* decode time;
+    ``concealed`` and ``frozen`` as in frames.csv (module docstring).
     """
 
     scales_received: int
@@ -306,6 +331,8 @@ class ShownFrame:
     first_desynced_scale: int
     echo_sent: bool
     decode_time_s: float
+    concealed: bool = False
+    frozen: bool = False
 
 
 @dataclass(frozen=True)
@@ -344,6 +371,10 @@ class FrameRecord:
     ms_ssim: float
     capture_time_s: float
     decode_time_s: float
+    codec: str = CODECS[0]
+    units_sent: int = NUM_SCALES
+    concealed: bool = False
+    frozen: bool = False
 
     @classmethod
     def join(
@@ -365,6 +396,10 @@ class FrameRecord:
             ms_ssim=quality.ms_ssim,
             capture_time_s=sent.capture_time_s,
             decode_time_s=shown.decode_time_s,
+            codec=sent.codec,
+            units_sent=sent.units_sent,
+            concealed=shown.concealed,
+            frozen=shown.frozen,
         )
 
     @property
@@ -390,6 +425,10 @@ class FrameRecord:
             "ms_ssim": self.ms_ssim,
             "capture_time_s": self.capture_time_s,
             "decode_time_s": self.decode_time_s,
+            "codec": self.codec,
+            "units_sent": self.units_sent,
+            "concealed": self.concealed,
+            "frozen": self.frozen,
         }
 
 

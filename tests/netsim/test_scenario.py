@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from netsim.cli import app
 from netsim.scenario import Scenario, ScenarioError, load_scenario
 
-SCENARIOS = sorted((Path(__file__).parents[2] / "scenarios").glob("*.yaml"))
+SCENARIOS = sorted((Path(__file__).parents[2] / "scenarios").rglob("*.yaml"))  # compare/ too
 REQUIRED = {
     "loss20",
     "loss40",
