@@ -388,3 +388,102 @@ def plot_psnr_vs_loss(
         title = "Mean PSNR against packet loss"
     figure.suptitle(_title(title, description))
     return figure
+
+
+CODEC_COLOURS: dict[str, str] = {"dhvc": "C0", "x264": "C1", "x265": "C2"}
+"""One colour per codec in the comparison figures (issue 13)."""
+
+
+def plot_codec_psnr_vs_loss(
+    comparison: pd.DataFrame,
+    loss_column: str,
+    confidence: float = 0.95,
+    description: RunDescription | None = None,
+) -> Figure:
+    """Mean PSNR against the loss rate the scenarios set, one line per codec, with
+    ``confidence`` t-intervals over seeds (``analysis.metrics.codec_comparison``)."""
+    figure = Figure(figsize=(7.2, 5.0), layout="constrained")
+    axes = figure.subplots()
+    for codec, part in comparison.groupby("codec", sort=False):
+        part = part.sort_values(loss_column)
+        x = part[loss_column] * 100.0
+        y = part["mean_psnr_db_mean"]
+        yerr = [y - part["mean_psnr_db_ci_low"], part["mean_psnr_db_ci_high"] - y]
+        seeds = "/".join(str(n) for n in sorted(set(part["seeds"])))
+        axes.errorbar(
+            x,
+            y,
+            yerr=yerr,
+            marker="o",
+            capsize=3,
+            color=CODEC_COLOURS.get(str(codec)),
+            label=f"{codec} (mean over {seeds} seeds, {confidence:.0%} t-interval)",
+        )
+    axes.set_xlabel("packet loss rate set, Bernoulli, every packet exposed (%)")
+    axes.set_ylabel(f"mean {PSNR_AXIS}")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize="small", loc="best")
+    figure.suptitle(_title("DHVC, x264 and x265 under the same loss", description))
+    return figure
+
+
+def plot_codec_traces(
+    series: pd.DataFrame, title: str, description: RunDescription | None = None
+) -> Figure:
+    """Per-frame PSNR of one loss case, one panel per codec side by side (shared PSNR axis):
+    ``series`` has columns ``codec``, ``frame``, ``psnr``, ``frozen`` and ``frame_type``;
+    frozen frames are marked with an X, I frames sent in answer to feedback (R) with a
+    triangle."""
+    codecs = list(dict.fromkeys(series["codec"]))
+    figure = Figure(figsize=(4.0 * len(codecs), 3.8), layout="constrained")
+    panels = figure.subplots(1, len(codecs), sharey=True, squeeze=False)[0]
+    for axes, codec in zip(panels, codecs, strict=True):
+        part = series[series["codec"] == codec].sort_values("frame")
+        axes.plot(part["frame"], part["psnr"], color=CODEC_COLOURS.get(codec), linewidth=1.4)
+        frozen = part[part["frozen"].astype(bool)]
+        axes.plot(frozen["frame"], frozen["psnr"], **LOSS_STYLE)
+        resync = part[part["frame_type"].astype(str) == "R"]
+        axes.plot(resync["frame"], resync["psnr"], **RESYNC_STYLE)
+        axes.set_title(codec)
+        axes.set_xlabel(FRAME_AXIS)
+        axes.grid(True, alpha=0.3)
+    panels[0].set_ylabel(PSNR_AXIS)
+    handles = [
+        Line2D([], [], label="frozen (nothing decodable)", **LOSS_STYLE),
+        Line2D([], [], label="re-sync / IDR answering feedback", **RESYNC_STYLE),
+    ]
+    panels[-1].legend(handles=handles, fontsize="small", loc="lower right")
+    figure.suptitle(_title(title, description))
+    return figure
+
+
+def plot_codec_unusable(
+    comparison: pd.DataFrame,
+    loss_column: str,
+    threshold_db: float,
+    description: RunDescription | None = None,
+) -> Figure:
+    """Two panels against the loss rate set, one line per codec, means over seeds: the share
+    of frames frozen, and the share unusable (frozen or below ``threshold_db``)."""
+    figure = Figure(figsize=(10.0, 4.2), layout="constrained")
+    panels = figure.subplots(1, 2, sharey=True)
+    for axes, value, name in (
+        (panels[0], "frozen_fraction", "frozen frames (nothing decodable)"),
+        (panels[1], "unusable_fraction", f"frozen or below {threshold_db:g} dB"),
+    ):
+        for codec, part in comparison.groupby("codec", sort=False):
+            part = part.sort_values(loss_column)
+            axes.plot(
+                part[loss_column] * 100.0,
+                part[f"{value}_mean"] * 100.0,
+                marker="o",
+                color=CODEC_COLOURS.get(str(codec)),
+                label=str(codec),
+            )
+        axes.set_title(name)
+        axes.set_xlabel("packet loss rate set (%)")
+        axes.grid(True, alpha=0.3)
+    panels[0].set_ylabel("share of frames (%)")
+    panels[0].legend(fontsize="small", loc="best")
+    figure.suptitle(_title("Frames the viewer cannot use", description))
+    return figure

@@ -536,3 +536,49 @@ def seed_intervals(
             row[f"{value}_ci_high"] = mean + half
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+UNUSABLE_PSNR_DB = 25.0
+"""PSNR below which :func:`codec_frame_fractions` counts a shown frame as unusable (dB)."""
+
+
+def codec_frame_fractions(frames: pd.DataFrame, threshold_db: float = UNUSABLE_PSNR_DB) -> dict:
+    """What share of a run's frames the viewer could not use (issue 13): ``frozen_fraction``
+    (nothing decodable, the last picture repeated), ``concealed_fraction`` (shown with a part
+    concealed) and ``unusable_fraction`` (frozen, or PSNR below ``threshold_db``)."""
+    count = len(frames)
+    frozen = frames["frozen"].astype(bool)
+    low = pd.to_numeric(frames["psnr"], errors="coerce") < threshold_db
+    return {
+        "frozen_fraction": float(frozen.sum()) / count if count else math.nan,
+        "concealed_fraction": float(frames["concealed"].astype(bool).sum()) / count
+        if count
+        else math.nan,
+        "unusable_fraction": float((frozen | low).sum()) / count if count else math.nan,
+    }
+
+
+CODEC_COMPARISON_VALUES: tuple[str, ...] = (
+    "mean_psnr_db",
+    "packet_loss_rate",
+    "frozen_fraction",
+    "concealed_fraction",
+    "unusable_fraction",
+)
+"""The values :func:`codec_comparison` aggregates over seeds."""
+
+
+def codec_comparison(
+    tables: Mapping[str, pd.DataFrame], loss_column: str, confidence: float = 0.95
+) -> pd.DataFrame:
+    """One sweep table per codec (one row per run with ``loss_column``, ``seed`` and the
+    values of :data:`CODEC_COMPARISON_VALUES`) -> mean and t-interval over seeds per codec and
+    loss rate (:func:`seed_intervals`), with a ``codec`` column."""
+    parts = []
+    for codec, table in tables.items():
+        intervals = seed_intervals(
+            table, values=CODEC_COMPARISON_VALUES, by=[loss_column], confidence=confidence
+        )
+        intervals.insert(0, "codec", codec)
+        parts.append(intervals)
+    return pd.concat(parts, ignore_index=True)
