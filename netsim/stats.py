@@ -28,7 +28,8 @@ def loss_runs(lost: Iterable[bool]) -> list[int]:
 
 @dataclass(frozen=True)
 class LossStatistics:
-    """Loss rate and mean burst length of a packet sequence (NaN when it is empty)."""
+    """Loss rate (NaN for an empty sequence) and mean burst length (0 when nothing was lost)
+    of a packet sequence."""
 
     packets: int
     lost: int

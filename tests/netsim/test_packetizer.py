@@ -1,9 +1,6 @@
-"""Packetization and reassembly: MTU, scale order, fragments, FEC recovery."""
+"""Packetization: MTU, scale order, fragments, FEC fragments (reassembly: test_reassembly.py)."""
 
 from __future__ import annotations
-
-import itertools
-import zlib
 
 import pytest
 
@@ -47,47 +44,33 @@ def test_all_packets_reassemble_to_the_original_scales(sizes: tuple[int, ...]) -
     assert all(not c.recovered_fragments for c in complete)
 
 
-def test_packets_survive_the_wire_format_and_any_arrival_order() -> None:
-    frame = encoded((30, 400, 900, 1500))
-    sent = packetize(frame, first_seq=0, mtu_bytes=MTU)
-    packets = [Packet.from_bytes(p.to_bytes()) for p in sent]
-    received, _ = reassemble(list(reversed(packets)))
-    assert len(received.scales) == 4
-    assert all(zlib.crc32(s.data) == s.crc32 for s in received.scales.values())
-
-
-def test_a_missing_fragment_makes_only_its_scale_incomplete() -> None:
-    frame = encoded((30, 400, 900, 1500))
-    packets = packetize(frame, first_seq=0, mtu_bytes=MTU)
-    without = [p for p in packets if not (p.scale == 3 and p.fragment_index == 1)]
-    received, _ = reassemble(without)
-    assert sorted(received.scales) == [1, 2, 4]
-
-
 def test_max_scales_sends_only_the_lower_scales() -> None:
     packets = packetize(encoded((30, 400, 900, 1500)), first_seq=0, mtu_bytes=MTU, max_scales=2)
     assert {p.scale for p in packets} == {1, 2}
 
 
-def test_duplicate_and_inconsistent_packets_are_rejected_not_trusted() -> None:
-    frame = encoded((30, 400, 900, 1500))
-    packets = packetize(frame, first_seq=0, mtu_bytes=MTU)
-    second_of_scale_2 = packets[2]
-    assert (second_of_scale_2.scale, second_of_scale_2.fragment_index) == (2, 1)
-    assembly = FrameAssembly(packets[0])
-    for packet in packets[1:]:
-        if packet is not second_of_scale_2:
-            assert assembly.add(packet)
-    assert not assembly.add(packets[0])  # duplicate
-    foreign = packetize(encoded((30, 400, 900, 1500), frame_index=1), first_seq=0, mtu_bytes=MTU)
-    assert not assembly.add(foreign[2])  # another frame's header
-    forged = Packet(**{**second_of_scale_2.__dict__, "scale_crc32": 12345})
-    assert not assembly.add(forged)  # disagrees with the first packet of its scale
-    assert 2 not in assembly.assemble()[0].scales
-    assert assembly.add(second_of_scale_2)
-    assert assembly.rejected_packets == 3
-    received, _ = assembly.assemble()
-    assert received.scales == {k: frame.scales[k - 1] for k in range(1, 5)}
+@pytest.mark.parametrize("max_scales", [0, 5])
+def test_max_scales_outside_1_to_k_is_refused_naming_the_setting(max_scales: int) -> None:
+    with pytest.raises(PacketizationError, match="max_scales") as error:
+        packetize(encoded((1, 1, 1, 1)), first_seq=0, mtu_bytes=MTU, max_scales=max_scales)
+    assert error.value.setting == "max_scales"
+
+
+def test_every_packet_repeats_its_frames_and_its_scales_header() -> None:
+    frame = FakeEncoder((30, 400, 900, 1500), seed=2).encode(3, 2)  # an R frame
+    for packet in packetize(frame, first_seq=0, mtu_bytes=MTU):
+        payload = frame.scales[packet.scale - 1]
+        assert (packet.frame_index, packet.lam, packet.resync_from, packet.frame_type) == (
+            3,
+            frame.lam,
+            2,
+            frame.frame_type,
+        )
+        assert (packet.scale_length_bytes, packet.scale_crc32, packet.sync_tag) == (
+            len(payload.data),
+            payload.crc32,
+            payload.sync_tag,
+        )
 
 
 def test_mtu_smaller_than_the_header_is_refused() -> None:
@@ -95,22 +78,25 @@ def test_mtu_smaller_than_the_header_is_refused() -> None:
         packetize(encoded((1, 1, 1, 1)), first_seq=0, mtu_bytes=HEADER_SIZE_BYTES)
 
 
-def test_fec_rebuilds_a_scale_from_any_k_of_its_packets() -> None:
+def test_an_fec_scale_travels_as_k_data_and_m_parity_fragments_of_equal_length() -> None:
     frame = encoded((100, 10, 10, 10))
-    fec = {1: FecParams(data_packets=3, parity_packets=2)}
-    packets = packetize(frame, first_seq=0, mtu_bytes=MTU, fec=fec)
+    packets = packetize(frame, first_seq=0, mtu_bytes=MTU, fec={1: FecParams(3, 2)})
     scale_1 = [p for p in packets if p.scale == 1]
-    others = [p for p in packets if p.scale != 1]
-    assert len(scale_1) == 5 and len({len(p.payload) for p in scale_1}) == 1
-    for kept in itertools.combinations(scale_1, 3):
-        received, complete = reassemble([*kept, *others])
-        assert received.scales[1] == frame.scales[0]
-        missing_data = {0, 1, 2} - {p.fragment_index for p in kept}
-        recovered = next(c for c in complete if c.scale == 1).recovered_fragments
-        assert set(recovered) == missing_data
-    for kept in itertools.combinations(scale_1, 2):
-        received, _ = reassemble([*kept, *others])
-        assert 1 not in received.scales
+    assert [(p.fragment_index, p.fragment_count, p.parity_count) for p in scale_1] == [
+        (i, 3, 2) for i in range(5)
+    ]
+    assert [len(p.payload) for p in scale_1] == [34] * 5  # ceil(100 / 3)
+    data = frame.scales[0].data
+    assert b"".join(p.payload for p in scale_1[:3]) == data + bytes(2)  # systematic, padded
+    assert [p.parity_count for p in packets if p.scale != 1] == [0, 0, 0]
+
+
+def test_an_empty_scale_travels_unprotected_even_with_fec() -> None:
+    frame = encoded((0, 10, 10, 10))
+    packets = packetize(frame, first_seq=0, mtu_bytes=MTU, fec={1: FecParams(3, 2)})
+    assert [(p.payload, p.fragment_count, p.parity_count) for p in packets if p.scale == 1] == [
+        (b"", 1, 0)
+    ]
 
 
 def test_fec_keeps_its_code_rate_when_a_scale_needs_more_packets() -> None:
