@@ -38,7 +38,6 @@ import typer
 import yaml
 from matplotlib.figure import Figure
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from analysis.figures import (
     describe,
@@ -63,6 +62,7 @@ from analysis.metrics import (
     seed_intervals,
 )
 from codec.rd_json import RdFileError, read_rd
+from netsim.cli import progress_bar
 from netsim.runner import RunError
 from netsim.scenario import Scenario, ScenarioError
 from netsim.sweep import (
@@ -427,16 +427,6 @@ def psnr_vs_loss_figure(table: pd.DataFrame, confidence: float = 0.95) -> Figure
     )
 
 
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
-
-
 def main(
     out: Annotated[Path, typer.Option(help="Folder for the figures (.png and .pdf).")] = Path(
         "figures"
@@ -520,7 +510,7 @@ def main(
 def _run_stale(stale: Sequence[RunTask], workers: int, console: Console) -> None:
     if not stale:
         return
-    with _progress(console) as progress:
+    with progress_bar(console) as progress:
         if workers == 1 or len(stale) == 1:
             for task in stale:
                 bar = progress.add_task(task.run_id, total=None)
@@ -561,7 +551,7 @@ def _rd_eval(plan: FigurePlan, rd_path: Path, rd_frames: int, console: Console) 
     """``rd_path`` when it holds a current ``rd_frames``-frame eval; else a fresh eval there."""
     if rd_is_current(rd_path, checkpoint_file(scenario_of(plan.clean.task)), rd_frames):
         return rd_path
-    with _progress(console) as progress:
+    with progress_bar(console) as progress:
         bar = progress.add_task(f"rate-distortion eval ({rd_frames} frames)", total=None)
 
         def report(step: Any) -> None:

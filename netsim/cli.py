@@ -155,8 +155,9 @@ def _load_scenario(file: Path) -> Scenario:
         _unexpected(file, err)
 
 
-def _progress(console: Console, *columns: TextColumn, transient: bool = False) -> Progress:
-    """A progress bar on ``console``: description, bar, done/total, elapsed, then ``columns``."""
+def progress_bar(console: Console, *columns: TextColumn, transient: bool = False) -> Progress:
+    """A progress bar on ``console``: description, bar, done/total, elapsed, then ``columns``
+    (the one bar of the testbed's command lines; ``analysis.make_figures`` uses it too)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -221,7 +222,7 @@ def run(
     out_dir = out if out is not None else default_output_folder(scenario, frames=frames, seed=seed)
     console = Console(stderr=True)
     total = frames if frames is not None else scenario.video.frames
-    progress = _progress(console, transient=True)
+    progress = progress_bar(console, transient=True)
     try:
         with progress:
             task = progress.add_task(f"{scenario.name}: loading", total=total)
@@ -305,7 +306,7 @@ def sweep(
         _interrupted()
     _check_range("--workers", workers, 1, MAX_WORKERS)
     console = Console(stderr=True)
-    progress = _progress(console, TextColumn("{task.fields[last]}"))
+    progress = progress_bar(console, TextColumn("{task.fields[last]}"))
     try:
         spec = load_sweep(sweep_file)
         check_sweep(spec)  # every run's scenario builds, before the progress bar or a cluster

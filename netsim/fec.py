@@ -41,13 +41,7 @@ class FecParams:
         """
         if min_data_packets <= self.data_packets:
             return self
-        parity = math.ceil(self.parity_packets * min_data_packets / self.data_packets)
-        if min_data_packets + parity > MAX_FRAGMENTS:
-            raise FecError(
-                f"a scale needing {min_data_packets} data fragments with {parity} parity "
-                f"fragments exceeds {MAX_FRAGMENTS}; raise mtu_bytes or lower the FEC overhead"
-            )
-        return FecParams(min_data_packets, parity)
+        return _keeping_overhead(self, min_data_packets, "a scale needing")
 
 
 def fec_encode(payload: bytes, params: FecParams) -> list[bytes]:
@@ -84,13 +78,7 @@ def slice_fec_params(params: FecParams, data_packets: int) -> FecParams:
     """The code for a frame of ``data_packets`` slice packets under a scenario's k-of-(k+m)
     setting: every data packet kept as it is, and ``ceil(m * data_packets / k)`` parity
     packets, so the parity share m / k is the same as on a DHVC scale."""
-    parity = math.ceil(params.parity_packets * data_packets / params.data_packets)
-    if data_packets + parity > MAX_FRAGMENTS:
-        raise FecError(
-            f"a frame of {data_packets} packets with {parity} parity packets exceeds "
-            f"{MAX_FRAGMENTS}; raise mtu_bytes or lower the FEC overhead"
-        )
-    return FecParams(data_packets, parity)
+    return _keeping_overhead(params, data_packets, "a frame of")
 
 
 def _slice_blocks(payloads: list[bytes], block_bytes: int) -> list[bytes]:
@@ -141,3 +129,15 @@ def slice_fec_decode(
             raise FecError("a rebuilt slice packet has an impossible length")
         rebuilt[i] = bytes(block[2 : 2 + length])
     return rebuilt
+
+
+def _keeping_overhead(params: FecParams, data_packets: int, what: str) -> FecParams:
+    """``data_packets`` data packets with ``ceil(m * data_packets / k)`` parity packets (the
+    overhead m / k of ``params`` never shrinks); ``FecError`` beyond ``MAX_FRAGMENTS``."""
+    parity = math.ceil(params.parity_packets * data_packets / params.data_packets)
+    if data_packets + parity > MAX_FRAGMENTS:
+        raise FecError(
+            f"{what} {data_packets} data packets with {parity} parity packets exceeds "
+            f"{MAX_FRAGMENTS}; raise mtu_bytes or lower the FEC overhead"
+        )
+    return FecParams(data_packets, parity)
