@@ -3,12 +3,15 @@
 For the symbols of one 1920x1080 frame of the default preset (``base``: the four scales'
 ``codec.bitstream.scale_symbols``, Gaussian symbols at table entries spread like a coded
 frame's, a few escapes), it times ``GaussianTable.encode`` and ``decode`` (sliced payloads,
-``SLICE_SYMBOLS`` per slice) with 1 and 2 worker threads, best of ``--repeats``, and the
-whole-scale coder of format 2 (one range coder per scale, one pass over the symbols per table
-entry) as the baseline. Then, unless ``--no-codec``, frames/s of a full ``Encoder`` and
-``Decoder`` (random-weight ``base``, 448x256 P frames) with 1 and 2 entropy workers.
+``SLICE_SYMBOLS`` per slice) serially, with 2 worker threads and with 2 processes (this one and
+a helper, ``parallel="process"``), and the whole-scale coder of format 2 (one range coder per
+scale, one pass over the symbols per table entry) as the baseline: best of ``--repeats``, the
+coders taking turns. Also the start-up cost of the helper-process pool. Then, unless
+``--no-codec``, frames/s of a full ``Encoder`` and ``Decoder`` (random-weight ``base``, 448x256
+P frames) with serial, 2-thread and 2-process entropy coding (no scale of that size is large
+enough for helper processes: the last row shows their cost when unused).
 
-    python benchmarks/bench_entropy.py [--width 1920] [--height 1080] [--repeats 5]
+    python benchmarks/bench_entropy.py [--width 1920] [--height 1080] [--repeats 7]
         [--no-codec]
 """
 
@@ -26,7 +29,23 @@ import torch
 from codec import Decoder, Encoder, load_model
 from codec.bitstream import scale_symbols
 from codec.config import DEFAULT_PRESET, get_preset
-from codec.entropy import NUM_LEVELS, SLICE_SYMBOLS, GaussianTable, sigma_levels, slice_count
+from codec.entropy import (
+    NUM_LEVELS,
+    PROCESS_MIN_SYMBOLS,
+    SLICE_SYMBOLS,
+    GaussianTable,
+    Parallel,
+    shutdown_slice_pools,
+    sigma_levels,
+    slice_count,
+)
+
+MODES: tuple[tuple[str, int, Parallel], ...] = (
+    ("serial", 1, "thread"),
+    ("2 threads", 2, "thread"),
+    ("2 processes", 2, "process"),
+)
+"""(name, workers, parallel) of the ways to code slices that are timed."""
 
 
 def frame_symbols(width: int, height: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -73,14 +92,14 @@ def best_seconds(run: Callable[[], object], repeats: int) -> float:
     return best
 
 
-def codec_fps(workers: int, frames: int = 6) -> tuple[float, float]:
+def codec_fps(workers: int, parallel: Parallel, frames: int = 6) -> tuple[float, float]:
     """(encode, decode) frames/s of random-weight ``base`` at 448x256, P frames."""
     model = load_model("none", preset=DEFAULT_PRESET)
     rng = np.random.default_rng(0)
     base = rng.integers(0, 256, size=(256, 448, 3), dtype=np.uint8)
     pictures = [np.roll(base, 2 * i, axis=1) for i in range(frames + 1)]
-    encoder = Encoder(model, gop=64, entropy_workers=workers)
-    decoder = Decoder(model, 256, 448, entropy_workers=workers)
+    encoder = Encoder(model, gop=64, entropy_workers=workers, entropy_parallel=parallel)
+    decoder = Decoder(model, 256, 448, entropy_workers=workers, entropy_parallel=parallel)
     decoder.decode(encoder.encode(pictures[0], 1024.0).received())
     encode_s = decode_s = 0.0
     for picture in pictures[1:]:
@@ -93,26 +112,39 @@ def codec_fps(workers: int, frames: int = 6) -> tuple[float, float]:
     return frames / encode_s, frames / decode_s
 
 
+Coder = tuple[Callable[[np.ndarray, np.ndarray], bytes], Callable[[bytes, np.ndarray], np.ndarray]]
+"""(encode, decode) of one scale."""
+
+
 def coder_rates(
-    encode: Callable[[np.ndarray, np.ndarray], bytes],
-    decode: Callable[[bytes, np.ndarray], np.ndarray],
+    coders: dict[str, Coder],
     scales: list[tuple[np.ndarray, np.ndarray]],
     repeats: int,
-) -> tuple[float, float]:
-    """(encode, decode) symbols/s of one frame's scales, best of ``repeats``."""
+) -> dict[str, tuple[float, float]]:
+    """(encode, decode) symbols/s of one frame's scales by each coder, best of ``repeats``.
+    The coders take turns within each repeat, so that a slower spell of the machine (other
+    work on it) slows all of them, not just the one that happened to run then."""
     n = sum(len(symbols) for symbols, _ in scales)
-    payloads = [encode(symbols, indexes) for symbols, indexes in scales]
-    pairs = list(zip(payloads, (indexes for _, indexes in scales), strict=True))
-    encode_s = best_seconds(lambda: [encode(s, i) for s, i in scales], repeats)
-    decode_s = best_seconds(lambda: [decode(d, i) for d, i in pairs], repeats)
-    return n / encode_s, n / decode_s
+    best = {name: [float("inf"), float("inf")] for name in coders}
+    payloads = {name: [encode(s, i) for s, i in scales] for name, (encode, _) in coders.items()}
+    for _ in range(repeats):
+        for name, (encode, decode) in coders.items():
+            start = time.perf_counter()
+            for symbols, indexes in scales:
+                encode(symbols, indexes)
+            middle = time.perf_counter()
+            for data, (_, indexes) in zip(payloads[name], scales, strict=True):
+                decode(data, indexes)
+            end = time.perf_counter()
+            best[name] = [min(best[name][0], middle - start), min(best[name][1], end - middle)]
+    return {name: (n / encode_s, n / decode_s) for name, (encode_s, decode_s) in best.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--width", type=int, default=1920)
     parser.add_argument("--height", type=int, default=1080)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--no-codec", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -123,41 +155,51 @@ def main() -> None:
         f"{DEFAULT_PRESET} {args.width}x{args.height}: {sum(sizes)} symbols per frame, scales "
         f"{sizes}, slices {[slice_count(n) for n in sizes]} (at most {SLICE_SYMBOLS} symbols each)"
     )
-    rates = {
-        "format 2, whole scale": coder_rates(
-            lambda s, i: whole_scale_encode(table, s, i),
-            lambda d, i: whole_scale_decode(table, d, i),
-            scales,
-            args.repeats,
+    shutdown_slice_pools()
+    start = time.perf_counter()
+    table.encode(*scales[-1], workers=2, parallel="process")
+    first_s = time.perf_counter() - start
+    second_s = best_seconds(
+        lambda: table.encode(*scales[-1], workers=2, parallel="process"), args.repeats
+    )
+    coders: dict[str, Coder] = {
+        "format 2, whole scale": (
+            partial(whole_scale_encode, table),
+            partial(whole_scale_decode, table),
         )
     }
-    for workers in (1, 2):
-        rates[f"sliced, {workers} worker(s)"] = coder_rates(
-            partial(table.encode, workers=workers),
-            partial(table.decode, workers=workers),
-            scales,
-            args.repeats,
+    for name, workers, parallel in MODES:
+        coders[f"sliced, {name}"] = (
+            partial(table.encode, workers=workers, parallel=parallel),
+            partial(table.decode, workers=workers, parallel=parallel),
         )
+    rates = coder_rates(coders, scales, args.repeats)
     for name, (encode_rate, decode_rate) in rates.items():
         print(
             f"{name:24s} encode {encode_rate / 1e6:6.1f} M symbols/s, "
             f"decode {decode_rate / 1e6:6.1f} M symbols/s"
         )
-    old, one, two = rates.values()
+    old, one, threads, processes = rates.values()
     print(
-        f"2 workers over 1: encode {two[0] / one[0]:.2f}x, decode {two[1] / one[1]:.2f}x; "
-        f"sliced (1 worker) over format 2: encode {one[0] / old[0]:.2f}x, "
-        f"decode {one[1] / old[1]:.2f}x"
+        f"2 threads over serial: encode {threads[0] / one[0]:.2f}x, decode "
+        f"{threads[1] / one[1]:.2f}x; 2 processes over serial: encode "
+        f"{processes[0] / one[0]:.2f}x, decode {processes[1] / one[1]:.2f}x; sliced (serial) "
+        f"over format 2: encode {one[0] / old[0]:.2f}x, decode {one[1] / old[1]:.2f}x"
+    )
+    print(
+        f"helper-process pool start-up: first 2-process encode of the largest scale "
+        f"{first_s:.2f} s, later ones {1e3 * second_s:.0f} ms; scales of one slice or under "
+        f"{PROCESS_MIN_SYMBOLS} symbols stay serial"
     )
     whole = GaussianTable.build(slice_symbols=2**40)  # one slice per scale
     extra = sum(len(table.encode(s, i)) - len(whole.encode(s, i)) for s, i in scales)
     total = sum(len(whole.encode(s, i)) for s, i in scales)
     print(f"slice tables and flushes: +{extra} bytes per frame (+{extra / total:.3%})")
     if not args.no_codec:
-        for workers in (1, 2):
-            encode_fps, decode_fps = codec_fps(workers)
+        for name, workers, parallel in MODES:
+            encode_fps, decode_fps = codec_fps(workers, parallel)
             print(
-                f"{DEFAULT_PRESET} 448x256 random weights, {workers} entropy worker(s): "
+                f"{DEFAULT_PRESET} 448x256 random weights, entropy {name}: "
                 f"encode {encode_fps:.2f} frames/s, decode {decode_fps:.2f} frames/s"
             )
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from codec.config import check_lambda
-from codec.entropy import EntropyCodingError, GaussianEntropyModel
+from codec.entropy import EntropyCodingError, GaussianEntropyModel, Parallel
 from codec.model import DHVC, PAD_MULTIPLE, TemporalRefs, pad_to_multiple
 from codec.types import (
     IN_SYNC,
@@ -98,15 +98,19 @@ def coding_threads() -> Iterator[None]:
 
 class _CodingContext:
     """What encoder and decoder share: the model, its built entropy model (coding slices on
-    ``entropy_workers`` threads), the device."""
+    ``entropy_workers`` threads or processes, ``entropy_parallel``), the device."""
 
     def __init__(
-        self, model: DHVC, device: str | torch.device | None, entropy_workers: int = 1
+        self,
+        model: DHVC,
+        device: str | torch.device | None,
+        entropy_workers: int = 1,
+        entropy_parallel: Parallel = "thread",
     ) -> None:
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.model = model.to(self.device).eval()
         self.entropy = GaussianEntropyModel(
-            model.config.smooth_sigma_bound, workers=entropy_workers
+            model.config.smooth_sigma_bound, workers=entropy_workers, parallel=entropy_parallel
         ).build(self.device)
         self.state = _ReferenceState()
 
@@ -234,8 +238,8 @@ class Encoder:
     A frame whose index is a multiple of ``gop`` is a full intra frame (I). ``encode(...,
     resync_from=j)`` codes a re-sync frame (R): scales >= j use the intra constants as temporal
     references and their buffers are reset, exactly as the decoder will do.
-    ``entropy_workers`` threads code each scale's slices (``GaussianEntropyModel``); the bytes
-    do not depend on it.
+    ``entropy_workers`` threads, or with ``entropy_parallel="process"`` processes, code each
+    scale's slices (``GaussianEntropyModel``); the bytes do not depend on either.
     """
 
     def __init__(
@@ -244,11 +248,12 @@ class Encoder:
         gop: int = 32,
         device: str | torch.device | None = None,
         entropy_workers: int = 1,
+        entropy_parallel: Parallel = "thread",
     ):
         if gop < 1:
             raise ValueError("gop must be >= 1")
         self.gop = gop
-        self._ctx = _CodingContext(model, device, entropy_workers)
+        self._ctx = _CodingContext(model, device, entropy_workers, entropy_parallel)
         self.frame_index = 0
 
     @property
@@ -303,7 +308,8 @@ class Decoder:
     table indexes. Otherwise y_hat_k = mu_k (mean substitution) and, if k < D, D becomes k.
     A frame with 1 <= resync_from <= D resets the buffers of scales >= resync_from and puts the
     decoder back in sync. With auxiliary refinement, any substitution sets D = 1.
-    ``entropy_workers`` threads decode each scale's slices; the pictures do not depend on it.
+    ``entropy_workers`` threads (or processes, ``entropy_parallel``) decode each scale's
+    slices; the pictures do not depend on them.
     """
 
     def __init__(
@@ -313,11 +319,12 @@ class Decoder:
         width: int,
         device: str | torch.device | None = None,
         entropy_workers: int = 1,
+        entropy_parallel: Parallel = "thread",
     ):
         if height < 1 or width < 1:
             raise ValueError(f"invalid frame size {width}x{height}")
         self.height, self.width = height, width
-        self._ctx = _CodingContext(model, device, entropy_workers)
+        self._ctx = _CodingContext(model, device, entropy_workers, entropy_parallel)
         self.first_desynced_scale = IN_SYNC
         self.last_lambda: float | None = None
 

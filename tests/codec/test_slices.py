@@ -1,23 +1,31 @@
 """Sliced entropy coding (issue 14, item 2): a scale's payload is a slice table and
 independently coded slices; round trips for every slice count, bytes that do not depend on the
-worker count, and typed errors for a damaged slice table."""
+worker count or on threads or helper processes coding the slices, and typed errors for a damaged
+slice table or slice."""
 
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codec import Decoder, Encoder
+from codec import Decoder, Encoder, entropy
 from codec.bitstream import max_payload_bytes
 from codec.entropy import (
     NUM_LEVELS,
+    PROCESS_MIN_SYMBOLS,
     SLICE_SYMBOLS,
     EntropyCodingError,
+    GaussianEntropyModel,
     GaussianTable,
+    shutdown_slice_pools,
     sigma_levels,
     slice_bounds,
     slice_count,
@@ -31,6 +39,19 @@ SLICE = 5
 @pytest.fixture(scope="module")
 def table() -> GaussianTable:
     return GaussianTable.build(slice_symbols=SLICE)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _pools_shut_down() -> Iterator[None]:
+    """The helper processes started here end with the module's tests."""
+    yield
+    shutdown_slice_pools()
+
+
+@pytest.fixture
+def processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``parallel="process"`` for scales of any size: the test scales are small."""
+    monkeypatch.setattr(entropy, "PROCESS_MIN_SYMBOLS", 0)
 
 
 def scale(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -71,6 +92,83 @@ def test_the_bytes_do_not_depend_on_the_worker_count(table, n):
     symbols, indexes = scale(n, seed=1)
     payloads = {table.encode(symbols, indexes, workers) for workers in (1, 2, 4, 16)}
     assert len(payloads) == 1
+
+
+@pytest.mark.parametrize("n", [0, 1, 6, 11, 57, 200])
+@pytest.mark.parametrize("workers", [2, 3])
+def test_helper_processes_write_the_serial_bytes_and_decode_the_same_symbols(
+    table, processes, n, workers
+):
+    symbols, indexes = scale(n, seed=n)
+    serial = table.encode(symbols, indexes)
+    assert table.encode(symbols, indexes, workers, "process") == serial
+    assert np.array_equal(table.decode(serial, indexes, workers, "process"), symbols)
+
+
+def test_small_scales_and_single_slices_stay_in_this_process(table, processes):
+    shutdown_slice_pools()
+    symbols, indexes = scale(SLICE)  # one slice
+    data = table.encode(symbols, indexes, 2, "process")
+    assert np.array_equal(table.decode(data, indexes, 2, "process"), symbols)
+    symbols, indexes = scale(2 * SLICE_SYMBOLS)  # two slices, under the real threshold
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(entropy, "PROCESS_MIN_SYMBOLS", PROCESS_MIN_SYMBOLS)
+        GaussianTable.build().encode(symbols, indexes, 2, "process")
+    assert not entropy._POOLS
+
+
+def test_a_damaged_slice_in_a_helper_process_is_the_serial_typed_error(table, processes):
+    """All-ones words make the range decoder fail; the slice is in the helper's half."""
+    symbols, indexes = scale(40)
+    data = bytearray(table.encode(symbols, indexes))
+    count = slice_count(40, SLICE)
+    lengths = table_words(bytes(data))[1:]
+    lengths.append(len(data) - slice_table_bytes(count) - sum(lengths))
+    ends = slice_table_bytes(count) + np.cumsum(lengths)
+    damaged = next(i for i in range(count // 2, count) if lengths[i] >= 8)
+    data[ends[damaged] - lengths[damaged] : ends[damaged]] = b"\xff" * lengths[damaged]
+    with pytest.raises(EntropyCodingError) as serial:
+        table.decode(bytes(data), indexes)
+    with pytest.raises(EntropyCodingError) as parallel:
+        table.decode(bytes(data), indexes, 2, "process")
+    assert str(parallel.value) == str(serial.value)
+    # the pool still works after a helper's error
+    assert np.array_equal(
+        table.decode(table.encode(symbols, indexes), indexes, 2, "process"), symbols
+    )
+
+
+def test_an_unknown_parallel_mode_is_refused(table):
+    with pytest.raises(ValueError, match="parallel"):
+        GaussianEntropyModel(True, workers=2, parallel="fork")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="parallel"):
+        table.encode(np.zeros(3), np.zeros(3, dtype=np.uint8), 2, "fork")  # type: ignore[arg-type]
+
+
+_EXIT_SCRIPT = """
+import numpy as np
+from codec import entropy
+entropy.PROCESS_MIN_SYMBOLS = 0
+table = entropy.GaussianTable.build(slice_symbols=5)
+indexes = np.arange(40, dtype=np.uint8)
+data = table.encode(np.arange(40) - 20, indexes, 2, "process")
+assert (table.decode(data, indexes, 2, "process") == np.arange(40) - 20).all()
+print(next(iter(entropy._POOLS.values()))._block.name)
+"""
+
+
+def test_the_pool_ends_at_exit_without_warnings_or_leaked_shared_memory():
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", _EXIT_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    block = done.stdout.strip().lstrip("/")
+    assert block and not (Path("/dev/shm") / block).exists()
 
 
 def test_one_slice_codes_exactly_what_the_whole_scale_coded_before_slicing():
@@ -136,11 +234,18 @@ def test_damaged_payloads_decode_the_same_serially_and_in_parallel_or_raise_type
             results.append(table.decode(bytes(payload), indexes, workers))
         except EntropyCodingError as err:
             results.append(str(err))
-    serial, parallel = results
-    if isinstance(serial, str) or isinstance(parallel, str):
-        assert isinstance(serial, str) and isinstance(parallel, str)
-    else:
-        assert serial.shape == (n,) and np.array_equal(serial, parallel)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(entropy, "PROCESS_MIN_SYMBOLS", 0)
+        try:
+            results.append(table.decode(bytes(payload), indexes, 2, "process"))
+        except EntropyCodingError as err:
+            results.append(str(err))
+    serial, *parallel = results
+    for other in parallel:
+        if isinstance(serial, str) or isinstance(other, str):
+            assert serial == other
+        else:
+            assert serial.shape == (n,) and np.array_equal(serial, other)
 
 
 def test_a_1080p_base_scale_codes_in_many_slices_within_the_payload_bound():
@@ -151,6 +256,9 @@ def test_a_1080p_base_scale_codes_in_many_slices_within_the_payload_bound():
     assert table_words(data)[0] == slice_count(n) == 32
     assert len(data) <= max_payload_bytes(n)
     assert np.array_equal(table.decode(data, indexes, workers=2), symbols)
+    assert n >= PROCESS_MIN_SYMBOLS  # helper processes code it
+    assert table.encode(symbols, indexes, 2, "process") == data
+    assert np.array_equal(table.decode(data, indexes, 2, "process"), symbols)
 
 
 def test_the_payload_bound_holds_for_escapes_over_several_slices():
@@ -171,3 +279,16 @@ def test_encoders_with_any_worker_count_write_the_same_multi_slice_stream(tiny_m
     assert table_words(serial.scales[-1].data)[0] == 2
     decoded = Decoder(tiny_model, 1024, 1280, entropy_workers=2).decode(parallel.received())
     assert np.array_equal(decoded.x_hat, serial.x_hat)
+
+
+def test_encoder_and_decoder_with_helper_processes_match_the_serial_ones(tiny_model, processes):
+    """1280x1024, tiny preset: two slices at scale 4, coded by this process and a helper."""
+    frame = np.random.default_rng(5).integers(0, 256, (1024, 1280, 3), dtype=np.uint8)
+    serial = Encoder(tiny_model).encode(frame, 512.0)
+    parallel = Encoder(tiny_model, entropy_workers=2, entropy_parallel="process").encode(
+        frame, 512.0
+    )
+    assert serial.scales == parallel.scales
+    assert table_words(parallel.scales[-1].data)[0] == 2
+    decoder = Decoder(tiny_model, 1024, 1280, entropy_workers=2, entropy_parallel="process")
+    assert np.array_equal(decoder.decode(parallel.received()).x_hat, serial.x_hat)
