@@ -43,7 +43,9 @@ def nal_units(annex_b: bytes) -> list[bytes]:
     return units
 
 
-def _nal_type(unit: bytes, anchor: str) -> int:
+def nal_type(unit: bytes, anchor: str) -> int:
+    """The NAL unit type of ``unit`` (which starts with a 3- or 4-byte start code): the H.264
+    header's low 5 bits for x264, the HEVC header's bits 1-6 for x265."""
     header = unit[unit.index(b"\x00\x00\x01") + 3]
     return header & 0x1F if anchor == "x264" else (header >> 1) & 0x3F
 
@@ -51,7 +53,7 @@ def _nal_type(unit: bytes, anchor: str) -> int:
 def strip_sei(annex_b: bytes, anchor: str) -> bytes:
     """``annex_b`` without its SEI NAL units (``SEI_NAL_TYPES``)."""
     sei = SEI_NAL_TYPES[anchor]
-    return b"".join(u for u in nal_units(annex_b) if _nal_type(u, anchor) not in sei)
+    return b"".join(u for u in nal_units(annex_b) if nal_type(u, anchor) not in sei)
 
 
 def anchor_settings(anchor: str, gop: int, qps: Sequence[int], intra: bool = False) -> dict:

@@ -31,7 +31,6 @@ even sides (netsim scenarios do).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -39,11 +38,11 @@ from fractions import Fraction
 import av
 import numpy as np
 
-STANDARD_CODECS: dict[str, tuple[str, str]] = {
-    "x264": ("libx264", "h264"),
-    "x265": ("libx265", "hevc"),
-}
-"""Codec name -> (PyAV encoder, PyAV decoder)."""
+from codec.anchors import ANCHORS, SEI_NAL_TYPES, nal_units
+from codec.anchors import nal_type as anchors_nal_type
+
+STANDARD_CODECS: dict[str, tuple[str, str]] = ANCHORS
+"""Codec name -> (PyAV encoder, PyAV decoder): the encoders ``dhvc eval`` anchors with."""
 
 MIN_QP, MAX_QP = 0, 51
 """Constant QPs accepted (H.264 and HEVC 8-bit range)."""
@@ -53,7 +52,7 @@ X265_CTU_PX = 32
 
 START_CODE = b"\x00\x00\x00\x01"
 
-_SEI_TYPES = {"x264": {6}, "x265": {39, 40}}
+_SEI_TYPES = SEI_NAL_TYPES
 _PARAMETER_SET_TYPES = {"x264": {7, 8}, "x265": {32, 33, 34}}
 _IDR_TYPES = {"x264": {5}, "x265": {19, 20}}
 
@@ -138,20 +137,17 @@ class CodedPicture:
 
 
 def split_nal_units(annex_b: bytes) -> list[bytes]:
-    """The NAL units of an Annex B stream, each re-prefixed with a 4-byte start code."""
-    starts = [m.end() for m in re.finditer(b"\x00\x00\x01", annex_b)]
-    units = []
-    for i, begin in enumerate(starts):
-        end = starts[i + 1] - 3 if i + 1 < len(starts) else len(annex_b)
-        body = annex_b[begin:end].rstrip(b"\x00") if i + 1 < len(starts) else annex_b[begin:end]
-        units.append(START_CODE + body)
-    return units
+    """The NAL units of an Annex B stream (``codec.anchors.nal_units``), each re-prefixed with
+    a 4-byte start code, with trailing zero bytes between units dropped."""
+    units = nal_units(annex_b)
+    bodies = [unit[unit.index(b"\x00\x00\x01") + 3 :] for unit in units]
+    last = len(bodies) - 1
+    return [START_CODE + (b if i == last else b.rstrip(b"\x00")) for i, b in enumerate(bodies)]
 
 
 def nal_type(codec: str, unit: bytes) -> int:
     """The NAL unit type of ``unit`` (which starts with a start code)."""
-    header = unit[len(START_CODE)]
-    return header & 0x1F if codec == "x264" else (header >> 1) & 0x3F
+    return anchors_nal_type(unit, codec)
 
 
 def is_parameter_set(codec: str, unit: bytes) -> bool:
