@@ -14,9 +14,11 @@ load is caught like any other.
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -41,6 +43,8 @@ RUNS_FAILED_EXIT_CODE = 1
 INTERRUPTED_EXIT_CODE = 130
 MAX_WORKERS = 256
 """Most local dask workers ``netsim sweep --workers`` starts."""
+MAX_WORKER_WAIT_S = 24 * 3600.0
+"""Longest ``netsim sweep --worker-wait``."""
 SWEEP_COLUMNS = ("run", "mean_psnr_db", "mean_bpp", "packet_loss_rate", "resyncs")
 """Columns of the sweep table that ``netsim sweep`` prints."""
 
@@ -286,14 +290,24 @@ def sweep(
         str | None,
         typer.Option(help="Address of an existing dask scheduler, e.g. tcp://host:8786."),
     ] = None,
+    worker_wait: Annotated[
+        float | None,
+        typer.Option(
+            "--worker-wait",
+            help="Seconds to wait for a dask worker while none is connected (none joined, or "
+            "all left) before giving up (default: 60).",
+        ),
+    ] = None,
 ) -> None:
     """Run a grid of scenario variants x seeds on dask, skipping finished runs.
 
-    Writes one result folder per run, and sweep_table.parquet and .csv with a row per run.
+    Writes one result folder per run under the sweep's out_dir (on this machine, whichever
+    machines the workers run on), and sweep_table.parquet and .csv with a row per run.
     """
     try:
         from netsim.scenario import ScenarioError
         from netsim.sweep import (
+            DEFAULT_WORKER_WAIT_S,
             RunEvent,
             RunStatus,
             SweepError,
@@ -305,6 +319,8 @@ def sweep(
     except KeyboardInterrupt:
         _interrupted()
     _check_range("--workers", workers, 1, MAX_WORKERS)
+    if worker_wait is not None and not 0 < worker_wait <= MAX_WORKER_WAIT_S:
+        _fail(f"--worker-wait must be more than 0 and at most {MAX_WORKER_WAIT_S:g} s")
     console = Console(stderr=True)
     progress = progress_bar(console, TextColumn("{task.fields[last]}"))
     try:
@@ -323,13 +339,15 @@ def sweep(
                     )
                 progress.update(bar, total=event.total, completed=event.done, last=note)
 
-            result = run_sweep(
-                spec,
-                workers=workers if workers is not None else default_workers(),
-                scheduler=scheduler,
-                check=None,
-                on_event=report,
-            )
+            with _quiet_dask_logs():
+                result = run_sweep(
+                    spec,
+                    workers=workers if workers is not None else default_workers(),
+                    scheduler=scheduler,
+                    check=None,
+                    on_event=report,
+                    worker_wait_s=worker_wait if worker_wait is not None else DEFAULT_WORKER_WAIT_S,
+                )
     except (SweepError, ScenarioError) as err:
         _fail(str(err))
     except KeyboardInterrupt:
@@ -339,6 +357,26 @@ def sweep(
     _render_sweep(Console(), spec.name, result)
     if result.failed:
         raise typer.Exit(RUNS_FAILED_EXIT_CODE)
+
+
+@contextmanager
+def _quiet_dask_logs() -> Iterator[None]:
+    """Keep dask's own log lines (connection retries, closing workers) off the terminal for
+    the block: the sweep reports every problem in one line of its own."""
+    names = ["distributed", "dask", *logging.root.manager.loggerDict]
+    loggers = [
+        logging.getLogger(name)
+        for name in dict.fromkeys(names)
+        if name.split(".")[0] in ("distributed", "dask")
+    ]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _render_sweep(console: Console, name: str, result: Any) -> None:

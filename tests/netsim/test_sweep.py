@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -11,31 +12,36 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from netsim.sweep import (
+    NoWorkersError,
     RunEvent,
+    RunFiles,
     RunStatus,
     RunTask,
     SweepError,
     apply_overrides,
+    check_sweep,
+    execute,
     expand,
     format_value,
     load_sweep,
     run_sweep,
+    store_run,
 )
 from tests.analysis.synthetic_traces import write_synthetic_run
 
 
-def synthetic_runner(task: RunTask) -> None:
+def synthetic_runner(task: RunTask, out_dir: Path) -> None:
     """Writes a synthetic run whose losses grow with the grid's loss rate (picklable)."""
     rate = dict(task.overrides).get("loss.loss_rate", 0.0)
     losses = {4 + i: 3 for i in range(int(rate * 10))}
-    write_synthetic_run(task.out_dir, frames=12, losses=losses, seed=task.seed, name=task.run_id)
+    write_synthetic_run(out_dir, frames=12, losses=losses, seed=task.seed, name=task.run_id)
 
 
-def failing_runner(task: RunTask) -> None:
+def failing_runner(task: RunTask, out_dir: Path) -> None:
     """Fails the run with seed 1, like a run killed midway; the others succeed."""
     if task.seed == 1:
         raise RuntimeError("simulated crash\nsecond line")
-    synthetic_runner(task)
+    synthetic_runner(task, out_dir)
 
 
 def write_sweep(folder: Path, **fields) -> Path:
@@ -178,7 +184,7 @@ def test_restart_runs_only_the_missing_runs(tmp_path: Path) -> None:
 def test_a_finished_sweep_starts_no_cluster(tmp_path: Path, monkeypatch) -> None:
     spec = load_sweep(write_sweep(tmp_path))
     for task in expand(spec):
-        synthetic_runner(task)
+        synthetic_runner(task, task.out_dir)
 
     def no_cluster(*args, **kwargs):
         raise AssertionError("a cluster was started")
@@ -197,3 +203,144 @@ def test_check_rejects_a_bad_run_before_any_run_starts(tmp_path: Path) -> None:
     with pytest.raises(SweepError, match="loss_rat"):
         run_sweep(spec, workers=2, runner=synthetic_runner, check=check)
     assert not (tmp_path / "out").exists()
+
+
+def test_results_land_under_out_dir_relative_to_the_sweep_file(tmp_path: Path, monkeypatch) -> None:
+    path = write_sweep(tmp_path / "sweeps", out_dir="out")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    spec = load_sweep(path)
+    assert spec.results_dir == tmp_path / "sweeps" / "out"
+    result = run_sweep(spec, workers=1, runner=synthetic_runner, check=None)
+    assert len(result.ran) == 4 and len(result.table) == 4
+    for task in expand(spec):
+        assert sorted(p.name for p in task.out_dir.iterdir()) == [
+            "frames.csv",
+            "packets.csv",
+            "summary.json",
+        ]
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_run_comes_back_as_data_and_is_stored_whole(tmp_path: Path) -> None:
+    (task,) = expand(load_sweep(write_sweep(tmp_path, grid={}, seeds=[3])))
+    returned = execute(synthetic_runner, task)
+    assert not task.out_dir.exists()  # the worker wrote into a scratch folder of its own
+    assert [name for name, _ in returned.files] == ["frames.csv", "packets.csv", "summary.json"]
+    store_run(task, returned)
+    assert task.finished
+    assert (task.out_dir / "frames.csv").read_bytes() == dict(returned.files)["frames.csv"]
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"frames.csv": b"", "packets.csv": b""}, "have no summary.json"),
+        ({"summary.json": b"{}", "frames.csv": b"", "packets.csv": b"", "x.sh": b""}, "'x.sh'"),
+        ({"summary.json": b"[1]", "frames.csv": b"", "packets.csv": b""}, "a JSON object"),
+    ],
+)
+def test_results_that_are_not_a_runs_are_refused(tmp_path: Path, files: dict, message) -> None:
+    (task,) = expand(load_sweep(write_sweep(tmp_path, grid={}, seeds=[0])))
+    with pytest.raises(SweepError, match=message):
+        store_run(task, RunFiles(task.run_id, tuple(files.items()), 1.0))
+    assert not task.out_dir.exists()
+
+
+def _forbid_clusters(monkeypatch) -> None:
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a cluster was started")
+
+    monkeypatch.setattr("distributed.LocalCluster", no_cluster)
+    monkeypatch.setattr("distributed.Client", no_cluster)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"grid": {"loss/x.loss_rate": [1]}}, "'loss/x.loss_rate' is not a dotted field path"),
+        ({"grid": {"name": ["x" * 2000]}}, "value 1 is 2002 bytes as JSON, at most 1024"),
+        ({"grid": {"name": [{"a": list(range(600))}]}}, "at most 1024"),
+        ({"grid": {"a": list(range(101)), "b": list(range(100))}}, "20200 runs, at most 10000"),
+    ],
+)
+def test_oversized_or_odd_grids_are_refused_when_loaded(tmp_path: Path, fields, message) -> None:
+    with pytest.raises(SweepError, match=message) as caught:
+        load_sweep(write_sweep(tmp_path, **fields))
+    assert "\n" not in str(caught.value) and "grid.yaml" in str(caught.value)
+
+
+def test_a_grid_value_that_is_not_plain_data_is_refused(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path)
+    path.write_text(path.read_text().replace("- 0.2", "- 2024-01-01"))
+    with pytest.raises(SweepError, match="'loss.loss_rate' value 1 is a date, not plain data"):
+        load_sweep(path)
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ({"name": ["x" * 300]}, "is 313 bytes, at most 255"),
+        ({"name": ["Fast", "fast"]}, "same folder name name_fast__seed_0 where case is ignored"),
+    ],
+)
+def test_run_folder_names_must_suit_common_file_systems(tmp_path: Path, grid, message) -> None:
+    spec = load_sweep(write_sweep(tmp_path, grid=grid, seeds=[0]))
+    with pytest.raises(SweepError, match=message):
+        check_sweep(spec, check=None)
+
+
+def test_a_result_path_longer_than_the_system_allows_is_refused(tmp_path: Path) -> None:
+    deep = tmp_path / "/".join(["d" * 200] * 21)
+    spec = load_sweep(write_sweep(tmp_path, out_dir=str(deep)))
+    with pytest.raises(SweepError, match="bytes, at most 4095"):
+        check_sweep(spec, check=None)
+
+
+def test_an_unusable_output_folder_stops_the_sweep_before_any_run(
+    tmp_path: Path, monkeypatch
+) -> None:
+    (tmp_path / "out").write_text("a file")
+    spec = load_sweep(write_sweep(tmp_path))
+    _forbid_clusters(monkeypatch)
+    with pytest.raises(SweepError, match=r"field 'out_dir': .*out: exists and is not a folder"):
+        run_sweep(spec, workers=2, runner=synthetic_runner, check=None)
+
+
+@pytest.mark.parametrize("kind", ["file", "foreign"])
+def test_a_run_folder_that_a_run_cannot_replace_stops_the_sweep_before_any_run(
+    tmp_path: Path, monkeypatch, kind: str
+) -> None:
+    spec = load_sweep(write_sweep(tmp_path))
+    target = expand(spec)[2].out_dir
+    target.parent.mkdir(parents=True)
+    if kind == "file":
+        target.write_text("a file")
+    else:
+        target.mkdir()
+        (target / "notes.txt").write_text("mine")
+    _forbid_clusters(monkeypatch)
+    message = "exists and is not a folder" if kind == "file" else r"holds files .*notes.txt"
+    with pytest.raises(SweepError, match=message):
+        run_sweep(spec, workers=2, runner=synthetic_runner, check=None)
+
+
+def test_a_scheduler_without_workers_gives_one_line_after_the_wait(tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    spec = load_sweep(write_sweep(tmp_path))
+    with LocalCluster(
+        n_workers=0, processes=False, dashboard_address=None, scheduler_port=0
+    ) as cluster:
+        start = time.monotonic()
+        with pytest.raises(NoWorkersError, match=r"no worker joined within 1 s; 4 runs not run"):
+            run_sweep(
+                spec,
+                scheduler=cluster.scheduler_address,
+                runner=synthetic_runner,
+                check=None,
+                worker_wait_s=1.0,
+            )
+        assert time.monotonic() - start < 20
+    assert not any(task.finished for task in expand(spec))

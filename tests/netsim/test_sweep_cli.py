@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -114,3 +115,34 @@ def test_a_killed_sweep_restarts_with_only_the_missing_runs(tmp_path: Path) -> N
     assert set(result.skipped) == finished
     assert set(result.ran) == {t.run_id for t in tasks} - finished
     assert len(result.table) == len(tasks)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"out_dir": "taken"}, r"field 'out_dir': .*taken: exists and is not a folder"),
+        ({"grid": {"name": ["n" * 300]}}, "run folder name name_n.* is 313 bytes, at most 255"),
+        ({"grid": {"name": ["n" * 1100]}}, "field 'grid': .*value 1 is 1102 bytes"),
+        (
+            {"grid": {"network.forward.loss.loss_rate": [0.2, 7.0]}},
+            "scenario field 'network.forward.loss.loss_rate'",
+        ),
+    ],
+)
+def test_every_sweep_input_is_checked_before_the_first_run(
+    tmp_path: Path, monkeypatch, change: dict, message: str
+) -> None:
+    path = write_sweep(tmp_path, [0.2], [0])
+    data = {**yaml.safe_load(path.read_text()), **change}
+    path.write_text(yaml.safe_dump(data))
+    (tmp_path / "taken").write_text("a file")
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a cluster was started")
+
+    monkeypatch.setattr("distributed.LocalCluster", no_cluster)
+    result = CliRunner().invoke(app, ["sweep", str(path), "--workers", "1"])
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert re.match(f"error: .*{message}", line), line
+    assert not (tmp_path / "out").exists()
