@@ -23,8 +23,8 @@ import numpy as np
 from codec.anchors import evaluate_anchor
 from codec.h26x import H26xSettings, encode_clip, match_qp
 from codec.rd import mean_quality
+from netsim.codecs.slices import payload_budget_bytes
 from netsim.scenario import load_scenario
-from netsim.slices import payload_budget_bytes
 
 SCENARIO = Path(__file__).parents[1] / "scenarios" / "compare" / "compare_dhvc_loss00.yaml"
 

@@ -1,8 +1,8 @@
 """The datagram that carries one fragment of one scale of one frame (DESIGN 4).
 
-Every packet repeats the frame-header fields a receiver needs to use it on its own (frame index,
-lambda, resync_from, frame type) and the header fields of its scale (length, CRC32, sync tag), so
-that any subset of packets can be reassembled and decoded.
+Every packet repeats the frame-header fields a receiver needs to use it on its own (frame
+index, rate parameter, resync_from, frame type) and the header fields of its scale (length,
+CRC32, sync tag), so that any subset of packets can be reassembled and decoded.
 
 Wire format, little-endian, ``HEADER_SIZE_BYTES`` = 46 bytes followed by the payload::
 
@@ -17,7 +17,7 @@ Wire format, little-endian, ``HEADER_SIZE_BYTES`` = 46 bytes followed by the pay
         14    2 fragment index      (u16; < fragment_count are data, the rest FEC parity)
         16    2 fragment count      (u16; data fragments of the scale, FEC's k)
         18    2 parity count        (u16; FEC parity fragments of the scale, m; 0 without FEC)
-        20    8 lambda              (f64)
+        20    8 rate parameter      (f64; the codec's: DHVC's lambda, x264/x265's QP)
         28    4 scale length bytes  (u32; the scale's payload length before fragmentation)
         32    4 scale CRC32         (u32; covers the whole scale payload)
         36    4 sync tag            (u32; DESIGN 1)
@@ -30,8 +30,8 @@ built always parses, and a datagram that parses carries nothing absurd:
 * every field fits its wire width; scale 1..K; resync_from 0..K; a known frame type;
 * fragment count >= 1, fragment count + parity count <= ``MAX_FRAGMENTS``, fragment index below
   their sum;
-* lambda finite, ``MIN_LAMBDA`` .. ``MAX_LAMBDA`` (refuses NaN, infinities, zero, subnormals
-  and absurdly large values);
+* the rate parameter, for DHVC its lambda: finite, ``MIN_LAMBDA`` .. ``MAX_LAMBDA`` (refuses
+  NaN, infinities, zero, subnormals and absurdly large values);
 * the scale length can be carried by its data fragments (at most ``fragment_count`` x
   ``MAX_PAYLOAD_BYTES``), and an FEC-protected scale is never empty.
 
@@ -46,9 +46,12 @@ Two layouts share the header (``PacketLayout``), told apart by the version byte:
 * version 2, ``SLICES`` (x264/x265, DESIGN 4b): ``scale`` is the layer (1: the codecs have one),
   the fragment index numbers the frame's packets, ``fragment count`` is the number of its data
   packets and ``parity count`` its FEC parity packets; data payloads have any length (each is a
-  one-byte framing header plus whole NAL units or a piece of one, ``netsim.slices``);
-  ``scale length`` and ``scale CRC32`` cover the concatenated data payloads; ``lambda`` holds
-  the encoder's constant QP (0..``MAX_QP``); the sync tag is 0.
+  one-byte framing header plus whole NAL units or a piece of one, ``netsim.codecs.slices``);
+  ``scale length`` and ``scale CRC32`` cover the concatenated data payloads; the rate
+  parameter is the encoder's constant QP (an integer 0..``MAX_QP``); the sync tag is 0.
+
+The rate parameter is one neutral field: each codec adapter (``netsim.codecs``) writes and reads
+it in its own terms (``lam=packet.rate_parameter``, ``qp=int(packet.rate_parameter)``).
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ FORMAT_VERSION = PacketLayout.SCALES.value
 """Version byte of a DHVC packet (``PacketLayout.SCALES``)."""
 
 MAX_QP = 51
-"""Largest QP a slice packet's ``lam`` field may carry (H.264 and HEVC, 8 bits)."""
+"""Largest QP a slice packet's ``rate_parameter`` may carry (H.264 and HEVC, 8 bits)."""
 _HEADER = struct.Struct("<2sBBIIBBHHHdIIIHI")
 HEADER_SIZE_BYTES = _HEADER.size
 """Bytes of header in front of every payload."""
@@ -106,7 +109,8 @@ class Packet:
     ``fragment_index`` < ``fragment_count`` is a data fragment (a slice of the scale payload);
     higher indexes are FEC parity fragments (``parity_count`` of them). Without FEC the last data
     fragment may be shorter than the others; with FEC all fragments of a scale have equal length
-    and the reassembled payload is cut back to ``scale_length_bytes``.
+    and the reassembled payload is cut back to ``scale_length_bytes``. ``rate_parameter`` is
+    the codec's rate setting of the frame (module docstring).
     """
 
     seq: int
@@ -115,7 +119,7 @@ class Packet:
     fragment_index: int
     fragment_count: int
     parity_count: int
-    lam: float
+    rate_parameter: float
     resync_from: int
     frame_type: FrameType
     scale_length_bytes: int
@@ -132,7 +136,7 @@ class Packet:
             fragment_index=self.fragment_index,
             fragment_count=self.fragment_count,
             parity_count=self.parity_count,
-            lam=self.lam,
+            rate_parameter=self.rate_parameter,
             resync_from=self.resync_from,
             frame_type=self.frame_type,
             scale_length_bytes=self.scale_length_bytes,
@@ -172,7 +176,7 @@ class Packet:
             self.fragment_index,
             self.fragment_count,
             self.parity_count,
-            self.lam,
+            self.rate_parameter,
             self.scale_length_bytes,
             self.scale_crc32,
             self.sync_tag,
@@ -200,7 +204,7 @@ class Packet:
             fragment_index,
             fragment_count,
             parity_count,
-            lam,
+            rate_parameter,
             scale_length_bytes,
             scale_crc32,
             sync_tag,
@@ -228,7 +232,7 @@ class Packet:
             fragment_index=fragment_index,
             fragment_count=fragment_count,
             parity_count=parity_count,
-            lam=lam,
+            rate_parameter=rate_parameter,
             resync_from=resync_from,
             frame_type=_FRAME_TYPES[type_code],
             scale_length_bytes=scale_length_bytes,
@@ -247,7 +251,7 @@ def _field_problem(
     fragment_index: int,
     fragment_count: int,
     parity_count: int,
-    lam: float,
+    rate_parameter: float,
     resync_from: int,
     frame_type: FrameType,
     scale_length_bytes: int,
@@ -283,10 +287,10 @@ def _field_problem(
     if layout not in _LAYOUTS.values():
         return f"packet layout {layout!r} is not a PacketLayout"
     if layout is PacketLayout.SLICES:
-        if not (0 <= lam <= MAX_QP and float(lam).is_integer()):  # NaN fails too
-            return f"QP {lam!r} of a slice packet outside 0..{MAX_QP}"
-    elif not MIN_LAMBDA <= lam <= MAX_LAMBDA:  # NaN fails too
-        return f"lambda {lam!r} outside {MIN_LAMBDA:g}..{MAX_LAMBDA:g}"
+        if not (0 <= rate_parameter <= MAX_QP and float(rate_parameter).is_integer()):  # NaN too
+            return f"QP {rate_parameter!r} of a slice packet outside 0..{MAX_QP}"
+    elif not MIN_LAMBDA <= rate_parameter <= MAX_LAMBDA:  # NaN fails too
+        return f"lambda {rate_parameter!r} outside {MIN_LAMBDA:g}..{MAX_LAMBDA:g}"
     if scale_length_bytes > fragment_count * MAX_PAYLOAD_BYTES:
         return (
             f"scale length {scale_length_bytes} cannot be carried by {fragment_count} "

@@ -14,8 +14,8 @@ import time
 import numpy as np
 
 from codec.metrics import frame_quality
-from codec.types import DecodedFrame
 from codec.video import to_uint8
+from netsim.codecs.base import ShownPicture
 from netsim.trace import FrameQuality, FrameTrace
 
 
@@ -38,7 +38,7 @@ class QualityObserver:
         self._pictures: dict[int, np.ndarray] = {}
         self.wall_time_s = 0.0
 
-    def __call__(self, decoded: DecodedFrame) -> None:
+    def __call__(self, decoded: ShownPicture) -> None:
         """Measure ``decoded`` against its original and record the result."""
         start = time.perf_counter()
         index = decoded.frame_index

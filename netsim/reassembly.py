@@ -18,31 +18,29 @@ headers are decided by *agreement* of the packets, never by whichever packet cam
    from the others as if the strays had never arrived (unless a stray outvotes the genuine
    packets, which no rule can tell from the genuine case).
 
-Besides, a packet is discarded on arrival when it belongs to another frame, when its payload
-length is impossible for its scale header (``fits_scale_header``), or when a different payload
-for the same fragment (same headers) arrived before it; an exact copy of a fragment already held
-is a duplicate, counted and dropped. The receiver asks for the agreement at the playout
-deadline, when every in-time packet is known, so the outcome does not depend on when it asks.
+Besides, a packet is discarded on arrival when it belongs to another frame, when the codec's
+packet layout could not have produced it (the codec adapter's ``fits``: another layout, or a
+payload length impossible under its scale header), or when a different payload for the same
+fragment (same headers) arrived before it; an exact copy of a fragment already held is a
+duplicate, counted and dropped. The receiver asks for the agreement at the playout deadline,
+when every in-time packet is known, so the outcome does not depend on when it asks.
 
-Slice packets (x264/x265, layout ``SLICES``, ``netsim.slices``) go through the same agreement
-(the layout is part of the frame header, so a DHVC stray never mixes into an x264 frame); they
-are not cut equally, so a data payload fits its header when it is 1 to ``scale length`` bytes
-long, and ``assemble_slices`` hands over every data payload that arrived instead of waiting
-for the whole frame: each slice is usable on its own.
+What the agreed packets mean is the codec's business: ``FrameAssembly.agreed`` gives the agreed
+frame header and, per scale (layer), the fragments that agree on its header; the codec adapter
+turns those into what its decoder takes (``netsim.codecs``).
 """
 
 from __future__ import annotations
 
-import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from codec.types import FrameType, ReceivedFrame, ScalePayload
-from netsim.fec import FecError, FecParams, fec_decode, slice_fec_decode
+from codec.types import FrameType
 from netsim.packet import Packet, PacketLayout
-from netsim.slices import ReceivedSlices
 
 FrameHeader = tuple[float, int, FrameType, PacketLayout]
-"""The frame-header fields every packet repeats: (lambda, resync_from, frame type, layout)."""
+"""The frame-header fields every packet repeats: (rate parameter, resync_from, frame type,
+layout)."""
 
 ScaleHeader = tuple[int, int, int, int, int]
 """The scale-header fields every packet repeats: (fragment count, parity count, scale length,
@@ -51,7 +49,7 @@ scale CRC32, sync tag)."""
 
 def frame_header(packet: Packet) -> FrameHeader:
     """The frame-header fields ``packet`` carries."""
-    return (packet.lam, packet.resync_from, packet.frame_type, packet.layout)
+    return (packet.rate_parameter, packet.resync_from, packet.frame_type, packet.layout)
 
 
 def scale_header(packet: Packet) -> ScaleHeader:
@@ -63,36 +61,6 @@ def scale_header(packet: Packet) -> ScaleHeader:
         packet.scale_crc32,
         packet.sync_tag,
     )
-
-
-def fits_scale_header(packet: Packet) -> bool:
-    """Whether the packetizer could have sent ``packet``'s payload under its scale header.
-
-    With FEC every fragment is ``ceil(length / fragment_count)`` bytes. Without FEC the scale
-    is cut into ``fragment_count`` slices of one length, the last one shorter or equal and not
-    empty (a single fragment, possibly empty, when the scale fits one packet): a fragment before
-    the last is at least ``ceil(length / count)`` bytes and leaves at least one byte for the
-    last; the last is at most ``length // count`` bytes.
-    """
-    length, count, size = packet.scale_length_bytes, packet.fragment_count, len(packet.payload)
-    if packet.layout is PacketLayout.SLICES:
-        return packet.is_parity or 1 <= size <= length
-    if packet.parity_count > 0:
-        return length > 0 and size == -(-length // count)
-    if count == 1:
-        return size == length
-    if packet.fragment_index < count - 1:
-        return size >= -(-length // count) and size * (count - 1) < length
-    return 1 <= size <= length // count
-
-
-@dataclass(frozen=True)
-class AssembledScale:
-    """A complete scale: its payload and the data fragments that FEC rebuilt (not received)."""
-
-    scale: int
-    payload: ScalePayload
-    recovered_fragments: tuple[int, ...]
 
 
 class ScaleAssembly:
@@ -125,43 +93,14 @@ class ScaleAssembly:
         """Sort key of this header among its scale's candidates: the largest wins."""
         return (len(self.fragments), self.complete, -self.first_arrival)
 
-    def slice_payloads(self) -> tuple[dict[int, bytes], tuple[int, ...]]:
-        """Slice layout: the data payloads that arrived or FEC rebuilt, by index, and the
-        indexes FEC rebuilt."""
-        t = self._template
-        data = {i: p.payload for i, (_, p) in self.fragments.items() if i < t.fragment_count}
-        if len(data) == t.fragment_count or len(self.fragments) < t.fragment_count:
-            return data, ()
-        parity = {i: p.payload for i, (_, p) in self.fragments.items() if i >= t.fragment_count}
-        try:
-            rebuilt = slice_fec_decode(data, parity, FecParams(t.fragment_count, t.parity_count))
-        except FecError:
-            return data, ()
-        joined = b"".join(rebuilt[i] for i in range(t.fragment_count))
-        if len(joined) != t.scale_length_bytes or zlib.crc32(joined) != t.scale_crc32:
-            return data, ()
-        return rebuilt, tuple(i for i in range(t.fragment_count) if i not in data)
+    @property
+    def template(self) -> Packet:
+        """The first packet kept: its scale-header fields are those of every packet kept."""
+        return self._template
 
-    def assemble(self) -> AssembledScale | None:
-        """The scale's payload, or None while it is incomplete or cannot be rebuilt."""
-        if not self.complete:
-            return None
-        t = self._template
-        payloads = {i: packet.payload for i, (_, packet) in self.fragments.items()}
-        data_indexes = range(t.fragment_count)
-        missing = tuple(i for i in data_indexes if i not in payloads)
-        if not missing:
-            data = b"".join(payloads[i] for i in data_indexes)[: t.scale_length_bytes]
-        else:
-            params = FecParams(t.fragment_count, t.parity_count)
-            try:
-                data = fec_decode(payloads, params, t.scale_length_bytes)
-            except FecError:
-                return None
-        if len(data) != t.scale_length_bytes:
-            return None
-        payload = ScalePayload(data=data, crc32=t.scale_crc32, sync_tag=t.sync_tag)
-        return AssembledScale(scale=t.scale, payload=payload, recovered_fragments=missing)
+    def payloads(self) -> dict[int, bytes]:
+        """The payloads kept, by fragment index (data and parity fragments)."""
+        return {i: packet.payload for i, (_, packet) in self.fragments.items()}
 
 
 @dataclass
@@ -186,15 +125,26 @@ class _FrameCandidate:
         return (self.fragments, complete, -self.first_arrival)
 
 
+@dataclass(frozen=True)
+class AgreedFrame:
+    """The packets of a frame that agree: the frame header, and per scale (layer) the
+    fragments that agree on its scale header."""
+
+    header: FrameHeader
+    scales: dict[int, ScaleAssembly]
+
+
 class FrameAssembly:
     """Everything received of one frame; its header is decided by agreement (module docstring).
 
+    ``fits`` is the codec's packet layout rule (a packet it refuses is discarded on arrival).
     ``add`` answers provisionally (whether the packet agrees with the values agreed so far);
-    ``assemble``, ``discarded`` and ``rejected_packets`` give the verdict on all packets added.
+    ``agreed``, ``discarded`` and ``rejected_packets`` give the verdict on all packets added.
     """
 
-    def __init__(self, first: Packet) -> None:
+    def __init__(self, first: Packet, fits: Callable[[Packet], bool]) -> None:
         self.frame_index = first.frame_index
+        self._fits = fits
         self.duplicate_packets = 0
         self._arrivals = 0
         self._candidates: dict[FrameHeader, _FrameCandidate] = {}
@@ -207,7 +157,7 @@ class FrameAssembly:
         or disagrees with the headers agreed so far."""
         arrival = self._arrivals
         self._arrivals += 1
-        if packet.frame_index != self.frame_index or not fits_scale_header(packet):
+        if packet.frame_index != self.frame_index or not self._fits(packet):
             self._discarded_at_once.append((arrival, packet))
             return False
         header = frame_header(packet)
@@ -255,45 +205,13 @@ class FrameAssembly:
         """Packets not used: duplicates plus ``discarded()``."""
         return self.duplicate_packets + len(self.discarded())
 
-    def assemble(self) -> tuple[ReceivedFrame, tuple[AssembledScale, ...]]:
-        """What to hand the decoder, and the complete scales (with their FEC recoveries), from
-        the packets that agree on the frame's and each scale's header."""
+    def agreed(self) -> AgreedFrame | None:
+        """The agreed frame header and each scale's agreed fragments; None when every packet
+        was discarded on arrival."""
         if not self._candidates:
-            return ReceivedFrame.nothing(self.frame_index), ()
+            return None
         agreed = self._agreed()
-        complete: list[AssembledScale] = []
-        for scale in sorted(agreed.scales):
-            assembled = agreed.agreed_scale(scale).assemble()
-            if assembled is not None:
-                complete.append(assembled)
-        lam, resync_from, frame_type, _ = agreed.header
-        received = ReceivedFrame(
-            frame_index=self.frame_index,
-            lam=lam,
-            resync_from=resync_from,
-            frame_type=frame_type,
-            scales={a.scale: a.payload for a in complete},
+        return AgreedFrame(
+            header=agreed.header,
+            scales={scale: agreed.agreed_scale(scale) for scale in sorted(agreed.scales)},
         )
-        return received, tuple(complete)
-
-    def assemble_slices(self) -> tuple[ReceivedSlices, tuple[int, ...]]:
-        """Slice layout: what to hand an x264/x265 decoder (every data payload of the agreed
-        headers that arrived, or that FEC rebuilt), and the data packet indexes FEC rebuilt.
-        A frame whose agreed packets are not slice packets counts as nothing received."""
-        if not self._candidates:
-            return ReceivedSlices.nothing(self.frame_index), ()
-        agreed = self._agreed()
-        lam, _, frame_type, layout = agreed.header
-        layer = agreed.scales.get(1)
-        if layout is not PacketLayout.SLICES or layer is None:
-            return ReceivedSlices.nothing(self.frame_index), ()
-        assembly = agreed.agreed_scale(1)
-        payloads, recovered = assembly.slice_payloads()
-        received = ReceivedSlices(
-            frame_index=self.frame_index,
-            frame_type=frame_type,
-            qp=int(lam),
-            packet_count=assembly.header[0],
-            payloads=payloads,
-        )
-        return received, recovered

@@ -1,41 +1,26 @@
 """The receiving side: reassembly, playout deadlines, decoding, echoes (DESIGN 2-4, 4b).
 
-The receiver drives any codec through a decoder adapter (DESIGN 4b): DHVC's ``FrameDecoder``
-gets a ``ReceivedFrame`` (the complete scales), an x264/x265 ``SliceDecoder`` (``layout`` =
-``PacketLayout.SLICES``) a ``netsim.slices.ReceivedSlices`` (every slice packet that arrived:
-slices are usable on their own). Both report D and the echo to send in the same way, so the
-echo logic below serves both; for x264/x265 the echo (f, 1) is the picture-loss indication.
+The receiver drives any codec through its adapter (``netsim.codecs.CodecAdapter``): the
+adapter's ``fits`` judges each packet on arrival, at the playout deadline its ``assemble``
+turns the packets that agree into what its decoder takes, and its ``decode`` gives the
+``ShownPicture`` with D and the echo to send, so the echo logic below serves every codec (for
+x264/x265 the echo (f, 1) is the picture-loss indication).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import Protocol
+from typing import Any
 
 import simpy
 
-from codec.types import IN_SYNC, DecodedFrame, ReceivedFrame
+from codec.types import IN_SYNC
+from netsim.codecs.base import CodecAdapter, ShownPicture
 from netsim.feedback import SIMULTANEITY_S, Echo, FeedbackLink
-from netsim.packet import Packet, PacketLayout
+from netsim.packet import Packet
 from netsim.reassembly import FrameAssembly
 from netsim.sender import frame_capture_time_s
-from netsim.slices import SLICE_LAYER, DecodedSlices, ReceivedSlices
 from netsim.trace import FrameTrace, PacketTrace, ShownFrame
-
-
-class FrameDecoder(Protocol):
-    """Decodes frames in order, one call per frame, from whatever of each frame arrived."""
-
-    def decode(self, received: ReceivedFrame) -> DecodedFrame: ...
-
-
-class SliceDecoder(Protocol):
-    """An x264/x265 decoder adapter: ``layout`` is ``PacketLayout.SLICES``; it decodes frames in
-    order, one call per frame, from the slice packets that arrived."""
-
-    layout: PacketLayout
-
-    def decode(self, received: ReceivedSlices) -> DecodedSlices: ...
 
 
 class Receiver:
@@ -61,14 +46,19 @@ class Receiver:
     since its last echo (None: never).
 
     Each frame's receiver half (``ShownFrame``) goes to the frame trace ``frames`` as it is
-    decoded; then ``on_frame`` gets the decoded frame (e.g. to measure its quality).
+    decoded; then ``on_frame`` gets the shown picture (e.g. to measure its quality).
+
+    ``decoder`` (a DHVC ``FrameDecoder``, without ``codec``) is the older way to name the
+    codec, kept while ``benchmarks/fuzz.py`` uses it: it stands for
+    ``DhvcAdapter(encoder=None, decoder=decoder)``.
     """
 
     def __init__(
         self,
         env: simpy.Environment,
         *,
-        decoder: FrameDecoder | SliceDecoder,
+        codec: CodecAdapter[Any, Any] | None = None,
+        decoder: Any = None,
         feedback: FeedbackLink,
         trace: PacketTrace,
         frames: FrameTrace,
@@ -78,15 +68,18 @@ class Receiver:
         decode_time_s: float = 0.0,
         echo_timeout_s: float | None = None,
         send_echoes: bool = True,
-        on_frame: Callable[[DecodedFrame | DecodedSlices], None] | None = None,
+        on_frame: Callable[[ShownPicture], None] | None = None,
     ) -> None:
         if playout_delay_s < 0 or decode_time_s < 0:
             raise ValueError("playout_delay_s and decode_time_s must be >= 0")
         if echo_timeout_s is not None and echo_timeout_s <= 0:
             raise ValueError("echo_timeout_s must be positive")
+        if codec is None:
+            from netsim.codecs.dhvc import DhvcAdapter  # the older ``decoder`` argument
+
+            codec = DhvcAdapter(encoder=None, decoder=decoder)  # type: ignore[arg-type]
         self.env = env
-        self.decoder = decoder
-        self.layout: PacketLayout = getattr(decoder, "layout", PacketLayout.SCALES)
+        self.codec = codec
         self.feedback = feedback
         self.trace = trace
         self.frames = frames
@@ -121,7 +114,7 @@ class Receiver:
             return
         assembly = self._assemblies.get(packet.frame_index)
         if assembly is None:
-            self._assemblies[packet.frame_index] = FrameAssembly(packet)
+            self._assemblies[packet.frame_index] = FrameAssembly(packet, self.codec.fits)
         else:
             assembly.add(packet)  # judged with the frame's other packets at the deadline
 
@@ -142,14 +135,14 @@ class Receiver:
                 self.rejected_packets += assembly.rejected_packets
                 for packet in assembly.discarded():
                     self.trace.rejected(packet)
-            if self.layout is PacketLayout.SLICES:
-                decoded, received_units = self._decode_slices(frame_index, assembly)
-            else:
-                decoded, received_units = self._decode_scales(frame_index, assembly)
+            assembled = self.codec.assemble(frame_index, assembly)
+            for layer, fragment in assembled.recovered:
+                self.trace.recovered(frame_index, layer, fragment)
+            shown = self.codec.decode(assembled.received)
             if self.decode_time_s > 0:
                 yield self.env.timeout(self.decode_time_s)
             done_s = start_s + self.decode_time_s
-            echo_scale = self._echo_for(decoded, done_s)
+            echo_scale = self._echo_for(shown, done_s)
             if echo_scale is not None:
                 self._last_echo_s = done_s
                 if self.send_echoes:
@@ -157,50 +150,19 @@ class Receiver:
             self.frames.shown(
                 frame_index,
                 ShownFrame(
-                    scales_received=received_units,
-                    scales_decoded=decoded.scales_decoded,
-                    first_desynced_scale=decoded.first_desynced_scale,
+                    scales_received=shown.units_received,
+                    scales_decoded=shown.units_decoded,
+                    first_desynced_scale=shown.first_desynced_scale,
                     echo_sent=self.send_echoes and echo_scale is not None,
                     decode_time_s=self.decode_time_s,
-                    concealed=(
-                        decoded.concealed
-                        if isinstance(decoded, DecodedSlices)
-                        else decoded.scales_decoded < len(decoded.outcomes)
-                    ),
-                    frozen=isinstance(decoded, DecodedSlices) and decoded.frozen,
+                    concealed=shown.concealed,
+                    frozen=shown.frozen,
                 ),
             )
             if self.on_frame is not None:
-                self.on_frame(decoded)
+                self.on_frame(shown)
 
-    def _decode_scales(
-        self, frame_index: int, assembly: FrameAssembly | None
-    ) -> tuple[DecodedFrame, int]:
-        """DHVC: decode the complete scales; the decoded frame and the scales received."""
-        if assembly is None:
-            received, complete = ReceivedFrame.nothing(frame_index), ()
-        else:
-            received, complete = assembly.assemble()
-        for scale in complete:
-            for fragment in scale.recovered_fragments:
-                self.trace.recovered(frame_index, scale.scale, fragment)
-        return self.decoder.decode(received), len(received.scales)  # type: ignore[arg-type]
-
-    def _decode_slices(
-        self, frame_index: int, assembly: FrameAssembly | None
-    ) -> tuple[DecodedSlices, int]:
-        """x264/x265: decode the slice packets that arrived; the result and the NAL units
-        received whole."""
-        if assembly is None:
-            received, recovered = ReceivedSlices.nothing(frame_index), ()
-        else:
-            received, recovered = assembly.assemble_slices()
-        for fragment in recovered:
-            self.trace.recovered(frame_index, SLICE_LAYER, fragment)
-        decoded = self.decoder.decode(received)  # type: ignore[arg-type]
-        return decoded, decoded.units_received
-
-    def _echo_for(self, decoded: DecodedFrame | DecodedSlices, now_s: float) -> int | None:
+    def _echo_for(self, decoded: ShownPicture, now_s: float) -> int | None:
         """The j of the echo to send after this frame (a new drop of D, or a repeat after the
         echo timeout), or None."""
         if decoded.echo_scale is not None:

@@ -1,9 +1,9 @@
 """Running a scenario end to end with the real codec and writing its results (DESIGN 5).
 
 ``run_scenario`` reads as load -> simulate -> write: ``load_run_inputs`` reads the video and
-loads the model (DHVC; x264/x265 need none); ``simulate_run`` carries every frame through
-``netsim.simulation.simulate`` with the scenario's codec (``codec.Encoder`` and
-``codec.Decoder``, or the x264/x265 adapters of ``netsim.h26x``, DESIGN 4b) while
+sets up the scenario's codec (its ``netsim.codecs`` registry entry: DHVC loads its model);
+``simulate_run`` carries every frame through ``netsim.simulation.simulate`` with the codec's
+adapter (DESIGN 4b), timed by ``netsim.codecs.TimedCodec``, while
 ``netsim.quality.QualityObserver`` measures PSNR and MS-SSIM of each decoded frame;
 ``write_results`` writes into ``out_dir``:
 
@@ -12,8 +12,8 @@ loads the model (DHVC; x264/x265 need none); ``simulate_run`` carries every fram
   decode time, never a measured one;
 * ``summary.json`` (``netsim.summary.RunSummary``): scenario, seed, versions, mean quality,
   loss statistics next to the loss model's analytic values, echo counts and the measured
-  wall-clock times, among them the simulator overhead (the run's wall time minus encoding and
-  decoding);
+  wall-clock times: setup, encoding, decoding, metrics, output and the network simulation
+  (``netsim.summary.RunTiming``);
 * ``video.mp4`` (original | decoded, side by side) with ``save_video``.
 
 Outputs appear atomically: they are written into a temporary folder next to ``out_dir`` and
@@ -31,17 +31,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codec import DHVC, CheckpointError, Decoder, Encoder, load_model
-from codec.config import check_lambda
 from codec.fileio import TargetError, atomic_folder, check_writable_target
-from codec.h26x import STANDARD_CODECS, H26xSettings
-from codec.types import DecodedFrame, EncodedFrame, ReceivedFrame
 from codec.video import VideoError, read_frames, write_side_by_side_mp4
-from netsim.h26x import H26xFrameDecoder, H26xFrameEncoder
+from netsim.codecs.base import LoadedCodec, ShownPicture, TimedCodec
+from netsim.codecs.registry import codec_entry
 from netsim.quality import QualityObserver
 from netsim.scenario import Scenario, ScenarioError
 from netsim.simulation import SimulationOutcome, simulate
-from netsim.slices import DecodedSlices, payload_budget_bytes
 from netsim.summary import ModelInfo, RunSummary, RunTiming, summarize
 from netsim.trace import FrameTrace, write_frames_csv, write_packets_csv
 
@@ -82,70 +78,25 @@ def resolve_device(device: str) -> str:
     return device
 
 
-class _TimedEncoder:
-    """``FrameEncoder`` over ``codec.Encoder`` and the video's frames; adds up wall time."""
-
-    def __init__(self, encoder: Encoder, frames: np.ndarray, lam: float) -> None:
-        self._encoder = encoder
-        self._frames = frames
-        self._lam = lam
-        self.wall_time_s = 0.0
-
-    def encode(self, frame_index: int, resync_from: int | None) -> EncodedFrame:
-        start = time.perf_counter()
-        encoded = self._encoder.encode(
-            self._frames[frame_index], lam=self._lam, resync_from=resync_from
-        )
-        self.wall_time_s += time.perf_counter() - start
-        return encoded
-
-
-class _TimedDecoder:
-    """``FrameDecoder`` over ``codec.Decoder``; adds up wall time."""
-
-    def __init__(self, decoder: Decoder) -> None:
-        self._decoder = decoder
-        self.wall_time_s = 0.0
-
-    def decode(self, received: ReceivedFrame) -> DecodedFrame:
-        start = time.perf_counter()
-        decoded = self._decoder.decode(received)
-        self.wall_time_s += time.perf_counter() - start
-        return decoded
-
-
 @dataclass(frozen=True)
 class RunInputs:
     """What a run starts from: the scenario with the run's frame count and seed, the video's
-    first ``frame_count`` frames (N x H x W x 3 uint8), the model and the codec around it
-    (None for x264/x265, whose adapters ``simulate_run`` builds), and the wall time spent
-    loading them (s)."""
+    first ``frame_count`` frames (N x H x W x 3 uint8), the codec set up for the run
+    (``netsim.codecs.LoadedCodec``), the device it runs on, and the wall time spent loading
+    them (s)."""
 
     scenario: Scenario
     frame_count: int
     seed: int
     device: str
     originals: np.ndarray
-    model: DHVC | None
-    encoder: Encoder | None
-    decoder: Decoder | None
+    codec: LoadedCodec
     setup_time_s: float
 
     @property
     def model_info(self) -> ModelInfo:
         """The model as summary.json describes it."""
-        if self.model is None:
-            spec = self.scenario.codec
-            preset = spec.h26x.preset if spec.h26x is not None else ""
-            encoder_name = STANDARD_CODECS[spec.kind][0]
-            return ModelInfo(id=encoder_name, preset=preset, lambda_min=np.nan, lambda_max=np.nan)
-        config = self.model.config
-        return ModelInfo(
-            id=getattr(self.model, "model_id", None),
-            preset=config.name,
-            lambda_min=config.lambda_min,
-            lambda_max=config.lambda_max,
-        )
+        return self.codec.model_info
 
 
 @dataclass(frozen=True)
@@ -189,37 +140,22 @@ def run_scenario(
 def load_run_inputs(
     scenario: Scenario, *, frames: int | None = None, seed: int | None = None, device: str = "cpu"
 ) -> RunInputs:
-    """Read the video and load the model of ``scenario`` (``frames`` and ``seed`` override the
-    scenario's; ``device`` may be ``auto``)."""
+    """Read the video and set up the codec of ``scenario`` (``frames`` and ``seed`` override
+    the scenario's; ``device`` may be ``auto``)."""
     start = time.perf_counter()
     frame_count = scenario.video.frames if frames is None else frames
     if frame_count < 1:
         raise RunError(f"frames must be >= 1, got {frame_count}")
     device = resolve_device(device)
     originals = _read_video(scenario, frame_count)
-    if scenario.codec.kind != "dhvc":
-        return RunInputs(
-            scenario=scenario,
-            frame_count=frame_count,
-            seed=scenario.seed if seed is None else seed,
-            device="cpu",
-            originals=originals,
-            model=None,
-            encoder=None,
-            decoder=None,
-            setup_time_s=time.perf_counter() - start,
-        )
-    model = _load_model(scenario, device)
-    height, width = originals.shape[1:3]
+    codec = codec_entry(scenario.codec.kind).load(scenario, originals, device)
     return RunInputs(
         scenario=scenario,
         frame_count=frame_count,
         seed=scenario.seed if seed is None else seed,
-        device=device,
+        device=codec.device,
         originals=originals,
-        model=model,
-        encoder=Encoder(model, gop=scenario.codec.gop_frames, device=device),
-        decoder=Decoder(model, height=height, width=width, device=device),
+        codec=codec,
         setup_time_s=time.perf_counter() - start,
     )
 
@@ -232,28 +168,18 @@ def simulate_run(
 ) -> RunOutcome:
     """Carry every frame through the scenario's network with the codec, measuring the quality
     of each decoded frame; ``on_frame(done, total)`` after each one."""
-    scenario = inputs.scenario
-    encoder: _TimedEncoder | H26xFrameEncoder
-    decoder: _TimedDecoder | H26xFrameDecoder
-    if inputs.encoder is None or inputs.decoder is None:
-        height, width = inputs.originals.shape[1:3]
-        encoder = H26xFrameEncoder(h26x_settings(scenario), inputs.originals)
-        decoder = H26xFrameDecoder(scenario.codec.kind, width=width, height=height)
-    else:
-        encoder = _TimedEncoder(inputs.encoder, inputs.originals, scenario.codec.lam)
-        decoder = _TimedDecoder(inputs.decoder)
+    codec = TimedCodec(inputs.codec.adapter())
     frames = FrameTrace(measures_quality=True)
     quality = QualityObserver(inputs.originals, frames, keep_pictures=keep_pictures)
 
-    def frame_done(decoded: DecodedFrame | DecodedSlices) -> None:
-        quality(decoded)
+    def frame_done(shown: ShownPicture) -> None:
+        quality(shown)
         if on_frame is not None:
-            on_frame(decoded.frame_index + 1, inputs.frame_count)
+            on_frame(shown.frame_index + 1, inputs.frame_count)
 
     simulation = simulate(
-        scenario,
-        encoder=encoder,
-        decoder=decoder,
+        inputs.scenario,
+        codec=codec,
         frame_count=inputs.frame_count,
         seed=inputs.seed,
         frames=frames,
@@ -261,34 +187,10 @@ def simulate_run(
     )
     return RunOutcome(
         simulation=simulation,
-        encode_time_s=encoder.wall_time_s,
-        decode_time_s=decoder.wall_time_s,
+        encode_time_s=codec.encode_time_s,
+        decode_time_s=codec.decode_time_s,
         metrics_time_s=quality.wall_time_s,
         pictures=quality.pictures if keep_pictures else None,
-    )
-
-
-def h26x_settings(scenario: Scenario) -> H26xSettings:
-    """The x264/x265 encoder settings of a scenario whose ``codec.kind`` is x264 or x265:
-    its ``codec.h26x`` and ``gop_frames``, the frame rate (rounded; constant QP makes it
-    irrelevant to the bits) and x264's ``slice-max-size`` = the NAL bytes one packet carries
-    (``netsim.slices.payload_budget_bytes``, less FEC's 2-byte length field when the layer is
-    protected)."""
-    spec = scenario.codec
-    if spec.h26x is None or spec.kind == "dhvc":
-        raise ValueError("not an x264/x265 scenario")
-    budget = payload_budget_bytes(scenario.sender.mtu_bytes)
-    if 1 in scenario.sender.fec:
-        budget -= 2
-    return H26xSettings(
-        codec=spec.kind,
-        qp=spec.h26x.qp,
-        gop_frames=min(spec.gop_frames, 2**31 - 1),
-        slice_max_bytes=budget,
-        x265_slices=spec.h26x.x265_slices,
-        intra_refresh=spec.h26x.intra_refresh,
-        preset=spec.h26x.preset,
-        fps=max(1, round(scenario.video.fps)),
     )
 
 
@@ -354,19 +256,6 @@ def _read_video(scenario: Scenario, frame_count: int) -> np.ndarray:
             f"from frame {video.start_frame}",
         )
     return frames
-
-
-def _load_model(scenario: Scenario, device: str) -> DHVC:
-    spec = scenario.codec
-    try:
-        model = load_model(checkpoint=spec.checkpoint, preset=spec.preset, device=device)
-    except (CheckpointError, ValueError) as err:
-        raise ScenarioError(scenario.source_path, "codec.checkpoint", str(err)) from None
-    try:
-        check_lambda(spec.lam, model.config)
-    except ValueError as err:
-        raise ScenarioError(scenario.source_path, "codec.lam", str(err)) from None
-    return model
 
 
 def _check_output_folder(out_dir: Path) -> None:

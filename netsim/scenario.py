@@ -41,9 +41,10 @@ from pydantic import (
 )
 
 from codec.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, read_checkpoint_config
-from codec.config import DEFAULT_PRESET, ModelConfig, check_lambda, get_preset
+from codec.config import DEFAULT_PRESET, ModelConfig, get_preset
 from codec.types import NUM_SCALES, coded_size
 from codec.video import SAMPLE_PREFIX, VideoError, resolve_source
+from netsim.codecs.registry import DEFAULT_CODEC, codec_entry, codec_kinds
 from netsim.loss import gilbert_parameters
 from netsim.mahimahi import TraceFormatError, load_delivery_trace
 from netsim.packet import HEADER_SIZE_BYTES, MAX_FRAGMENTS
@@ -227,14 +228,16 @@ class H26xSpec(_Spec):
 
 
 class CodecSpec(_Spec):
-    """The codec under test and its operating point. ``kind``: ``dhvc`` (the default), or
-    ``x264``/``x265`` with their settings in ``h26x`` (DESIGN 4b). For DHVC, ``checkpoint``:
+    """The codec under test and its operating point. ``kind``: a codec of the registry
+    (``netsim.codecs``): ``dhvc`` (the default), or ``x264``/``x265`` with their settings in
+    ``h26x`` (DESIGN 4b); a kind's settings field is required for it and refused for the
+    others. For DHVC, ``checkpoint``:
     ``default`` (shipped weights), ``none`` (random weights of ``preset``, for tests) or a path;
     ``lam`` is the paper's rate-distortion lambda, constant over the run, and must lie in the
     model's range (``check_lambda``). For every codec a frame whose index is a multiple of
     ``gop_frames`` is an I frame."""
 
-    kind: Literal["dhvc", "x264", "x265"] = "dhvc"
+    kind: str = DEFAULT_CODEC
     h26x: H26xSpec | None = None
     checkpoint: str = "default"
     preset: str | None = None
@@ -251,15 +254,31 @@ class CodecSpec(_Spec):
             raise ValueError(f"checkpoint file not found: {path}")
         return str(path)
 
+    @field_validator("kind")
+    @classmethod
+    def _kind_is_registered(cls, value: str) -> str:
+        if value not in codec_kinds():
+            raise ValueError(f"unknown codec kind {value!r} (known: {', '.join(codec_kinds())})")
+        return value
+
     @model_validator(mode="after")
     def _settings_match_kind(self) -> CodecSpec:
-        if self.kind == "dhvc" and self.h26x is not None:
-            raise FieldError(("h26x",), "only for kind x264 or x265")
-        if self.kind != "dhvc" and self.h26x is None:
-            raise FieldError(("h26x",), f"kind {self.kind} needs its settings (at least qp)")
-        if self.kind == "x265" and self.h26x is not None and self.h26x.intra_refresh:
-            raise FieldError(("h26x", "intra_refresh"), "intra refresh is an x264 option")
+        entry = codec_entry(self.kind)
+        for name in CODEC_SETTINGS_FIELDS:
+            if getattr(self, name) is None or entry.settings_field == name:
+                continue
+            owners = [k for k in codec_kinds() if codec_entry(k).settings_field == name]
+            raise FieldError((name,), f"only for kind {' or '.join(owners)}")
+        if entry.settings_field is not None and getattr(self, entry.settings_field) is None:
+            raise FieldError(
+                (entry.settings_field,), f"kind {self.kind} needs its settings (at least qp)"
+            )
+        entry.check_settings(self)
         return self
+
+
+CODEC_SETTINGS_FIELDS = ("h26x",)
+"""The fields of ``CodecSpec`` holding one kind's settings (``CodecEntry.settings_field``)."""
 
 
 # ----------------------------------------------------------------------------- sender
@@ -506,21 +525,7 @@ class Scenario(_Spec):
                 f"an echo delay of {feedback_delay_s:g} s at {self.video.fps:g} frames/s is "
                 f"longer than {MAX_DURATION_MS / 1000:g} s",
             )
-        if self.codec.kind != "dhvc":
-            check_h26x(self.sender, self.video)
-            return self
-        try:
-            config = model_config_for(self.codec.checkpoint, self.codec.preset)
-        except FieldError as err:
-            raise FieldError(("codec", *err.field), err.message) from None
-        try:
-            check_lambda(self.codec.lam, config)
-        except ValueError as err:
-            raise FieldError(("codec", "lam"), str(err)) from None
-        try:
-            check_packetization(self.sender, self.video, config)
-        except FieldError as err:
-            raise FieldError(("sender", *err.field), err.message) from None
+        codec_entry(self.codec.kind).check_scenario(self)
         return self
 
     @property

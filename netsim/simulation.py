@@ -2,8 +2,8 @@
 
 ``simulate`` builds the sender, forward link (with its loss model and bottleneck), receiver and
 feedback link from a ``Scenario`` and runs them until every frame has been decoded and every
-packet has arrived or been dropped. It takes any ``FrameEncoder`` and ``FrameDecoder``: the
-runner passes the real codec, tests pass codec-free packet sources. It returns a
+packet has arrived or been dropped. It takes any codec adapter (``netsim.codecs``): the runner
+passes the scenario's codec, tests pass codec-free stand-ins. It returns a
 ``SimulationOutcome``: the packet and frame trace rows and the counts summary.json reports.
 
 Randomness: one scenario seed; ``RandomStreams.from_seed`` gives each random component its own
@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import simpy
 
-from codec.types import DecodedFrame
+from netsim.codecs.base import CodecAdapter, ShownPicture
 from netsim.fec import FecParams
 from netsim.feedback import FeedbackLink
 from netsim.link import Bottleneck, ForwardLink, RateBottleneck, TraceBottleneck
@@ -34,7 +35,7 @@ from netsim.loss import (
 )
 from netsim.mahimahi import load_delivery_trace
 from netsim.queueing import ByteQueue
-from netsim.receiver import FrameDecoder, Receiver
+from netsim.receiver import Receiver
 from netsim.scenario import (
     BernoulliLossSpec,
     ExplicitLossSpec,
@@ -46,7 +47,7 @@ from netsim.scenario import (
     Scenario,
     TraceLinkSpec,
 )
-from netsim.sender import FrameEncoder, Sender
+from netsim.sender import Sender
 from netsim.trace import FrameRecord, FrameTrace, PacketRecord, PacketTrace
 
 
@@ -136,14 +137,13 @@ def build_bottleneck(
 def simulate(
     scenario: Scenario,
     *,
-    encoder: FrameEncoder,
-    decoder: FrameDecoder,
+    codec: CodecAdapter[Any, Any],
     frame_count: int,
     seed: int,
     frames: FrameTrace | None = None,
-    on_frame: Callable[[DecodedFrame], None] | None = None,
+    on_frame: Callable[[ShownPicture], None] | None = None,
 ) -> SimulationOutcome:
-    """Run the network of ``scenario`` for ``frame_count`` frames with this seed.
+    """Run the network of ``scenario`` for ``frame_count`` frames of ``codec`` with this seed.
 
     The sender and receiver record their halves of each frame into ``frames`` (default: a new
     ``FrameTrace`` that measures no quality); ``on_frame`` is called once per frame, in order,
@@ -162,7 +162,7 @@ def simulate(
     )
     receiver = Receiver(
         env,
-        decoder=decoder,
+        codec=codec,
         feedback=feedback,
         trace=trace,
         frames=frames,
@@ -191,7 +191,7 @@ def simulate(
     )
     sender = Sender(
         env,
-        encoder=encoder,
+        codec=codec,
         link=link,
         feedback=feedback,
         frames=frames,

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from codec.types import IN_SYNC, FrameType
+from netsim.codecs.base import ModelInfo
+from netsim.codecs.registry import DEFAULT_CODEC
 from netsim.scenario import Scenario
 from netsim.simulation import SimulationOutcome
 from netsim.stats import channel_loss_statistics, fate_counts
@@ -30,17 +32,6 @@ VERSIONED_PACKAGES = ("dhvc-testbed", "torch", "numpy", "simpy", "zfec", "pydant
 
 SUMMARY_FILE = "summary.json"
 """The summary's file name in a run folder."""
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """The codec model of a run: its id (None for random weights), preset and lambda range.
-    For x264/x265: the encoder library and its speed preset; no lambda range (NaN)."""
-
-    id: str | None
-    preset: str
-    lambda_min: float
-    lambda_max: float
 
 
 @dataclass(frozen=True)
@@ -99,7 +90,8 @@ class RunTiming:
     MS-SSIM of every frame), ``output_time_s`` (writing the result files) and
     ``network_simulation_time_s``, the rest: SimPy, packetization, reassembly, loss models,
     queues and bookkeeping. ``simulated_duration_s`` is the simulated time of the run's last
-    event.
+    event. ``breakdown()`` is what the run table shows: the simulator overhead mixes metrics
+    and loading with the network, so readers are shown the parts instead.
     """
 
     wall_time_s: float
@@ -113,6 +105,19 @@ class RunTiming:
     network_simulation_time_s: float
     network_simulation_fraction: float
     simulated_duration_s: float
+
+    def breakdown(self) -> tuple[tuple[str, float], ...]:
+        """Where the wall time went (s): setup (reading the video, loading the model),
+        encode, decode, metrics (PSNR, MS-SSIM), network (the simulation: SimPy, packets,
+        reassembly, loss, bookkeeping) and output (writing the results)."""
+        return (
+            ("setup", self.setup_time_s),
+            ("encode", self.encode_time_s),
+            ("decode", self.decode_time_s),
+            ("metrics", self.metrics_time_s),
+            ("network", self.network_simulation_time_s),
+            ("output", self.output_time_s),
+        )
 
     @classmethod
     def of(
@@ -175,7 +180,7 @@ class RunSummary:
     loss: LossSummary
     echoes: EchoSummary
     timing: RunTiming
-    codec: str = "dhvc"
+    codec: str = DEFAULT_CODEC
     frames_concealed: int = 0
     frames_frozen: int = 0
 

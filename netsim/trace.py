@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from codec.types import NUM_SCALES, FrameType
+from netsim.codecs.registry import DEFAULT_CODEC, codec_kinds
 from netsim.packet import Packet
 
 
@@ -79,8 +80,15 @@ class Column:
         return format(value, self.format_spec)
 
 
-CODECS: tuple[str, ...] = ("dhvc", "x264", "x265")
-"""The codecs a run may carry (DESIGN 4b), as frames.csv's ``codec`` column names them."""
+CODEC_COLUMN = "codec"
+"""frames.csv's column naming the codec under test (DESIGN 4b)."""
+
+
+def column_labels(column: Column) -> tuple[str, ...]:
+    """The values a ``LABEL`` column allows now: for ``codec`` every kind of the codec
+    registry (``netsim.codecs``, which may have grown since this module was loaded), else
+    the column's ``labels``."""
+    return codec_kinds() if column.name == CODEC_COLUMN else column.labels
 
 
 def _time(name: str) -> Column:
@@ -120,7 +128,7 @@ FRAME_SCHEMA: tuple[Column, ...] = (
     Column("ms_ssim", ColumnKind.FLOAT, ".6f"),
     _time("capture_time_s"),
     _time("decode_time_s"),
-    Column("codec", ColumnKind.LABEL, labels=CODECS, default=CODECS[0]),
+    Column(CODEC_COLUMN, ColumnKind.LABEL, labels=codec_kinds(), default=DEFAULT_CODEC),
     Column("units_sent", ColumnKind.INT, default=str(NUM_SCALES)),
     Column("concealed", ColumnKind.FLAG, default="0"),
     Column("frozen", ColumnKind.FLAG, default="0"),
@@ -303,7 +311,8 @@ class SentFrame:
 
     ``bits_per_scale`` counts the payload bits of each scale that was sent (0 for scales above
     the sender's ``max_scales``); ``pixels`` is the frame's width times height; ``codec`` is
-    one of ``CODECS``; ``units_sent`` counts the scales (DHVC) or NAL units (x264/x265) sent.
+    a kind of the codec registry (``netsim.codecs``); ``units_sent`` counts the scales (DHVC)
+    or NAL units (x264/x265) sent.
     """
 
     frame_type: FrameType
@@ -312,7 +321,7 @@ class SentFrame:
     bits_per_scale: tuple[int, ...]
     pixels: int
     capture_time_s: float
-    codec: str = CODECS[0]
+    codec: str = DEFAULT_CODEC
     units_sent: int = NUM_SCALES
 
 
@@ -371,7 +380,7 @@ class FrameRecord:
     ms_ssim: float
     capture_time_s: float
     decode_time_s: float
-    codec: str = CODECS[0]
+    codec: str = DEFAULT_CODEC
     units_sent: int = NUM_SCALES
     concealed: bool = False
     frozen: bool = False

@@ -3,7 +3,8 @@
 ``FakeEncoder`` makes random payloads of fixed sizes per scale, with the codec's frame types
 (I at each GOP start, R on request, else P). ``FakeDecoder`` applies DESIGN 2's rule for the
 first desynchronised scale D without decoding anything, as ``codec.Decoder`` does.
-``scenario`` and ``simulate_fakes`` run a scenario's network with both.
+``fake_codec`` puts them behind the DHVC adapter; ``scenario`` and ``simulate_fakes`` run a
+scenario's network with both.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from codec.types import (
     ScaleOutcome,
     ScalePayload,
 )
+from netsim.codecs.dhvc import DhvcAdapter, assemble_scales
 from netsim.packet import HEADER_SIZE_BYTES, Packet
+from netsim.packetizer import AssembledScale, assemble_scale
+from netsim.reassembly import FrameAssembly
 from netsim.scenario import Scenario
 from netsim.simulation import SimulationOutcome, simulate
 
@@ -112,6 +116,24 @@ class FakeDecoder:
         )
 
 
+def fake_codec(
+    encoder: FakeEncoder | None = None, decoder: FakeDecoder | None = None
+) -> DhvcAdapter:
+    """The DHVC adapter over a fake encoder and decoder (new ones where not given)."""
+    return DhvcAdapter(encoder or FakeEncoder(), decoder or FakeDecoder())
+
+
+def assemble(assembly: FrameAssembly) -> tuple[ReceivedFrame, tuple[AssembledScale, ...]]:
+    """What the DHVC adapter hands its decoder from ``assembly``, and the complete scales
+    (with the fragments FEC rebuilt)."""
+    received = assemble_scales(assembly.frame_index, assembly).received
+    agreed = assembly.agreed()
+    if agreed is None:
+        return received, ()
+    scales = (assemble_scale(scale) for scale in agreed.scales.values())
+    return received, tuple(scale for scale in scales if scale is not None)
+
+
 def synthetic_packet(seq: int, size_bytes: int, scale: int = 1, frame: int = 0) -> Packet:
     """A one-fragment packet of ``size_bytes`` on the wire."""
     return Packet(
@@ -121,7 +143,7 @@ def synthetic_packet(seq: int, size_bytes: int, scale: int = 1, frame: int = 0) 
         fragment_index=0,
         fragment_count=1,
         parity_count=0,
-        lam=1024.0,
+        rate_parameter=1024.0,
         resync_from=0,
         frame_type=FrameType.P,
         scale_length_bytes=size_bytes - HEADER_SIZE_BYTES,
@@ -150,8 +172,7 @@ def simulate_fakes(
     decoder = FakeDecoder()
     outcome = simulate(
         s,
-        encoder=FakeEncoder(sizes_bytes, gop=s.codec.gop_frames),
-        decoder=decoder,
+        codec=fake_codec(FakeEncoder(sizes_bytes, gop=s.codec.gop_frames), decoder),
         frame_count=frames,
         seed=seed,
     )

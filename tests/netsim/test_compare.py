@@ -11,22 +11,24 @@ import pytest
 
 from codec.h26x import clip_bitrate_kbps, encode_clip, split_nal_units
 from codec.types import IN_SYNC, FrameType
-from netsim.fec import FecParams
-from netsim.h26x import H26xFrameDecoder, H26xFrameEncoder
-from netsim.packet import Packet, PacketLayout
-from netsim.quality import QualityObserver
-from netsim.reassembly import FrameAssembly
-from netsim.runner import h26x_settings, run_scenario
-from netsim.scenario import Scenario, ScenarioError, load_scenario
-from netsim.simulation import simulate
-from netsim.slices import (
+from netsim.codecs.h26x import H26xAdapter, H26xFrameDecoder, H26xFrameEncoder, h26x_settings
+from netsim.codecs.slices import (
     END,
     START,
     ReceivedSlices,
     SlicedFrame,
+    fits_slice_header,
     packetize_slices,
+    received_slices,
     usable_nal_units,
 )
+from netsim.fec import FecParams
+from netsim.packet import Packet, PacketLayout
+from netsim.quality import QualityObserver
+from netsim.reassembly import FrameAssembly
+from netsim.runner import run_scenario
+from netsim.scenario import Scenario, ScenarioError, load_scenario
+from netsim.simulation import simulate
 from netsim.trace import FrameTrace
 from tests.codec.test_h26x import synthetic_clip
 
@@ -60,8 +62,7 @@ def run(scenario: Scenario, clip: np.ndarray, seed: int = 1):  # noqa: ANN201 - 
     quality = QualityObserver(clip, frames, keep_pictures=True)
     outcome = simulate(
         scenario,
-        encoder=encoder,
-        decoder=decoder,
+        codec=H26xAdapter(encoder, decoder),
         frame_count=len(clip),
         seed=seed,
         frames=frames,
@@ -111,10 +112,10 @@ def test_fec_rebuilds_a_lost_slice_packet() -> None:
     data = [p for p in packets if not p.is_parity]
     assert len(packets) - len(data) >= 1 and all(p.size_bytes <= MTU for p in packets)
     kept = [p for p in packets if p.fragment_index != 1]
-    assembly = FrameAssembly(kept[0])
+    assembly = FrameAssembly(kept[0], fits_slice_header)
     for packet in kept[1:]:
         assembly.add(packet)
-    received, recovered = assembly.assemble_slices()
+    received, recovered = received_slices(0, assembly)
     assert recovered == (1,) and received.complete
     assert usable_nal_units(received) == list(units)
 
@@ -128,7 +129,7 @@ def test_a_dhvc_stray_does_not_join_an_x264_frame() -> None:
         fragment_index=0,
         fragment_count=1,
         parity_count=0,
-        lam=1024.0,
+        rate_parameter=1024.0,
         resync_from=0,
         frame_type=FrameType.P,
         scale_length_bytes=3,
@@ -136,9 +137,9 @@ def test_a_dhvc_stray_does_not_join_an_x264_frame() -> None:
         sync_tag=0,
         payload=b"abc",
     )
-    assembly = FrameAssembly(packets[0])
+    assembly = FrameAssembly(packets[0], fits_slice_header)
     assembly.add(stray)
-    received, _ = assembly.assemble_slices()
+    received, _ = received_slices(0, assembly)
     assert received.payloads == {0: packets[0].payload}
     assert assembly.discarded() == [stray]
 

@@ -7,9 +7,14 @@ import pytest
 from codec.types import EncodedFrame
 from netsim.fec import FecParams
 from netsim.packet import HEADER_SIZE_BYTES, Packet
-from netsim.packetizer import PacketizationError, max_payload_bytes, packetize
+from netsim.packetizer import (
+    PacketizationError,
+    fits_scale_header,
+    max_payload_bytes,
+    packetize,
+)
 from netsim.reassembly import FrameAssembly
-from tests.netsim.fakes import FakeEncoder
+from tests.netsim.fakes import FakeEncoder, assemble
 
 MTU = 300
 
@@ -20,10 +25,10 @@ def encoded(sizes: tuple[int, ...], frame_index: int = 0) -> EncodedFrame:
 
 
 def reassemble(packets: list[Packet]):
-    assembly = FrameAssembly(packets[0])
+    assembly = FrameAssembly(packets[0], fits_scale_header)
     for packet in packets[1:]:
         assembly.add(packet)
-    return assembly.assemble()
+    return assemble(assembly)
 
 
 @pytest.mark.parametrize(
@@ -60,7 +65,12 @@ def test_every_packet_repeats_its_frames_and_its_scales_header() -> None:
     frame = FakeEncoder((30, 400, 900, 1500), seed=2).encode(3, 2)  # an R frame
     for packet in packetize(frame, first_seq=0, mtu_bytes=MTU):
         payload = frame.scales[packet.scale - 1]
-        assert (packet.frame_index, packet.lam, packet.resync_from, packet.frame_type) == (
+        assert (
+            packet.frame_index,
+            packet.rate_parameter,
+            packet.resync_from,
+            packet.frame_type,
+        ) == (
             3,
             frame.lam,
             2,

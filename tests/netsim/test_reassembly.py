@@ -11,15 +11,9 @@ import pytest
 from codec.types import EncodedFrame, FrameType, ReceivedFrame
 from netsim.fec import FecParams
 from netsim.packet import Packet, PacketLayout
-from netsim.packetizer import packetize
-from netsim.reassembly import (
-    AssembledScale,
-    FrameAssembly,
-    fits_scale_header,
-    frame_header,
-    scale_header,
-)
-from tests.netsim.fakes import FakeEncoder
+from netsim.packetizer import AssembledScale, fits_scale_header, packetize
+from netsim.reassembly import FrameAssembly, frame_header, scale_header
+from tests.netsim.fakes import FakeEncoder, assemble
 
 MTU = 300  # 254 payload bytes per packet
 SIZES = (30, 400, 900, 1500)  # 1 + 2 + 4 + 6 packets
@@ -33,14 +27,14 @@ def encoded(
 
 
 def assembly_of(packets: list[Packet]) -> FrameAssembly:
-    assembly = FrameAssembly(packets[0])
+    assembly = FrameAssembly(packets[0], fits_scale_header)
     for packet in packets[1:]:
         assembly.add(packet)
     return assembly
 
 
 def reassemble(packets: list[Packet]) -> tuple[ReceivedFrame, tuple[AssembledScale, ...]]:
-    return assembly_of(packets).assemble()
+    return assemble(assembly_of(packets))
 
 
 def test_header_helpers_read_the_repeated_fields() -> None:
@@ -54,12 +48,12 @@ def test_a_scale_is_complete_only_once_all_its_data_fragments_arrived() -> None:
     packets = packetize(frame, first_seq=0, mtu_bytes=MTU)
     scale_4 = [p for p in packets if p.scale == 4]
     assert len(scale_4) == 6
-    assembly = FrameAssembly(packets[0])
+    assembly = FrameAssembly(packets[0], fits_scale_header)
     for packet in scale_4[:-1]:
         assembly.add(packet)
-        assert sorted(assembly.assemble()[0].scales) == [1]
+        assert sorted(assemble(assembly)[0].scales) == [1]
     assembly.add(scale_4[-1])
-    assert assembly.assemble()[0].scales == {1: frame.scales[0], 4: frame.scales[3]}
+    assert assemble(assembly)[0].scales == {1: frame.scales[0], 4: frame.scales[3]}
 
 
 def test_packets_survive_the_wire_format_and_any_arrival_order() -> None:
@@ -117,8 +111,8 @@ def test_an_empty_scale_arrives_as_one_empty_fragment_and_is_complete() -> None:
 def test_a_frame_whose_only_packet_does_not_fit_its_header_is_nothing() -> None:
     packet = packetize(encoded(), first_seq=0, mtu_bytes=MTU)[0]
     broken = dataclasses.replace(packet, payload=packet.payload[:-1])
-    assembly = FrameAssembly(broken)
-    assert assembly.assemble() == (ReceivedFrame.nothing(0), ())
+    assembly = FrameAssembly(broken, fits_scale_header)
+    assert assemble(assembly) == (ReceivedFrame.nothing(0), ())
     assert assembly.discarded() == [broken] and assembly.rejected_packets == 1
 
 
@@ -127,7 +121,7 @@ def test_duplicate_and_inconsistent_packets_are_rejected_not_trusted() -> None:
     packets = packetize(frame, first_seq=0, mtu_bytes=MTU)
     second_of_scale_2 = packets[2]
     assert (second_of_scale_2.scale, second_of_scale_2.fragment_index) == (2, 1)
-    assembly = FrameAssembly(packets[0])
+    assembly = FrameAssembly(packets[0], fits_scale_header)
     for packet in packets[1:]:
         if packet is not second_of_scale_2:
             assert assembly.add(packet)
@@ -136,10 +130,10 @@ def test_duplicate_and_inconsistent_packets_are_rejected_not_trusted() -> None:
     assert not assembly.add(foreign[2])  # another frame's header
     forged = Packet(**{**second_of_scale_2.__dict__, "scale_crc32": 12345})
     assert not assembly.add(forged)  # disagrees with the first packet of its scale
-    assert 2 not in assembly.assemble()[0].scales
+    assert 2 not in assemble(assembly)[0].scales
     assert assembly.add(second_of_scale_2)
     assert assembly.rejected_packets == 3
-    received, _ = assembly.assemble()
+    received, _ = assemble(assembly)
     assert received.scales == {k: frame.scales[k - 1] for k in range(1, 5)}
 
 
@@ -152,15 +146,17 @@ def test_a_different_payload_for_a_fragment_already_held_is_discarded() -> None:
     assert not assembly.add(other)
     assert assembly.discarded() == [other]
     assert (assembly.duplicate_packets, assembly.rejected_packets) == (0, 1)
-    assert assembly.assemble()[0].scales[2] == frame.scales[1]  # the first payload is kept
+    assert assemble(assembly)[0].scales[2] == frame.scales[1]  # the first payload is kept
 
 
 def test_the_frame_header_is_the_one_most_packets_carry() -> None:
     frame = encoded()
     packets = packetize(frame, first_seq=0, mtu_bytes=MTU)
-    strays = [dataclasses.replace(p, lam=99.0) for p in packets[:3]]  # three scale-1/2 copies
+    strays = [
+        dataclasses.replace(p, rate_parameter=99.0) for p in packets[:3]
+    ]  # three scale-1/2 copies
     assembly = assembly_of([*strays, *packets])  # the strays arrive first, but are fewer
-    received, _ = assembly.assemble()
+    received, _ = assemble(assembly)
     assert (received.lam, received.scales) == (512.0, dict(enumerate(frame.scales, start=1)))
     assert assembly.discarded() == strays
     assert assembly.rejected_packets == 3
@@ -171,12 +167,12 @@ def test_a_scale_header_is_the_one_most_of_its_fragments_carry() -> None:
     packets = packetize(frame, first_seq=0, mtu_bytes=MTU)
     scale_3 = [p for p in packets if p.scale == 3]
     stray = dataclasses.replace(scale_3[2], sync_tag=scale_3[2].sync_tag + 1)
-    assembly = FrameAssembly(stray)
+    assembly = FrameAssembly(stray, fits_scale_header)
     assert assembly.add(scale_3[0]) is False  # one fragment each: the stray came first
     assert assembly.add(scale_3[1]) is True  # two against one
     for packet in packets:
         assembly.add(packet)
-    received, _ = assembly.assemble()
+    received, _ = assemble(assembly)
     assert received.scales[3] == frame.scales[2]
     assert assembly.discarded() == [stray]
 

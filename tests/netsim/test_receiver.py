@@ -18,7 +18,7 @@ from netsim.packet import Packet
 from netsim.packetizer import packetize
 from netsim.receiver import Receiver
 from netsim.trace import Fate, FrameTrace, PacketTrace, ShownFrame
-from tests.netsim.fakes import FakeDecoder, FakeEncoder
+from tests.netsim.fakes import FakeDecoder, FakeEncoder, fake_codec
 
 FPS = 25.0
 PLAYOUT_DELAY_S = 0.1  # frame i's deadline: i / 25 + 0.1
@@ -106,7 +106,7 @@ def receive(
     shown_decoded: list[int] = []
     receiver = Receiver(
         env,
-        decoder=decoder,
+        codec=fake_codec(decoder=decoder),  # type: ignore[arg-type]
         feedback=feedback,
         trace=trace,
         frames=frames,

@@ -27,11 +27,11 @@ from netsim.packet import (
     Packet,
     PacketFormatError,
 )
-from netsim.packetizer import packetize
-from netsim.reassembly import FrameAssembly, fits_scale_header
+from netsim.packetizer import fits_scale_header, packetize
+from netsim.reassembly import FrameAssembly
 from netsim.receiver import Receiver
 from netsim.trace import Fate, FrameTrace, PacketTrace
-from tests.netsim.fakes import FakeDecoder, FakeEncoder
+from tests.netsim.fakes import FakeDecoder, FakeEncoder, assemble, fake_codec
 
 MTU = 300
 FPS = 25.0
@@ -72,7 +72,7 @@ def receive(arrivals: list[tuple[float, Packet]], sent: list[Packet]) -> Run:
     decoder = FakeDecoder()
     receiver = Receiver(
         env,
-        decoder=decoder,
+        codec=fake_codec(decoder=decoder),
         feedback=FeedbackLink(delay_s=0.0, loss=NoLoss()),
         trace=trace,
         frames=FrameTrace(),
@@ -105,8 +105,8 @@ def stray_of(packet: Packet, seq: int | None, **changes: object) -> Packet:
 @pytest.mark.parametrize(
     ("frame", "scale", "changes"),
     [
-        (0, 1, {"lam": 2048.0}),
-        (0, 4, {"lam": 1024.0 * (1 + 2**-52)}),
+        (0, 1, {"rate_parameter": 2048.0}),
+        (0, 4, {"rate_parameter": 1024.0 * (1 + 2**-52)}),
         (1, 2, {"resync_from": 3}),
         (1, 3, {"resync_from": 1, "frame_type": FrameType.R}),
         (1, 1, {"frame_type": FrameType.I, "resync_from": 1}),
@@ -136,7 +136,7 @@ def test_strays_anywhere_in_the_arrival_order_change_nothing() -> None:
     baseline = receive(in_time(packets), packets)
     frame_1 = [p for p in packets if p.frame_index == 1]
     strays = [
-        stray_of(frame_1[0], 20_000, lam=512.0),
+        stray_of(frame_1[0], 20_000, rate_parameter=512.0),
         stray_of(frame_1[1], 20_001, resync_from=2, frame_type=FrameType.R),
         stray_of(frame_1[-1], 20_002, scale_crc32=1),
     ]
@@ -153,7 +153,7 @@ def test_genuine_packets_outvoted_by_strays_are_recorded_as_rejected() -> None:
     packets = genuine_packets()
     frame_0 = [p for p in packets if p.frame_index == 0]
     genuine = frame_0[-1]  # a fragment of scale 4; the rest of frame 0 is lost
-    strays = [stray_of(p, 30_000 + i, lam=99.0) for i, p in enumerate(frame_0[:2])]
+    strays = [stray_of(p, 30_000 + i, rate_parameter=99.0) for i, p in enumerate(frame_0[:2])]
     run = receive([(0.01, genuine), (0.02, strays[0]), (0.03, strays[1])], frame_0)
     assert run.decoder.received[0].lam == 99.0  # two packets agree against one
     fates = run.fates()
@@ -172,18 +172,18 @@ def test_ties_go_to_complete_scales_then_to_the_first_arrival() -> None:
     scale_3 = [p for p in packets if p.frame_index == 0 and p.scale == 3]
     assert len(scale_3) > 1
     # One packet each: the stray's forms no complete scale, the genuine one does.
-    stray = stray_of(scale_3[0], 40_000, lam=5.0)
-    assembly = FrameAssembly(stray)
+    stray = stray_of(scale_3[0], 40_000, rate_parameter=5.0)
+    assembly = FrameAssembly(stray, fits_scale_header)
     assert assembly.add(scale_1)  # it forms a complete scale: it wins the tie
-    received, _ = assembly.assemble()
-    assert received.lam == scale_1.lam and set(received.scales) == {1}
+    received, _ = assemble(assembly)
+    assert received.lam == scale_1.rate_parameter and set(received.scales) == {1}
     assert assembly.discarded() == [stray]
     # Equal packets and complete scales: the first arrival wins.
-    first, second = stray_of(scale_2[0], 40_001, lam=5.0), scale_1
+    first, second = stray_of(scale_2[0], 40_001, rate_parameter=5.0), scale_1
     for a, b in ((first, second), (second, first)):
-        assembly = FrameAssembly(a)
+        assembly = FrameAssembly(a, fits_scale_header)
         assembly.add(b)
-        assert assembly.assemble()[0].lam == a.lam
+        assert assemble(assembly)[0].lam == a.rate_parameter
         assert assembly.discarded() == [b]
 
 
@@ -264,7 +264,7 @@ def datagram(packet: Packet, **fields: tuple[str, int, object]) -> bytes:
 
 def test_datagram_helper_rewrites_the_checksum() -> None:
     packet = genuine_packets()[5]
-    assert Packet.from_bytes(datagram(packet, lam=("<d", 20, 777.0))).lam == 777.0
+    assert Packet.from_bytes(datagram(packet, lam=("<d", 20, 777.0))).rate_parameter == 777.0
 
 
 @pytest.mark.parametrize(
@@ -290,7 +290,7 @@ def test_absurd_lambdas_are_refused_at_parse(lam: float) -> None:
     with pytest.raises(PacketFormatError, match="lambda"):
         Packet.from_bytes(data)
     with pytest.raises(PacketFormatError, match="lambda"):
-        dataclasses.replace(genuine_packets()[0], lam=lam)
+        dataclasses.replace(genuine_packets()[0], rate_parameter=lam)
 
 
 def test_every_preset_lambda_range_parses() -> None:
@@ -298,7 +298,7 @@ def test_every_preset_lambda_range_parses() -> None:
     for config in PRESETS.values():
         for lam in (config.lambda_min, config.lambda_max):
             assert MIN_LAMBDA <= lam <= MAX_LAMBDA
-            assert Packet.from_bytes(datagram(packet, lam=("<d", 20, lam))).lam == lam
+            assert Packet.from_bytes(datagram(packet, lam=("<d", 20, lam))).rate_parameter == lam
 
 
 @pytest.mark.parametrize(

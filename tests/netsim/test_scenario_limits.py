@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 import netsim.runner
 import netsim.scenario
-from codec.config import get_preset
+from codec.config import check_lambda, get_preset
 from netsim.cli import app
 from netsim.mahimahi import (
     MAX_TIMESTAMP_MS,
@@ -29,7 +29,6 @@ from netsim.scenario import (
     MAX_SCENARIO_FILE_BYTES,
     Scenario,
     ScenarioError,
-    check_lambda,
     load_scenario,
 )
 from tests.netsim.fakes import FakeEncoder

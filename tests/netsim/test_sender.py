@@ -13,7 +13,7 @@ from netsim.loss import NoLoss
 from netsim.packet import Packet
 from netsim.sender import Sender, frame_capture_time_s
 from netsim.trace import FrameTrace, SentFrame
-from tests.netsim.fakes import FakeEncoder
+from tests.netsim.fakes import FakeEncoder, fake_codec
 
 FPS = 25.0  # frame i is captured at i * 0.04 s
 MTU = 300  # 254 payload bytes per packet
@@ -62,7 +62,7 @@ def send(
     frames = FrameTrace()
     sender = Sender(
         env,
-        encoder=encoder,
+        codec=fake_codec(encoder),
         link=link,  # type: ignore[arg-type]
         feedback=feedback,
         frames=frames,
@@ -256,7 +256,7 @@ def test_an_encoder_that_returns_another_frame_is_refused() -> None:
     env = simpy.Environment()
     Sender(
         env,
-        encoder=WrongFrameEncoder(),
+        codec=fake_codec(WrongFrameEncoder()),
         link=RecordingLink(env),  # type: ignore[arg-type]
         feedback=FeedbackLink(delay_s=0.0, loss=NoLoss()),
         frames=FrameTrace(),
@@ -278,7 +278,7 @@ def test_impossible_settings_are_refused(options: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="fps > 0"):
         Sender(
             env,
-            encoder=FakeEncoder(),
+            codec=fake_codec(),
             link=RecordingLink(env),  # type: ignore[arg-type]
             feedback=FeedbackLink(delay_s=0.0, loss=NoLoss()),
             frames=FrameTrace(),

@@ -171,7 +171,7 @@ def test_rejecting_a_packet_that_did_not_arrive_in_time_changes_nothing(how: str
 
 def test_a_stray_under_a_sent_seq_touches_no_row_and_is_counted() -> None:
     genuine = packet(0)
-    stray = dataclasses.replace(genuine, lam=2048.0)
+    stray = dataclasses.replace(genuine, rate_parameter=2048.0)
     trace = traced(genuine)
     trace.arrived(stray, 0.01, in_time=True)
     trace.dropped(stray, Fate.LOST)

@@ -15,24 +15,25 @@ at most ``mtu_bytes`` (``netsim.packet`` layout ``SLICES``), the way RTP carries
 * with FEC, ``ceil(m * d / k)`` parity packets follow the frame's d data packets
   (``netsim.fec.slice_fec_encode``), whatever their lengths.
 
-``ReceivedSlices`` is what the receiver hands the decoder at the playout deadline: the data
-payloads that arrived (or FEC rebuilt), by packet index; ``usable_nal_units`` turns them into
-the Annex B NAL units that are whole.
+The way back: ``fits_slice_header`` is the layout's rule for a packet on arrival, and
+``received_slices`` what the receiver hands the decoder at the playout deadline
+(``ReceivedSlices``: the data payloads that arrived, or FEC rebuilt, by packet index: each
+slice is usable on its own, so nothing waits for the whole frame); ``usable_nal_units`` turns
+them into the Annex B NAL units that are whole.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-
-import numpy as np
+from dataclasses import dataclass
 
 from codec.h26x import split_nal_units
 from codec.types import FrameType
-from netsim.fec import FecError, FecParams, slice_fec_encode, slice_fec_params
+from netsim.fec import FecError, FecParams, slice_fec_decode, slice_fec_encode, slice_fec_params
 from netsim.packet import HEADER_SIZE_BYTES, MAX_FRAGMENTS, Packet, PacketLayout
 from netsim.packetizer import PacketizationError
+from netsim.reassembly import FrameAssembly
 
 START = 0x01
 """Framing bit: the payload begins with a NAL unit's start code."""
@@ -138,7 +139,7 @@ def packetize_slices(
             fragment_index=index,
             fragment_count=len(payloads),
             parity_count=len(parity),
-            lam=float(frame.qp),
+            rate_parameter=float(frame.qp),
             resync_from=frame.resync_from,
             frame_type=frame.frame_type,
             scale_length_bytes=len(joined),
@@ -149,6 +150,15 @@ def packetize_slices(
         )
         for index, payload in enumerate([*payloads, *parity])
     ]
+
+
+def fits_slice_header(packet: Packet) -> bool:
+    """Whether ``packetize_slices`` could have sent ``packet``: a slice packet whose data
+    payload is 1 to ``scale length`` bytes long (slice packets are not cut equally), or a
+    parity packet."""
+    if packet.layout is not PacketLayout.SLICES:
+        return False
+    return packet.is_parity or 1 <= len(packet.payload) <= packet.scale_length_bytes
 
 
 @dataclass(frozen=True)
@@ -199,30 +209,39 @@ def usable_nal_units(received: ReceivedSlices) -> list[bytes]:
     return units
 
 
-@dataclass(frozen=True)
-class DecodedSlices:
-    """What an x264/x265 decoder adapter made of one frame (the receiver records it).
-
-    ``x_hat``: the picture shown (H x W x 3 float32 in [0, 1]): the decoded one, or the last
-    one again when the frame is ``frozen`` (nothing of it decodable). ``units_received``: NAL
-    units (or aggregates of whole ones) that arrived whole; ``units_decoded``: those handed to
-    the decoder for a picture it made (0 when frozen). ``concealed``: FFmpeg filled part of
-    the picture (a slice of it missing). ``first_desynced_scale`` and ``echo_scale`` follow
-    ``codec.types.DecodedFrame``: 1 while the decoder's references are damaged (since a loss,
-    until a whole I frame), K + 1 when clean; ``echo_scale`` is 1 when this frame damaged a
-    clean decoder, the picture-loss indication the receiver then sends.
-    """
-
-    frame_index: int
-    x_hat: np.ndarray = field(repr=False, compare=False)
-    units_received: int
-    units_decoded: int
-    concealed: bool
-    frozen: bool
-    first_desynced_scale: int
-    echo_scale: int | None
-
-    @property
-    def scales_decoded(self) -> int:
-        """``units_decoded`` (the name the DHVC decoder's result uses)."""
-        return self.units_decoded
+def received_slices(
+    frame_index: int, assembly: FrameAssembly | None
+) -> tuple[ReceivedSlices, tuple[int, ...]]:
+    """What to hand an x264/x265 decoder from the agreed packets of a frame (every data
+    payload that arrived, or that FEC rebuilt) and the data packet indexes FEC rebuilt. A
+    frame whose agreed packets are not slice packets counts as nothing received."""
+    agreed = None if assembly is None else assembly.agreed()
+    if agreed is None:
+        return ReceivedSlices.nothing(frame_index), ()
+    rate_parameter, _, frame_type, layout = agreed.header
+    layer = agreed.scales.get(SLICE_LAYER)
+    if layout is not PacketLayout.SLICES or layer is None:
+        return ReceivedSlices.nothing(frame_index), ()
+    t = layer.template
+    kept = layer.payloads()
+    data = {i: payload for i, payload in kept.items() if i < t.fragment_count}
+    recovered: tuple[int, ...] = ()
+    if len(data) < t.fragment_count and len(kept) >= t.fragment_count:
+        parity = {i: payload for i, payload in kept.items() if i >= t.fragment_count}
+        try:
+            rebuilt = slice_fec_decode(data, parity, FecParams(t.fragment_count, t.parity_count))
+        except FecError:
+            rebuilt = None
+        if rebuilt is not None:
+            joined = b"".join(rebuilt[i] for i in range(t.fragment_count))
+            if len(joined) == t.scale_length_bytes and zlib.crc32(joined) == t.scale_crc32:
+                recovered = tuple(i for i in range(t.fragment_count) if i not in data)
+                data = rebuilt
+    received = ReceivedSlices(
+        frame_index=frame_index,
+        frame_type=frame_type,
+        qp=int(rate_parameter),
+        packet_count=t.fragment_count,
+        payloads=data,
+    )
+    return received, recovered

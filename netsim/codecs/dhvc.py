@@ -1,0 +1,222 @@
+"""The DHVC codec adapter (DESIGN 1-3, 4b): four scales, one bitstream each.
+
+``DhvcAdapter`` drives any ``FrameEncoder`` (``DhvcFrameEncoder`` over ``codec.Encoder`` in a
+run, codec-free stand-ins in tests) and ``FrameDecoder`` (``codec.Decoder``). Its frames travel
+as scale packets (``netsim.packetizer``): every fragment of a scale must arrive (or FEC rebuild
+it) for the scale to count as received; the decoder substitutes the mean for what is missing
+and reports D; an echo (f, j) asks for a re-sync from scale j (``EchoRecovery``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from codec import DHVC as DhvcModel
+from codec import CheckpointError, Decoder, Encoder, load_model
+from codec.config import check_lambda
+from codec.types import DecodedFrame, EncodedFrame, ReceivedFrame
+from netsim.codecs.base import Assembled, EchoRecovery, ModelInfo, ShownPicture
+from netsim.codecs.registry import DHVC, CodecEntry, register_codec
+from netsim.fec import FecParams
+from netsim.packet import Packet
+from netsim.packetizer import assemble_scale, fits_scale_header, packetize
+from netsim.reassembly import FrameAssembly
+from netsim.trace import SentFrame
+
+if TYPE_CHECKING:
+    from netsim.scenario import CodecSpec, Scenario
+
+
+class FrameEncoder(Protocol):
+    """Produces the encoded frame ``frame_index`` (frames are requested in order, once each);
+    ``resync_from`` None for a regular frame (the encoder decides I or P) or j in 1..K for a
+    re-sync frame (DESIGN 3)."""
+
+    def encode(self, frame_index: int, resync_from: int | None) -> EncodedFrame: ...
+
+
+class FrameDecoder(Protocol):
+    """Decodes frames in order, one call per frame, from whatever of each frame arrived."""
+
+    def decode(self, received: ReceivedFrame) -> DecodedFrame: ...
+
+
+class DhvcFrameEncoder:
+    """``FrameEncoder`` over ``codec.Encoder``, the video's frames (N x H x W x 3 uint8) and
+    the scenario's constant lambda."""
+
+    def __init__(self, encoder: Encoder, frames: np.ndarray, lam: float) -> None:
+        self._encoder = encoder
+        self._frames = frames
+        self._lam = lam
+
+    def encode(self, frame_index: int, resync_from: int | None) -> EncodedFrame:
+        return self._encoder.encode(
+            self._frames[frame_index], lam=self._lam, resync_from=resync_from
+        )
+
+
+def assemble_scales(frame_index: int, assembly: FrameAssembly | None) -> Assembled[ReceivedFrame]:
+    """What to hand the DHVC decoder: the agreed frame header and the complete scales, with the
+    (scale, fragment) pairs FEC rebuilt (nothing of the frame: ``ReceivedFrame.nothing``)."""
+    agreed = None if assembly is None else assembly.agreed()
+    if agreed is None:
+        return Assembled(ReceivedFrame.nothing(frame_index))
+    complete = [
+        assembled
+        for scale_assembly in agreed.scales.values()
+        if (assembled := assemble_scale(scale_assembly)) is not None
+    ]
+    rate_parameter, resync_from, frame_type, _ = agreed.header
+    received = ReceivedFrame(
+        frame_index=frame_index,
+        lam=rate_parameter,
+        resync_from=resync_from,
+        frame_type=frame_type,
+        scales={a.scale: a.payload for a in complete},
+    )
+    recovered = tuple((a.scale, f) for a in complete for f in a.recovered_fragments)
+    return Assembled(received, recovered)
+
+
+class DhvcAdapter:
+    """``CodecAdapter`` of DHVC: scales 1..``max_scales`` as scale packets (FEC per scale), the
+    decoder's D and echo as they are; a frame is concealed when a scale was substituted."""
+
+    def __init__(self, encoder: FrameEncoder, decoder: FrameDecoder) -> None:
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def encode(self, frame_index: int, resync_from: int | None) -> EncodedFrame:
+        return self.encoder.encode(frame_index, resync_from)
+
+    def packetize(
+        self,
+        frame: EncodedFrame,
+        *,
+        first_seq: int,
+        mtu_bytes: int,
+        max_scales: int,
+        fec: Mapping[int, FecParams],
+    ) -> list[Packet]:
+        return packetize(
+            frame, first_seq=first_seq, mtu_bytes=mtu_bytes, max_scales=max_scales, fec=fec
+        )
+
+    def describe_sent(
+        self, frame: EncodedFrame, *, capture_time_s: float, max_scales: int
+    ) -> SentFrame:
+        """The bits of the scales sent (0 above ``max_scales``); the units are the scales."""
+        return SentFrame(
+            frame_type=frame.frame_type,
+            resync_from=frame.resync_from,
+            lam=frame.lam,
+            bits_per_scale=tuple(
+                bits if k < max_scales else 0 for k, bits in enumerate(frame.payload_bits)
+            ),
+            pixels=frame.width * frame.height,
+            capture_time_s=capture_time_s,
+            codec=DHVC,
+            units_sent=min(max_scales, len(frame.scales)),
+        )
+
+    def recovery(self) -> EchoRecovery:
+        return EchoRecovery()
+
+    def fits(self, packet: Packet) -> bool:
+        return fits_scale_header(packet)
+
+    def assemble(
+        self, frame_index: int, assembly: FrameAssembly | None
+    ) -> Assembled[ReceivedFrame]:
+        return assemble_scales(frame_index, assembly)
+
+    def decode(self, received: ReceivedFrame) -> ShownPicture:
+        decoded = self.decoder.decode(received)
+        return ShownPicture(
+            frame_index=decoded.frame_index,
+            x_hat=decoded.x_hat,
+            first_desynced_scale=decoded.first_desynced_scale,
+            echo_scale=decoded.echo_scale,
+            units_received=len(received.scales),
+            units_decoded=decoded.scales_decoded,
+            concealed=decoded.scales_decoded < len(decoded.outcomes),
+        )
+
+
+@dataclass(frozen=True)
+class LoadedDhvc:
+    """DHVC set up for a run: the model, its encoder and decoder on ``device``, the video and
+    the scenario's lambda."""
+
+    model: DhvcModel
+    encoder: Encoder
+    decoder: Decoder
+    originals: np.ndarray
+    lam: float
+    device: str
+
+    @property
+    def model_info(self) -> ModelInfo:
+        config = self.model.config
+        return ModelInfo(
+            id=getattr(self.model, "model_id", None),
+            preset=config.name,
+            lambda_min=config.lambda_min,
+            lambda_max=config.lambda_max,
+        )
+
+    def adapter(self) -> DhvcAdapter:
+        return DhvcAdapter(DhvcFrameEncoder(self.encoder, self.originals, self.lam), self.decoder)
+
+
+def load_dhvc(scenario: Scenario, originals: np.ndarray, device: str) -> LoadedDhvc:
+    """``CodecEntry.load`` of DHVC: load the model (``ScenarioError`` naming
+    ``codec.checkpoint`` or ``codec.lam``), then its encoder and decoder."""
+    from netsim.scenario import ScenarioError  # netsim.scenario reads this module's registry
+
+    spec = scenario.codec
+    try:
+        model = load_model(checkpoint=spec.checkpoint, preset=spec.preset, device=device)
+    except (CheckpointError, ValueError) as err:
+        raise ScenarioError(scenario.source_path, "codec.checkpoint", str(err)) from None
+    try:
+        check_lambda(spec.lam, model.config)
+    except ValueError as err:
+        raise ScenarioError(scenario.source_path, "codec.lam", str(err)) from None
+    height, width = originals.shape[1:3]
+    return LoadedDhvc(
+        model=model,
+        encoder=Encoder(model, gop=spec.gop_frames, device=device),
+        decoder=Decoder(model, height=height, width=width, device=device),
+        originals=originals,
+        lam=spec.lam,
+        device=device,
+    )
+
+
+def check_dhvc_scenario(scenario: Scenario) -> None:
+    """``CodecEntry.check_scenario``: the lambda against the model's range, the MTU and FEC
+    against the largest scale (``netsim.scenario.check_packetization``)."""
+    from netsim.scenario import FieldError, check_packetization, model_config_for
+
+    spec: CodecSpec = scenario.codec
+    try:
+        config = model_config_for(spec.checkpoint, spec.preset)
+    except FieldError as err:
+        raise FieldError(("codec", *err.field), err.message) from None
+    try:
+        check_lambda(spec.lam, config)
+    except ValueError as err:
+        raise FieldError(("codec", "lam"), str(err)) from None
+    try:
+        check_packetization(scenario.sender, scenario.video, config)
+    except FieldError as err:
+        raise FieldError(("sender", *err.field), err.message) from None
+
+
+register_codec(CodecEntry(kind=DHVC, load=load_dhvc, check_scenario=check_dhvc_scenario))

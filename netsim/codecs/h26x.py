@@ -1,0 +1,294 @@
+"""The x264/x265 codec adapters (DESIGN 4b), one registry entry per standard codec.
+
+``H26xAdapter`` drives ``H26xFrameEncoder`` and ``H26xFrameDecoder`` over ``codec.h26x`` and
+carries their frames as slice packets (``netsim.codecs.slices``); together they behave as a
+real-time H.264/HEVC call:
+
+* **Picture-loss indication -> I frame.** The receiver's echo (f, 1) is the PLI; the sender
+  passes it on as ``resync_from`` and the encoder answers with an I frame (``frame_type`` R:
+  an IDR; with ``intra_refresh`` too, since libavcodec cannot start a refresh sweep on
+  request). libx265 with several slices holds one picture back
+  (``H26xEncoder.delay_pictures``): the adapter then submits picture i + 1 as soon as
+  picture i is asked for, so that every picture still leaves at its capture instant; a PLI
+  then reaches the picture after the next one, one frame later than with x264 (the frame
+  trace shows where the I frame landed).
+* **Decoding what arrived.** The decoder gets the NAL units that arrived whole
+  (``netsim.codecs.slices.usable_nal_units``) and FFmpeg conceals the rest. A frame of which nothing
+  decodes is *frozen*: the last picture is shown again (grey before the first one).
+* **Reference state as D.** The decoder's references are *damaged* (D = 1) from the first
+  frame shown with anything missing (concealed or frozen) until an I frame arrives whole
+  (D = K + 1 again). A frame that damages clean references reports ``echo_scale`` 1, so the
+  receiver sends a PLI; an I frame that arrives incomplete damages them again, and the
+  receiver's echo timeout repeats the PLI while nothing usable comes (DESIGN 3's rules).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from codec.h26x import STANDARD_CODECS, H26xDecoder, H26xEncoder, H26xSettings
+from codec.types import IN_SYNC, NUM_SCALES, FrameType
+from netsim.codecs.base import Assembled, EchoRecovery, ModelInfo, ShownPicture
+from netsim.codecs.registry import CodecEntry, register_codec
+from netsim.codecs.slices import (
+    SLICE_LAYER,
+    ReceivedSlices,
+    SlicedFrame,
+    fits_slice_header,
+    packetize_slices,
+    payload_budget_bytes,
+    received_slices,
+    usable_nal_units,
+)
+from netsim.fec import FecParams
+from netsim.packet import Packet
+from netsim.reassembly import FrameAssembly
+from netsim.trace import SentFrame
+
+if TYPE_CHECKING:
+    from netsim.scenario import CodecSpec, Scenario
+
+DAMAGED = 1
+"""D of an x264/x265 decoder whose references are damaged (the PLI's scale)."""
+
+
+class H26xFrameEncoder:
+    """Encodes the video's frames (N x H x W x 3 uint8) with ``codec.h26x.H26xEncoder``."""
+
+    def __init__(self, settings: H26xSettings, frames: np.ndarray) -> None:
+        self.settings = settings
+        self._frames = frames
+        height, width = frames.shape[1:3]
+        self._encoder = H26xEncoder(settings, width=width, height=height)
+        self._pictures: dict[int, tuple[bool, tuple[bytes, ...]]] = {}
+        self._forced: set[int] = set()
+        self._submitted = 0
+        self._wants_intra = False
+
+    def encode(self, frame_index: int, resync_from: int | None) -> SlicedFrame:
+        """Picture ``frame_index``; any ``resync_from`` asks for an I frame (unless one that
+        was asked for is already submitted and not yet sent)."""
+        if resync_from is not None and not any(i >= frame_index for i in self._forced):
+            self._wants_intra = True
+        while frame_index not in self._pictures:
+            if self._submitted < len(self._frames) and self._submitted <= frame_index + (
+                self._encoder.delay_pictures
+            ):
+                forced = self._wants_intra
+                if forced:
+                    self._forced.add(self._submitted)
+                    self._wants_intra = False
+                released = self._encoder.encode(self._frames[self._submitted], force_idr=forced)
+                self._submitted += 1
+            else:
+                released = self._encoder.flush()
+                if not released:
+                    raise RuntimeError(f"{self.settings.codec}: picture {frame_index} never came")
+            for picture in released:
+                self._pictures[picture.frame_index] = (picture.intra, picture.nal_units)
+        intra, units = self._pictures.pop(frame_index)
+        if frame_index in self._forced:
+            frame_type = FrameType.R
+        elif intra:
+            frame_type = FrameType.I
+        else:
+            frame_type = FrameType.P
+        height, width = self._frames.shape[1:3]
+        return SlicedFrame(
+            frame_index=frame_index,
+            frame_type=frame_type,
+            codec=self.settings.codec,
+            qp=self.settings.qp,
+            nal_units=units,
+            width=width,
+            height=height,
+        )
+
+
+class H26xFrameDecoder:
+    """Decodes the slices that arrived with ``codec.h26x.H26xDecoder``; tracks the reference
+    state (module docstring). ``units_received`` of its pictures: NAL units (or aggregates of
+    whole ones) that arrived whole; ``units_decoded``: those handed to the decoder for a
+    picture it made (0 when frozen); ``concealed``: FFmpeg filled part of the picture."""
+
+    def __init__(self, codec: str, *, width: int, height: int) -> None:
+        self._decoder = H26xDecoder(codec, width=width, height=height)
+        self._last = np.full((height, width, 3), 0.5, np.float32)
+        self.first_desynced_scale = IN_SYNC
+
+    def decode(self, received: ReceivedSlices) -> ShownPicture:
+        """The picture to show for ``received`` and what happened to it."""
+        units = usable_nal_units(received)
+        picture = self._decoder.decode(units)
+        frozen = picture.rgb is None
+        concealed = not frozen and not received.complete
+        if not frozen:
+            self._last = picture.rgb.astype(np.float32) / 255.0
+        damaged_now = frozen or concealed
+        was_clean = self.first_desynced_scale == IN_SYNC
+        intra = received.frame_type in (FrameType.I, FrameType.R)
+        if damaged_now:
+            self.first_desynced_scale = DAMAGED
+        elif intra:
+            self.first_desynced_scale = IN_SYNC
+        echo = DAMAGED if damaged_now and (was_clean or intra) else None
+        return ShownPicture(
+            frame_index=received.frame_index,
+            x_hat=self._last,
+            units_received=len(units),
+            units_decoded=0 if frozen else len(units),
+            concealed=concealed,
+            frozen=frozen,
+            first_desynced_scale=self.first_desynced_scale,
+            echo_scale=echo,
+        )
+
+
+class H26xAdapter:
+    """``CodecAdapter`` of x264 or x265: one layer of slice packets, whatever ``max_scales``
+    says; FEC from the settings of layer 1; the picture-loss indication is the echo (f, 1)
+    and an I frame (resync_from 1) answers it (``EchoRecovery``)."""
+
+    def __init__(self, encoder: H26xFrameEncoder, decoder: H26xFrameDecoder) -> None:
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def encode(self, frame_index: int, resync_from: int | None) -> SlicedFrame:
+        return self.encoder.encode(frame_index, resync_from)
+
+    def packetize(
+        self,
+        frame: SlicedFrame,
+        *,
+        first_seq: int,
+        mtu_bytes: int,
+        max_scales: int,
+        fec: Mapping[int, FecParams],
+    ) -> list[Packet]:
+        del max_scales  # one layer
+        return packetize_slices(
+            frame, first_seq=first_seq, mtu_bytes=mtu_bytes, fec=fec.get(SLICE_LAYER)
+        )
+
+    def describe_sent(
+        self, frame: SlicedFrame, *, capture_time_s: float, max_scales: int
+    ) -> SentFrame:
+        """All bits are layer 1's (``bits_s1``), ``lambda`` is not defined (NaN; the QP is in
+        the scenario) and the units are the NAL units."""
+        del max_scales
+        return SentFrame(
+            frame_type=frame.frame_type,
+            resync_from=frame.resync_from,
+            lam=float("nan"),
+            bits_per_scale=(frame.payload_bits,) + (0,) * (NUM_SCALES - 1),
+            pixels=frame.width * frame.height,
+            capture_time_s=capture_time_s,
+            codec=frame.codec,
+            units_sent=len(frame.nal_units),
+        )
+
+    def recovery(self) -> EchoRecovery:
+        return EchoRecovery()
+
+    def fits(self, packet: Packet) -> bool:
+        return fits_slice_header(packet)
+
+    def assemble(
+        self, frame_index: int, assembly: FrameAssembly | None
+    ) -> Assembled[ReceivedSlices]:
+        received, recovered = received_slices(frame_index, assembly)
+        return Assembled(received, tuple((SLICE_LAYER, i) for i in recovered))
+
+    def decode(self, received: ReceivedSlices) -> ShownPicture:
+        return self.decoder.decode(received)
+
+
+def h26x_settings(scenario: Scenario) -> H26xSettings:
+    """The x264/x265 encoder settings of a scenario whose codec is x264 or x265: its
+    ``codec.h26x`` and ``gop_frames``, the frame rate (rounded; constant QP makes it
+    irrelevant to the bits) and x264's ``slice-max-size`` = the NAL bytes one packet carries
+    (``netsim.codecs.slices.payload_budget_bytes``, less FEC's 2-byte length field when the
+    layer is protected)."""
+    spec = scenario.codec
+    if spec.h26x is None or spec.kind not in STANDARD_CODECS:
+        raise ValueError("not an x264/x265 scenario")
+    budget = payload_budget_bytes(scenario.sender.mtu_bytes)
+    if SLICE_LAYER in scenario.sender.fec:
+        budget -= 2
+    return H26xSettings(
+        codec=spec.kind,
+        qp=spec.h26x.qp,
+        gop_frames=min(spec.gop_frames, 2**31 - 1),
+        slice_max_bytes=budget,
+        x265_slices=spec.h26x.x265_slices,
+        intra_refresh=spec.h26x.intra_refresh,
+        preset=spec.h26x.preset,
+        fps=max(1, round(scenario.video.fps)),
+    )
+
+
+@dataclass(frozen=True)
+class LoadedH26x:
+    """x264 or x265 set up for a run: the encoder settings and the video; runs on the CPU."""
+
+    settings: H26xSettings
+    originals: np.ndarray
+    preset: str
+    device: str = "cpu"
+
+    @property
+    def model_info(self) -> ModelInfo:
+        """The encoder library and its speed preset; no lambda range (NaN)."""
+        encoder_name = STANDARD_CODECS[self.settings.codec][0]
+        return ModelInfo(id=encoder_name, preset=self.preset, lambda_min=np.nan, lambda_max=np.nan)
+
+    def adapter(self) -> H26xAdapter:
+        height, width = self.originals.shape[1:3]
+        return H26xAdapter(
+            H26xFrameEncoder(self.settings, self.originals),
+            H26xFrameDecoder(self.settings.codec, width=width, height=height),
+        )
+
+
+def load_h26x(scenario: Scenario, originals: np.ndarray, device: str) -> LoadedH26x:
+    """``CodecEntry.load`` of x264/x265 (``device`` is ignored: they run on the CPU)."""
+    del device
+    settings = h26x_settings(scenario)
+    assert scenario.codec.h26x is not None  # h26x_settings checked it
+    return LoadedH26x(settings, originals, scenario.codec.h26x.preset)
+
+
+def check_h26x_scenario(scenario: Scenario) -> None:
+    """``CodecEntry.check_scenario``: ``netsim.scenario.check_h26x``."""
+    from netsim.scenario import check_h26x  # netsim.scenario reads this module's registry
+
+    check_h26x(scenario.sender, scenario.video)
+
+
+INTRA_REFRESH_ENCODERS = frozenset({"libx264"})
+"""The PyAV encoders whose periodic intra refresh ``codec.h26x`` can switch on."""
+
+
+def check_h26x_settings(spec: CodecSpec) -> None:
+    """``CodecEntry.check_settings``: intra refresh only where the encoder has it."""
+    from netsim.scenario import FieldError  # netsim.scenario reads this module's registry
+
+    refresh = spec.h26x is not None and spec.h26x.intra_refresh
+    if refresh and STANDARD_CODECS[spec.kind][0] not in INTRA_REFRESH_ENCODERS:
+        raise FieldError(("h26x", "intra_refresh"), f"intra refresh is not a {spec.kind} option")
+
+
+for _kind in STANDARD_CODECS:
+    register_codec(
+        CodecEntry(
+            kind=_kind,
+            load=load_h26x,
+            check_scenario=check_h26x_scenario,
+            settings_field="h26x",
+            check_settings=check_h26x_settings,
+        )
+    )
