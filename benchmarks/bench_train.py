@@ -7,6 +7,7 @@ itself (one host sync per window). On CUDA, GPU busy is the mean of NVML's utili
 (share of time a kernel was running) sampled every 50 ms over the timed window.
 
     python benchmarks/bench_train.py [--device cpu|cuda] [--preset base] [--compile]
+        [--no-channels-last]
         [--crop 128] [--batch 8] [--intra-batch 24] [--frames 1,3,7] [--steps 10]
         [--data sample|data/pack]
 
@@ -91,6 +92,7 @@ def bench_one(args: argparse.Namespace, frames: int, sources) -> dict:
         log_every=steps,
         save_every=10**9,
         compile=args.compile,
+        channels_last=args.channels_last,
     )
     busy = _GpuBusy() if args.device == "cuda" else None
     started = {"done": False}
@@ -125,6 +127,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--preset", default=DEFAULT_PRESET)
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the trainer's default; --no-channels-last is the NCHW path of before",
+    )
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--intra-batch", type=int, default=24)
@@ -141,6 +149,7 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
         "compile": args.compile,
+        "channels_last": args.channels_last,
         "data": f"{args.data}: {sources.describe()}",
     }
     print(json.dumps(header))

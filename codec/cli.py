@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -280,7 +281,8 @@ def train(
         sources = training_sources(data)
     weights_out = weights_out or state.with_name(f"dhvc-{preset}.pt")
     console.print(f"training data: {data}: {sources.describe()}")
-    with user_errors(), _progress() as progress:
+    stop = _StopRequest()
+    with user_errors(), _progress() as progress, stop.on_signals():
         task = progress.add_task("train", total=cfg.total_steps, info="")
 
         def on_step(s) -> None:
@@ -300,11 +302,38 @@ def train(
             device=device,
             max_seconds=None if max_minutes is None else 60 * max_minutes,
             on_step=on_step,
+            should_stop=stop.requested,
         )
-    console.print(f"stopped at step {result.step}")
+    console.print(f"stopped at step {result.step}" + (" (signal)" if stop.requested() else ""))
     if result.history:
         console.print(train_table(result.history[-1]))
     console.print(f"state -> {state}; weights -> {weights_out}")
+
+
+class _StopRequest:
+    """Turns SIGTERM and SIGINT into a request that the trainer reads between steps, so that
+    ``kill PID`` ends a detached run after its current step with its state saved (a detached
+    process may have SIGINT ignored, hence SIGTERM too)."""
+
+    def __init__(self) -> None:
+        self._requested = False
+
+    def requested(self) -> bool:
+        return self._requested
+
+    def _handle(self, signum, frame) -> None:
+        self._requested = True
+
+    @contextmanager
+    def on_signals(self) -> Iterator[None]:
+        previous = {
+            sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 @command(name="eval")

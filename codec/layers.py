@@ -22,6 +22,14 @@ class ChannelNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+            # Channels-last (the trainer's layout): the channels are the innermost dimension,
+            # so one fused layer_norm kernel does it, about 4x faster forward and backward on
+            # the CPU than the five element-wise passes below. Same function; it rounds
+            # differently in the last bit, so the coder's NCHW path below stays untouched.
+            return F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], eps=self.eps).permute(
+                0, 3, 1, 2
+            )
         mean = x.mean(dim=1, keepdim=True)
         var = (x - mean).pow(2).mean(dim=1, keepdim=True)
         return (x - mean) * torch.rsqrt(var + self.eps)

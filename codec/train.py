@@ -11,7 +11,9 @@ The step is written for a GPU and runs unchanged on the CPU:
   gradient norm exceeds ``spike_factor`` times its running mean, or is not finite, has its
   gradient zeroed by a masked fill, so only Adam's decayed momentum moves the weights); the
   EMA is one fused ``_foreach_lerp_``;
-* on CUDA, bf16 autocast, channels-last and optionally ``torch.compile`` of the model.
+* channels-last weights and activations (on the CPU too: oneDNN's depth-wise and 1x1
+  convolutions and the fused channel LayerNorm run 1.4-4x faster that way than in NCHW);
+  on CUDA, bf16 autocast; optionally ``torch.compile`` of the model.
 
 ``train`` resumes exactly from a full training state (model, EMA, optimizer, guard, step, every
 random stream) or warm-starts from shipped fp16 weights. It never prints: progress goes to the
@@ -63,6 +65,7 @@ class TrainConfig:
     save_every: int = 200
     log_every: int = 10
     synthetic_fraction: float = 0.5
+    channels_last: bool = True
     compile: bool = False
 
     def __post_init__(self) -> None:
@@ -192,6 +195,7 @@ def train(
     max_steps: int | None = None,
     max_seconds: float | None = None,
     on_step: Callable[[StepStats], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TrainState:
     """Train until ``cfg.total_steps`` (or ``max_steps`` more steps, or ``max_seconds``).
 
@@ -200,6 +204,8 @@ def train(
     if it exists, training resumes from it exactly. ``resume``: otherwise, fp16 weights to
     warm-start from (their ``meta.step`` sets the schedule position; optimizer starts fresh).
     ``weights_out``: where the fp16 EMA weights are written alongside each state save.
+    ``should_stop``: asked between steps; when it answers true, the state is saved and training
+    ends (``dhvc train`` answers true after SIGTERM or SIGINT, so a detached run stops cleanly).
     """
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
@@ -220,8 +226,8 @@ def train(
     lambda_gen.manual_seed(cfg.seed + 1)
     guard = _SpikeGuard(cfg.spike_factor, dev)
     state = TrainState()
-    if state_path.is_file():
-        saved = torch.load(state_path, map_location=dev, weights_only=False)
+    if state_path.exists():
+        saved = load_train_state(state_path, dev)
         model.load_state_dict(saved["model"])
         ema.load_state_dict(saved["ema"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -240,8 +246,9 @@ def train(
             state.history = list(meta.get("history", []))
         ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
-    if dev.type == "cuda":
+    if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+        ema = ema.to(memory_format=torch.channels_last)  # the EMA lerp pairs like strides
     forward = torch.compile(model) if cfg.compile else model
     params = list(model.parameters())
     ema_params = list(ema.parameters())
@@ -261,6 +268,8 @@ def train(
     model.train()
     while state.step < stop_step:
         if max_seconds is not None and time.monotonic() - start_time > max_seconds:
+            break
+        if should_stop is not None and should_stop():
             break
         frames, batch = cfg.frames_at(state.step), cfg.batch_at(state.step)
         x_seq = sampler.batch(batch, frames)
@@ -311,6 +320,33 @@ def train(
             save()
     save()
     return state
+
+
+_STATE_KEYS = ("model", "ema", "optimizer", "sampler", "lambda_rng", "guard", "torch_rng", "step")
+
+
+def load_train_state(path: Path, device: torch.device | str = "cpu") -> dict:
+    """The training state saved by ``train`` at ``path``, read without running code.
+
+    The state holds tensors and plain data only (dicts, lists, numbers, strings), so it is read
+    with ``torch.load(weights_only=True)``, whose unpickler builds nothing else: a file that
+    carries a pickled object or code is refused before anything in it runs. Any file that is
+    not such a state (missing, a folder, damaged, truncated, keys missing) is a ``ValueError``
+    of one line naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: not a training state file")
+    try:
+        saved = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # unpickling refusals, zip, EOF and storage errors
+        reason = " ".join(str(err).split()).split(". ")[0][:100] or type(err).__name__
+        raise ValueError(f"{path}: not a readable training state ({reason})") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path}: not a training state (holds a {type(saved).__name__})")
+    missing = [k for k in _STATE_KEYS if k not in saved]
+    if missing:
+        raise ValueError(f"{path}: not a training state (lacks {', '.join(missing)})")
+    return saved
 
 
 def _warm_start_weights(path: Path, model: DHVC) -> dict[str, torch.Tensor]:
