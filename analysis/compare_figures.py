@@ -35,8 +35,10 @@ from analysis.metrics import (
     codec_frame_fractions,
     describe_table,
 )
+from netsim.codecs.registry import DHVC, builtin_codec_kinds
 
-CODECS = ("dhvc", "x264", "x265")
+CODECS = builtin_codec_kinds()
+"""DHVC, then the standard codecs it is compared with (``netsim.codecs``)."""
 LOSS_COLUMN = "network.forward.loss.loss_rate"
 SWEEPS = Path("results") / "sweeps"
 RUNS = Path("results") / "compare"
@@ -76,7 +78,7 @@ def write_comparison_video(case: str, out_path: Path) -> Path:
 
     columns = []
     fps = 25.0
-    for codec in ("dhvc", "x264"):
+    for codec in CODECS[:2]:  # DHVC and the first standard codec (x264)
         scenario = load_scenario(SCENARIOS / f"compare_{codec}_{case}.yaml")
         inputs = load_run_inputs(scenario)
         outcome = simulate_run(inputs, keep_pictures=True)
@@ -99,7 +101,7 @@ def main(
     try:
         tables = sweep_tables(sweeps)
         comparison = codec_comparison(tables, LOSS_COLUMN)
-        description = describe_table(tables["dhvc"])
+        description = describe_table(tables[DHVC])
         written = [
             *save_figure(
                 plot_codec_psnr_vs_loss(comparison, LOSS_COLUMN, description=description),

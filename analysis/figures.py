@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from analysis.metrics import RunDescription
+from netsim.codecs.registry import builtin_codec_kinds
 
 FRAME_AXIS = "frame index (frames)"
 PSNR_AXIS = "PSNR (dB)"
@@ -390,8 +391,10 @@ def plot_psnr_vs_loss(
     return figure
 
 
-CODEC_COLOURS: dict[str, str] = {"dhvc": "C0", "x264": "C1", "x265": "C2"}
-"""One colour per codec in the comparison figures (issue 13)."""
+CODEC_COLOURS: dict[str, str] = {
+    kind: f"C{index}" for index, kind in enumerate(builtin_codec_kinds())
+}
+"""One colour per codec in the comparison figures (issue 13), in the registry's order."""
 
 
 def plot_codec_psnr_vs_loss(

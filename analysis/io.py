@@ -21,7 +21,15 @@ import numpy as np
 import pandas as pd
 
 from netsim.summary import SUMMARY_FILE
-from netsim.trace import FRAME_SCHEMA, FRAMES_FILE, PACKET_SCHEMA, PACKETS_FILE, ColumnKind, Fate
+from netsim.trace import (
+    FRAME_SCHEMA,
+    FRAMES_FILE,
+    PACKET_SCHEMA,
+    PACKETS_FILE,
+    ColumnKind,
+    Fate,
+    column_labels,
+)
 
 
 class TraceError(ValueError):
@@ -47,7 +55,10 @@ PACKET_COLUMNS: dict[str, ColumnKind] = {c.name: c.kind for c in PACKET_SCHEMA}
 LABELS: dict[str, tuple[str, ...]] = {
     c.name: c.labels for c in (*FRAME_SCHEMA, *PACKET_SCHEMA) if c.kind is ColumnKind.LABEL
 }
-"""The values each label column allows."""
+"""The values each label column allowed when this module was loaded (``codec``: the codecs
+registered then; a trace is checked against the codecs registered when it is read)."""
+
+_LABEL_COLUMNS = {c.name: c for c in (*FRAME_SCHEMA, *PACKET_SCHEMA) if c.kind is ColumnKind.LABEL}
 
 FRAME_TYPES: tuple[str, ...] = LABELS["frame_type"]
 """Values of ``frame_type``: GOP start, predicted frame, re-sync frame."""
@@ -120,7 +131,7 @@ def _bad_value(path: Path, column: str, raw: pd.Series, mask: pd.Series, expecte
 def _convert(path: Path, column: str, raw: pd.Series, kind: ColumnKind) -> pd.Series:
     text = raw.str.strip()
     if kind is ColumnKind.LABEL:
-        allowed = LABELS[column]
+        allowed = column_labels(_LABEL_COLUMNS[column])
         bad = ~text.isin(allowed)
         if bad.any():
             raise TraceError(_bad_value(path, column, raw, bad, f"one of {', '.join(allowed)}"))

@@ -85,7 +85,6 @@ MAX_SCALES_FIELD = "sender.max_scales"
 ECHO_DELAY_FRAMES_FIELD = "network.feedback.delay_frames"
 ECHO_DELAY_MS_FIELD = "network.feedback.delay_ms"
 DEFAULT_ECHO_DELAYS = (1.0, 3.0, 6.0)
-RD_ANCHORS = ("x264", "x265")
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED_RD = ROOT / "docs" / "rd_bikes.json"
 """The RD measurement docs/MODEL_CARD.md quotes for the shipped weights (bikes, 96 frames)."""
@@ -333,7 +332,7 @@ def evaluate_rd(
     scenario = scenario_of(clean)
     spec = scenario.codec
     video = scenario.video
-    anchors = [a for a in RD_ANCHORS if ANCHORS[a][0] in av.codecs_available]
+    anchors = [a for a in ANCHORS if ANCHORS[a][0] in av.codecs_available]
     model = load_model(checkpoint=spec.checkpoint, preset=spec.preset, device=clean.device)
     evaluate(
         video.source,
