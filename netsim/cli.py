@@ -272,8 +272,11 @@ def _render_summary(console: Console, summary: RunSummary, out_dir: Path) -> Non
         "echoes sent / re-sync frames",
         f"{summary.echoes.sent} / {summary.echoes.resync_frames}",
     )
-    table.add_row("wall time (s)", number(summary.timing.wall_time_s, ".1f"))
-    table.add_row("simulator overhead", number(summary.timing.simulator_overhead_fraction, ".1%"))
+    timing = summary.timing
+    table.add_row("wall time (s)", number(timing.wall_time_s, ".1f"))
+    for label, seconds in timing.breakdown():
+        share = seconds / timing.wall_time_s if timing.wall_time_s > 0 else math.nan
+        table.add_row(f"  {label} (s)", f"{number(seconds, '.1f')} ({number(share, '.1%')})")
     console.print(table)
 
 
