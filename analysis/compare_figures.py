@@ -72,7 +72,7 @@ def trace_series(runs: Path, case: str) -> pd.DataFrame:
 
 def write_comparison_video(case: str, out_path: Path) -> Path:
     """original | dhvc | x264 of ``compare_{codec}_{case}``, decoded anew (``netsim.runner``)."""
-    from codec.video import write_mp4
+    from codec.io.video import write_mp4
     from netsim.runner import load_run_inputs, simulate_run
     from netsim.scenario import load_scenario
 

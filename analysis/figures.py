@@ -6,7 +6,7 @@ titled axes, units on both axes and a legend. A :class:`analysis.metrics.RunDesc
 as ``description`` becomes a second title line saying what was measured (clip, size, frames,
 lambda, seeds). :func:`save_figure` writes a figure as .png and .pdf without the creation date
 or software version, so that the same figure gives the same bytes on every run.
-``plot_rd``, which draws an rd.json, is ``codec.rd_plot.plot_rd``, re-exported here.
+``plot_rd``, which draws an rd.json, is ``codec.rd.plot.plot_rd``, re-exported here.
 """
 
 from __future__ import annotations
@@ -85,10 +85,10 @@ def _title(title: str, description: RunDescription | None) -> str:
 
 def save_figure(figure: Figure, out_dir: Path, stem: str, dpi: int = 150) -> list[Path]:
     """Write ``figure`` as ``out_dir/stem.png`` and ``.pdf``, each atomically
-    (``codec.fileio.atomic_file``) and without dates or versions (:data:`METADATA`), so the
+    (``codec.io.atomic.atomic_file``) and without dates or versions (:data:`METADATA`), so the
     same figure gives the same bytes; a file that already holds those bytes is not rewritten.
     Returns the paths."""
-    from codec.fileio import write_bytes_atomic  # imported here: the codec package loads torch
+    from codec.io.atomic import write_bytes_atomic  # imported here: the codec package loads torch
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -317,11 +317,11 @@ def plot_rate_share(
 
 
 def __getattr__(name: str) -> Any:
-    """``plot_rd`` is the project's one RD plot, ``codec.rd_plot.plot_rd`` (it draws an rd.json
-    as ``codec.rd_json.read_rd`` returns it); it is re-exported here on first use, so that
+    """``plot_rd`` is the project's one RD plot, ``codec.rd.plot.plot_rd`` (it draws an rd.json
+    as ``codec.rd.results.read_rd`` returns it); it is re-exported here on first use, so that
     importing this module does not load the codec package (and torch)."""
     if name == "plot_rd":
-        from codec.rd_plot import plot_rd
+        from codec.rd.plot import plot_rd
 
         return plot_rd
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

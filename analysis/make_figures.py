@@ -13,7 +13,7 @@ into ``results/<run>/``, and writes, as .png and .pdf:
 * ``rate_share``: paper Fig. 21, the per-scale rate share of intra and inter frames (clean run);
 * ``rd_curves``: PSNR and MS-SSIM against bpp for DHVC, x264 and x265, drawn from the committed
   ``docs/rd_bikes.json`` that docs/MODEL_CARD.md quotes (``--rd PATH`` for another rd.json;
-  ``--rd-eval N`` runs a fresh N-frame ``codec.eval.evaluate`` into ``results/rd/rd.json``);
+  ``--rd-eval N`` runs a fresh N-frame ``codec.rd.eval.evaluate`` into ``results/rd/rd.json``);
 * ``psnr_vs_loss`` (only with ``--sweep``): mean PSNR against measured packet loss with
   confidence intervals over seeds, from a sweep table (:func:`psnr_vs_loss_figure`).
 
@@ -61,7 +61,7 @@ from analysis.metrics import (
     rate_share_by_scale,
     seed_intervals,
 )
-from codec.rd_json import RdFileError, read_rd
+from codec.rd.results import RdFileError, read_rd
 from netsim.cli import progress_bar
 from netsim.runner import RunError
 from netsim.scenario import Scenario, ScenarioError
@@ -214,7 +214,7 @@ def plan_figures(
 
 def checkpoint_file(scenario: Scenario) -> Path | None:
     """The weights file a scenario's codec loads (None for random weights)."""
-    from codec.checkpoint import DEFAULT_CHECKPOINT
+    from codec.model.checkpoint import DEFAULT_CHECKPOINT
 
     checkpoint = scenario.codec.checkpoint
     if checkpoint == "none":
@@ -224,7 +224,7 @@ def checkpoint_file(scenario: Scenario) -> Path | None:
 
 def scenario_inputs(task: RunTask, scenario: Scenario) -> list[Path]:
     """Existing files a run's results depend on: scenario file, checkpoint, video, link trace."""
-    from codec.video import VideoError, resolve_source
+    from codec.io.video import VideoError, resolve_source
 
     inputs: list[Path | None] = [task.base, checkpoint_file(scenario)]
     with contextlib.suppress(VideoError):  # a missing video is the run's error to report
@@ -327,7 +327,7 @@ def evaluate_rd(
     import av
 
     from codec import load_model
-    from codec.eval import ANCHORS, evaluate
+    from codec.rd.eval import ANCHORS, evaluate
 
     scenario = scenario_of(clean)
     spec = scenario.codec

@@ -328,7 +328,7 @@ def describe_table(table: pd.DataFrame) -> RunDescription:
 
 
 def describe_rd(rd: Mapping[str, Any], codec: str = "dhvc") -> RunDescription:
-    """The :class:`RunDescription` of an rd.json as read (``codec.rd_json.read_rd``): its
+    """The :class:`RunDescription` of an rd.json as read (``codec.rd.results.read_rd``): its
     video, size and frame count, and the lambdas of ``codec``'s rate points."""
     points = rd.get("codecs", {}).get(codec) or []
     lambdas = [p.get("lambda") for p in points if isinstance(p, Mapping)]

@@ -14,8 +14,8 @@ import json
 
 import torch
 
-from codec.bench import run_bench
-from codec.config import DEFAULT_PRESET
+from codec.model.config import DEFAULT_PRESET
+from codec.stream.bench import run_bench
 
 
 def main() -> None:

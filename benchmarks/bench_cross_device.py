@@ -40,11 +40,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-import codec.coder as coder
+import codec.stream.coder as coder
 from codec import Decoder, Encoder, ScaleOutcome, load_model
-from codec.entropy import SIGMA_MAX, SIGMA_MIN, sigma_boundaries
+from codec.entropy.gaussian import SIGMA_MAX, SIGMA_MIN, sigma_boundaries
+from codec.io.video import read_frames
 from codec.types import coded_size
-from codec.video import read_frames
 
 LAM = 512.0
 CHECKED = (ScaleOutcome.DECODED, ScaleOutcome.SYNC_MISMATCH)

@@ -1,7 +1,7 @@
 """Entropy-coding speed benchmark (issue 14, item 2): prints symbols/s, it asserts nothing.
 
 For the symbols of one 1920x1080 frame of the default preset (``base``: the four scales'
-``codec.bitstream.scale_symbols``, Gaussian symbols at table entries spread like a coded
+``codec.stream.bitstream.scale_symbols``, Gaussian symbols at table entries spread like a coded
 frame's, a few escapes), it times ``GaussianTable.encode`` and ``decode`` (sliced payloads,
 ``SLICE_SYMBOLS`` per slice) serially, with 2 worker threads and with 2 processes (this one and
 a helper, ``parallel="process"``), and the whole-scale coder of format 2 (one range coder per
@@ -27,9 +27,7 @@ import numpy as np
 import torch
 
 from codec import Decoder, Encoder, load_model
-from codec.bitstream import scale_symbols
-from codec.config import DEFAULT_PRESET, get_preset
-from codec.entropy import (
+from codec.entropy.gaussian import (
     NUM_LEVELS,
     PROCESS_MIN_SYMBOLS,
     SLICE_SYMBOLS,
@@ -39,6 +37,8 @@ from codec.entropy import (
     sigma_levels,
     slice_count,
 )
+from codec.model.config import DEFAULT_PRESET, get_preset
+from codec.stream.bitstream import scale_symbols
 
 MODES: tuple[tuple[str, int, Parallel], ...] = (
     ("serial", 1, "thread"),

@@ -4,8 +4,8 @@ entropy-coding time, and peak GPU memory, for the default preset and ``paper``.
     python benchmarks/bench_gpu.py                    # on CUDA: the issue's numbers
     python benchmarks/bench_gpu.py --device cpu --sizes 448x256 --presets tiny   # a dry run
 
-Each row is ``codec.bench.run_bench``: real ``Encoder.encode`` / ``Decoder.decode`` of P frames
-with bit-exact checking, entropy coding included (``EntropyTimer`` measures its part). The
+Each row is ``codec.stream.bench.run_bench``: real ``Encoder.encode`` / ``Decoder.decode`` of
+P frames with bit-exact checking, entropy coding included (``EntropyTimer`` measures its part). The
 paper's Table II numbers (DHVC 2.0 on one RTX 3090, 1080p) are printed beside ``paper``:
 0.23 s to encode and 0.14 s to decode a frame. Prints numbers; asserts nothing.
 """
@@ -17,8 +17,8 @@ import json
 
 import torch
 
-from codec.bench import run_bench
-from codec.config import DEFAULT_PRESET
+from codec.model.config import DEFAULT_PRESET
+from codec.stream.bench import run_bench
 
 PAPER_TABLE_II_S = {"encode": 0.23, "decode": 0.14}
 """DHVC 2.0, seconds per 1080p frame on one RTX 3090 (paper Table II)."""

@@ -1,5 +1,5 @@
 """Training-step benchmark: steps/s, frame-pixels/s and how busy the GPU is, for the real
-``codec.train.train`` loop (device-side clip synthesis included).
+``codec.train.trainer.train`` loop (device-side clip synthesis included).
 
 Each configuration runs ``--steps`` warm-up steps (compilation, allocator, caches) and then
 ``--steps`` timed steps; the numbers are those of the timed window, which ``train`` measures
@@ -28,9 +28,9 @@ from pathlib import Path
 
 import torch
 
-from codec.config import DEFAULT_PRESET
-from codec.data import training_sources
-from codec.train import TrainConfig, train
+from codec.model.config import DEFAULT_PRESET
+from codec.train.data import training_sources
+from codec.train.trainer import TrainConfig, train
 
 OLD_TRAINER_H100_FRAME_PIXELS_PER_S = 19e6
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
-from codec.eval import bd_quality, bd_rate
+from codec.rd.eval import bd_quality, bd_rate
 
 
 def _curve(rd: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ Prints numbers; it is not a timed test. By default it tries
   frames I P P I): bit flips, byte overwrites, truncations, inserted and deleted byte runs,
   header fields set to extreme values, scale payloads damaged or resized behind a recomputed
   CRC, frames duplicated, dropped, swapped or spliced from a stream of another size, the frame
-  size set to 1x1 .. 32768x32768. Each goes through ``codec.api.decode_file``
+  size set to 1x1 .. 32768x32768. Each goes through ``codec.stream.files.decode_file``
   (``open_stream`` and a full decode into PNG frames; ``--decode-fraction`` to parse only);
 * ``scenarios``: 2,000 mutations of ``scenarios/*.yaml`` (a field replaced by None, a bool,
   0, -1, 10**400, 1e308, +-inf, nan, 5e-324, a string, a list or a mapping, or deleted; extra
@@ -66,13 +66,13 @@ import simpy
 import torch
 import yaml
 
-import codec.api
-from codec.api import decode_file
-from codec.bitstream import FrameHeader, StreamHeader, open_stream, write_frame, write_stream
-from codec.checkpoint import load_model
-from codec.coder import Decoder, Encoder
+import codec.stream.files
+from codec.io.video import read_frames
+from codec.model.checkpoint import load_model
+from codec.stream.bitstream import FrameHeader, StreamHeader, open_stream, write_frame, write_stream
+from codec.stream.coder import Decoder, Encoder
+from codec.stream.files import decode_file
 from codec.types import IN_SYNC, NUM_SCALES, DecodedFrame, FrameType, ReceivedFrame, ScaleOutcome
-from codec.video import read_frames
 from netsim.fec import FecParams
 from netsim.feedback import FeedbackLink
 from netsim.loss import NoLoss
@@ -352,7 +352,9 @@ class Fixtures:
 
     def _stream(self, pictures: np.ndarray, lam: float, gop: int) -> bytes:
         height, width = pictures.shape[1:3]
-        header = StreamHeader(self.model.model_id, width, height, codec.api.DEFAULT_FPS, gop)
+        header = StreamHeader(
+            self.model.model_id, width, height, codec.stream.files.DEFAULT_FPS, gop
+        )
         encoder = Encoder(self.model, gop=gop, device="cpu")
         path = self.workdir / f"base-{width}x{height}.dhvc"
         with path.open("wb") as f:
@@ -389,9 +391,10 @@ class Fixtures:
 
 @contextlib.contextmanager
 def cached_random_models() -> Iterator[None]:
-    """``codec.api.load_model`` with random-weight models built once per preset: building one
-    costs more than decoding a 64x64 stream. Only what ``decode_file`` calls is patched."""
-    original = codec.api.load_model
+    """``codec.stream.files.load_model`` with random-weight models built once per preset:
+    building one costs more than decoding a 64x64 stream. Only what ``decode_file`` calls is
+    patched."""
+    original = codec.stream.files.load_model
     cache: dict[tuple[str | None, str], Any] = {}
 
     def load(checkpoint="default", preset=None, device="cpu", strict=True):
@@ -402,11 +405,11 @@ def cached_random_models() -> Iterator[None]:
             cache[key] = original(checkpoint, preset=preset, device=device)
         return cache[key]
 
-    codec.api.load_model = load
+    codec.stream.files.load_model = load
     try:
         yield
     finally:
-        codec.api.load_model = original
+        codec.stream.files.load_model = original
 
 
 # ----------------------------------------------------------------------------- .dhvc streams
@@ -827,7 +830,7 @@ def fuzz_dhvc(
     result.wall_s = time.perf_counter() - start
     result.cpu_s = time.process_time() - cpu
     if decode_fraction >= 1:
-        result.notes.append("every case decoded in full with codec.api.decode_file")
+        result.notes.append("every case decoded in full with codec.stream.files.decode_file")
     else:
         result.notes.append(
             f"{decode_fraction:.0%} of cases decoded in full with decode_file, "

@@ -2,10 +2,10 @@
 
 For each standard codec: the constant QP whose clean bitrate on the comparison clip (the
 frames of ``scenarios/compare/compare_dhvc_loss00.yaml``) is nearest the DHVC run's measured
-clean bitrate (``codec.h26x.match_qp``, bisection over integer QPs), the sliced encoder's clean
-PSNR there, and the PSNR of ``dhvc eval``'s anchor (the same encoder, one slice per picture,
-``codec.anchors``) interpolated at the same bits per pixel: the difference is what slicing to
-the MTU costs. Usage::
+clean bitrate (``codec.h26x.realtime.match_qp``, bisection over integer QPs), the sliced
+encoder's clean PSNR there, and the PSNR of ``dhvc eval``'s anchor (the same encoder, one
+slice per picture, ``codec.rd.anchors``) interpolated at the same bits per pixel: the
+difference is what slicing to the MTU costs. Usage::
 
     python benchmarks/h26x_rate_match.py DHVC_BITRATE_KBPS [--mtu 1200]
 
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.anchors import evaluate_anchor
-from codec.h26x import H26xSettings, encode_clip, match_qp
-from codec.rd import mean_quality
+from codec.h26x.realtime import H26xSettings, encode_clip, match_qp
+from codec.rd.anchors import evaluate_anchor
+from codec.rd.dhvc import mean_quality
 from netsim.codecs.slices import payload_budget_bytes
 from netsim.scenario import load_scenario
 
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("dhvc_kbps", type=float)
     parser.add_argument("--mtu", type=int, default=1200)
     args = parser.parse_args()
-    from codec.video import read_frames
+    from codec.io.video import read_frames
 
     scenario = load_scenario(SCENARIO)
     video = scenario.video
@@ -78,7 +78,7 @@ def main() -> None:
 
 
 def _sliced_psnr(codec: str, pictures: list, frames: np.ndarray) -> float:
-    from codec.h26x import H26xDecoder
+    from codec.h26x.realtime import H26xDecoder
 
     decoder = H26xDecoder(codec, width=frames.shape[2], height=frames.shape[1])
     decoded = [decoder.decode(p.nal_units).rgb for p in pictures]

@@ -1,7 +1,7 @@
 """DHVC 2.0: a hierarchical neural video codec with per-scale bitstreams.
 
 Public API: ``load_model``, ``Encoder``, ``Decoder`` and the typed values in ``codec.types``.
-The names load on first use (PEP 562), so ``import codec.bitstream`` or a console script's
+The names load on first use (PEP 562), so ``import codec.stream.bitstream`` or a console script's
 start-up does not import torch before it is needed.
 """
 
@@ -11,14 +11,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "CheckpointError": "codec.checkpoint",
-    "load_model": "codec.checkpoint",
-    "save_checkpoint": "codec.checkpoint",
-    "Decoder": "codec.coder",
-    "Encoder": "codec.coder",
-    "ModelConfig": "codec.config",
-    "get_preset": "codec.config",
-    "DHVC": "codec.model",
+    "CheckpointError": "codec.model.checkpoint",
+    "load_model": "codec.model.checkpoint",
+    "save_checkpoint": "codec.model.checkpoint",
+    "Decoder": "codec.stream.coder",
+    "Encoder": "codec.stream.coder",
+    "ModelConfig": "codec.model.config",
+    "get_preset": "codec.model.config",
+    "DHVC": "codec.model.dhvc",
     "IN_SYNC": "codec.types",
     "NUM_SCALES": "codec.types",
     "DecodedFrame": "codec.types",
@@ -49,10 +49,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from codec.checkpoint import CheckpointError, load_model, save_checkpoint
-    from codec.coder import Decoder, Encoder
-    from codec.config import ModelConfig, get_preset
-    from codec.model import DHVC
+    from codec.model.checkpoint import CheckpointError, load_model, save_checkpoint
+    from codec.model.config import ModelConfig, get_preset
+    from codec.model.dhvc import DHVC
+    from codec.stream.coder import Decoder, Encoder
     from codec.types import (
         IN_SYNC,
         NUM_SCALES,

@@ -1,9 +1,9 @@
 """The ``netsim`` console script: ``netsim.cli:main`` with Ctrl-C handled from the first
-instruction (``codec.launch``)."""
+instruction (``codec.cli.launch``)."""
 
 from __future__ import annotations
 
-from codec.launch import launch
+from codec.cli.launch import launch
 
 
 def main() -> None:

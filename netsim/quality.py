@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
+from codec.io.video import to_uint8
 from codec.metrics import frame_quality
-from codec.video import to_uint8
 from netsim.codecs.base import ShownPicture
 from netsim.trace import FrameQuality, FrameTrace
 

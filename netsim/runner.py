@@ -17,7 +17,7 @@ adapter (DESIGN 4b), timed by ``netsim.codecs.TimedCodec``, while
 * ``video.mp4`` (original | decoded, side by side) with ``save_video``.
 
 Outputs appear atomically: they are written into a temporary folder next to ``out_dir`` and
-swapped into place at the end (``codec.fileio.atomic_folder``); an interrupted run leaves
+swapped into place at the end (``codec.io.atomic.atomic_folder``); an interrupted run leaves
 ``out_dir`` as it was, and the next run removes what it left beside it.
 """
 
@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codec.fileio import TargetError, atomic_folder, check_writable_target
-from codec.video import VideoError, read_frames, write_side_by_side_mp4
+from codec.io.atomic import TargetError, atomic_folder, check_writable_target
+from codec.io.video import VideoError, read_frames, write_side_by_side_mp4
 from netsim.codecs.base import LoadedCodec, ShownPicture, TimedCodec
 from netsim.codecs.registry import codec_entry
 from netsim.quality import QualityObserver
@@ -278,5 +278,5 @@ def _check_output_folder(out_dir: Path) -> None:
 
 def _write_atomically(out_dir: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(staging)`` on a fresh folder beside ``out_dir``, then swap it into place
-    (``codec.fileio.atomic_folder``: ``out_dir`` always holds the old or the new results)."""
+    (``codec.io.atomic.atomic_folder``: ``out_dir`` always holds the old or the new results)."""
     atomic_folder(out_dir, write)

@@ -40,10 +40,10 @@ from pydantic import (
     model_validator,
 )
 
-from codec.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, read_checkpoint_config
-from codec.config import DEFAULT_PRESET, ModelConfig, get_preset
+from codec.io.video import SAMPLE_PREFIX, VideoError, resolve_source
+from codec.model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, read_checkpoint_config
+from codec.model.config import DEFAULT_PRESET, ModelConfig, get_preset
 from codec.types import NUM_SCALES, coded_size
-from codec.video import SAMPLE_PREFIX, VideoError, resolve_source
 from netsim.codecs.registry import DEFAULT_CODEC, codec_entry, codec_kinds
 from netsim.loss import gilbert_parameters
 from netsim.mahimahi import TraceFormatError, load_delivery_trace

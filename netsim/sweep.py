@@ -28,7 +28,7 @@ Runs execute on a dask ``LocalCluster`` of ``workers`` single-threaded worker pr
 torch thread per task), or on an existing cluster given by its scheduler address. Workers share
 nothing with this process but the scheduler: each simulates into a scratch folder of its own
 and sends the result files back as data (:class:`RunFiles`); this process writes them into the
-run's folder (:func:`store_run`, ``codec.fileio.atomic_folder``) as each run finishes, so an
+run's folder (:func:`store_run`, ``codec.io.atomic.atomic_folder``) as each run finishes, so an
 interrupted sweep keeps every run that finished. When no worker is connected for
 ``worker_wait_s`` seconds (none joined, or all left), the sweep stops with
 :class:`NoWorkersError`. At the end the summary.json of every finished run is gathered into
@@ -416,11 +416,11 @@ def execute(runner: Runner, task: RunTask) -> RunFiles:
 
 def store_run(task: RunTask, result: RunFiles) -> Path:
     """Write a run's result files into ``task.out_dir`` as one folder, atomically
-    (``codec.fileio.atomic_folder``); returns the folder. Raises :class:`SweepError` for
+    (``codec.io.atomic.atomic_folder``); returns the folder. Raises :class:`SweepError` for
     results that are not a run's (a file name a run does not write, a required file missing,
     a summary.json that is not a JSON object) before anything is written; ``OSError`` when
     the folder cannot be written."""
-    from codec.fileio import atomic_folder  # the codec package loads torch
+    from codec.io.atomic import atomic_folder  # the codec package loads torch
     from netsim.runner import RESULT_FILES
 
     files = dict(result.files)
@@ -518,8 +518,8 @@ def _parquet_bytes(table: pd.DataFrame) -> bytes:
 def gather(tasks: Sequence[RunTask], out_dir: Path) -> tuple[pd.DataFrame, tuple[Path, ...]]:
     """The sweep table of every finished run of ``tasks`` (a row per run, in task order; see
     the module docstring), written to ``out_dir/sweep_table.parquet`` and ``.csv``, each
-    atomically (``codec.fileio.write_bytes_atomic``)."""
-    from codec.fileio import write_bytes_atomic  # the codec package loads torch
+    atomically (``codec.io.atomic.write_bytes_atomic``)."""
+    from codec.io.atomic import write_bytes_atomic  # the codec package loads torch
 
     rows = [
         table_row(task, read_summary(task.out_dir / SUMMARY_FILE))
@@ -683,7 +683,7 @@ def check_output(spec: SweepSpec, tasks: Sequence[RunTask]) -> None:
     """Raise :class:`SweepError` unless ``spec``'s output folder can be written (it may not
     exist yet), its tables can be written, and no run folder is a file or holds anything but
     a run's results (a run's folder is replaced whole)."""
-    from codec.fileio import TargetError, check_writable_target
+    from codec.io.atomic import TargetError, check_writable_target
     from netsim.runner import RESULT_FILES
 
     out_dir = spec.results_dir

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from codec import load_model
-from codec.video import read_frames
+from codec.io.video import read_frames
 
 torch.set_num_threads(2)
 

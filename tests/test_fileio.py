@@ -1,4 +1,4 @@
-"""Nothing is lost (codec.fileio): whole swaps, no stale leftovers, modes per umask, early
+"""Nothing is lost (codec.io.atomic): whole swaps, no stale leftovers, modes per umask, early
 checks of the output, and decode folders that never mix old and new frames."""
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codec import fileio
-from codec.api import decode_file, encode_file
-from codec.fileio import (
+from codec.io import atomic as fileio
+from codec.io.atomic import (
     TargetError,
     atomic_file,
     atomic_folder,
@@ -23,7 +22,8 @@ from codec.fileio import (
     cleanup_stale,
     write_text_atomic,
 )
-from codec.video import read_frames, write_png_frames
+from codec.io.video import read_frames, write_png_frames
+from codec.stream.files import decode_file, encode_file
 from netsim import runner
 from netsim.runner import RunError
 
@@ -375,7 +375,7 @@ def test_decode_will_not_replace_a_folder_with_subfolders(stream, tmp_path):
 def test_an_interrupted_decode_leaves_the_old_frames_and_nothing_half_written(
     stream, tmp_path, monkeypatch
 ):
-    import codec.api
+    import codec.stream.files
 
     out = tmp_path / "frames"
     _decode(stream, out)
@@ -385,7 +385,7 @@ def test_an_interrupted_decode_leaves_the_old_frames_and_nothing_half_written(
         write_png_frames(folder, frames[:1])
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(codec.api, "write_png_frames", one_then_interrupt)
+    monkeypatch.setattr(codec.stream.files, "write_png_frames", one_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         _decode(stream, out, overwrite=True)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

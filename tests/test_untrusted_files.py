@@ -12,7 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from codec.cli import app as dhvc_app
+from codec.cli.dhvc import app as dhvc_app
 
 runner = CliRunner()
 
@@ -78,7 +78,7 @@ def test_a_training_state_holding_code_is_refused_before_it_runs(payload, tmp_pa
 
 
 def test_a_checkpoint_holding_code_is_refused_before_it_runs(payload, tmp_path, bikes_frames):
-    from codec.video import write_png_frames
+    from codec.io.video import write_png_frames
 
     data, marker = payload
     checkpoint = tmp_path / "weights.pt"

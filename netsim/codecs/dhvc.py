@@ -17,7 +17,7 @@ import numpy as np
 
 from codec import DHVC as DhvcModel
 from codec import CheckpointError, Decoder, Encoder, load_model
-from codec.config import check_lambda
+from codec.model.config import check_lambda
 from codec.types import DecodedFrame, EncodedFrame, ReceivedFrame
 from netsim.codecs.base import Assembled, EchoRecovery, ModelInfo, ShownPicture
 from netsim.codecs.registry import DHVC, CodecEntry, register_codec

@@ -1,8 +1,8 @@
 """The x264/x265 codec adapters (DESIGN 4b), one registry entry per standard codec.
 
-``H26xAdapter`` drives ``H26xFrameEncoder`` and ``H26xFrameDecoder`` over ``codec.h26x`` and
-carries their frames as slice packets (``netsim.codecs.slices``); together they behave as a
-real-time H.264/HEVC call:
+``H26xAdapter`` drives ``H26xFrameEncoder`` and ``H26xFrameDecoder`` over
+``codec.h26x.realtime`` and carries their frames as slice packets (``netsim.codecs.slices``);
+together they behave as a real-time H.264/HEVC call:
 
 * **Picture-loss indication -> I frame.** The receiver's echo (f, 1) is the PLI; the sender
   passes it on as ``resync_from`` and the encoder answers with an I frame (``frame_type`` R:
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from codec.h26x import STANDARD_CODECS, H26xDecoder, H26xEncoder, H26xSettings
+from codec.h26x.realtime import STANDARD_CODECS, H26xDecoder, H26xEncoder, H26xSettings
 from codec.types import IN_SYNC, NUM_SCALES, FrameType
 from netsim.codecs.base import Assembled, EchoRecovery, ModelInfo, ShownPicture
 from netsim.codecs.registry import CodecEntry, register_codec
@@ -57,7 +57,7 @@ DAMAGED = 1
 
 
 class H26xFrameEncoder:
-    """Encodes the video's frames (N x H x W x 3 uint8) with ``codec.h26x.H26xEncoder``."""
+    """Encodes the video's frames (N x H x W x 3 uint8) with ``codec.h26x.realtime.H26xEncoder``."""
 
     def __init__(self, settings: H26xSettings, frames: np.ndarray) -> None:
         self.settings = settings
@@ -110,10 +110,11 @@ class H26xFrameEncoder:
 
 
 class H26xFrameDecoder:
-    """Decodes the slices that arrived with ``codec.h26x.H26xDecoder``; tracks the reference
-    state (module docstring). ``units_received`` of its pictures: NAL units (or aggregates of
-    whole ones) that arrived whole; ``units_decoded``: those handed to the decoder for a
-    picture it made (0 when frozen); ``concealed``: FFmpeg filled part of the picture."""
+    """Decodes the slices that arrived with ``codec.h26x.realtime.H26xDecoder``; tracks the
+    reference state (module docstring). ``units_received`` of its pictures: NAL units (or
+    aggregates of whole ones) that arrived whole; ``units_decoded``: those handed to the
+    decoder for a picture it made (0 when frozen); ``concealed``: FFmpeg filled part of the
+    picture."""
 
     def __init__(self, codec: str, *, width: int, height: int) -> None:
         self._decoder = H26xDecoder(codec, width=width, height=height)
@@ -270,7 +271,7 @@ def check_h26x_scenario(scenario: Scenario) -> None:
 
 
 INTRA_REFRESH_ENCODERS = frozenset({"libx264"})
-"""The PyAV encoders whose periodic intra refresh ``codec.h26x`` can switch on."""
+"""The PyAV encoders whose periodic intra refresh ``codec.h26x.realtime`` can switch on."""
 
 
 def check_h26x_settings(spec: CodecSpec) -> None:

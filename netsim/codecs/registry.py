@@ -2,10 +2,10 @@
 
 Scenario validation, the frames.csv ``codec`` column, summary.json and the figures read the codec
 kinds from here, so each kind is named once: ``dhvc`` below, ``x264`` and ``x265`` by the
-anchors' table (``codec.h26x.STANDARD_CODECS``). A built-in adapter's module is imported the
-first time its entry is asked for (the table itself imports no codec), and registers its
-``CodecEntry`` then; a user's codec registers its own entry with ``register_codec`` (see the
-README, "Adding a codec").
+anchors' table (``codec.h26x.realtime.STANDARD_CODECS``). A built-in adapter's module is
+imported the first time its entry is asked for (the table itself imports no codec), and
+registers its ``CodecEntry`` then; a user's codec registers its own entry with
+``register_codec`` (see the README, "Adding a codec").
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from codec.h26x import STANDARD_CODECS
+from codec.h26x.realtime import STANDARD_CODECS
 
 if TYPE_CHECKING:
     import numpy as np

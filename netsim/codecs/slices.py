@@ -28,7 +28,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from codec.h26x import split_nal_units
+from codec.h26x.realtime import split_nal_units
 from codec.types import FrameType
 from netsim.fec import FecError, FecParams, slice_fec_decode, slice_fec_encode, slice_fec_params
 from netsim.packet import HEADER_SIZE_BYTES, MAX_FRAGMENTS, Packet, PacketLayout

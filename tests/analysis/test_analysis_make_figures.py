@@ -267,7 +267,7 @@ def test_sweep_option_draws_psnr_against_loss(
 
 
 def test_the_committed_rd_json_measured_the_shipped_weights() -> None:
-    from codec.checkpoint import DEFAULT_CHECKPOINT
+    from codec.model.checkpoint import DEFAULT_CHECKPOINT
 
     committed = json.loads(COMMITTED_RD.read_text())
     assert committed["model"]["model_id"] == make_figures.checkpoint_model_id(DEFAULT_CHECKPOINT)

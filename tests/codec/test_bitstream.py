@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codec import Decoder, Encoder, FrameType
-from codec.bitstream import (
+from codec.stream.bitstream import (
     BitstreamError,
     FrameHeader,
     StreamHeader,

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from codec import load_model
-from codec.coder import Encoder
-from codec.config import DEFAULT_PRESET, get_preset, latent_values_per_pixel
-from codec.entropy import SIGMA_MIN, GaussianEntropyModel, GaussianTable
-from codec.model import DHVC
+from codec.entropy.gaussian import SIGMA_MIN, GaussianEntropyModel, GaussianTable
+from codec.model.config import DEFAULT_PRESET, get_preset, latent_values_per_pixel
+from codec.model.dhvc import DHVC
+from codec.stream.coder import Encoder
 from codec.types import coded_size
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from codec.cli import app
-from codec.video import read_frames, write_png_frames
+from codec.cli.dhvc import app
+from codec.io.video import read_frames, write_png_frames
 
 runner = CliRunner()
 TINY = ["--checkpoint", "none", "--preset", "tiny"]
@@ -32,7 +32,7 @@ def stream(clip, tmp_path_factory) -> Path:
 
 
 def test_encode_writes_a_stream_that_info_describes(stream):
-    from codec.bitstream import FORMAT_VERSION
+    from codec.stream.bitstream import FORMAT_VERSION
 
     result = runner.invoke(app, ["info", str(stream)])
     assert result.exit_code == 0, result.output
@@ -111,7 +111,7 @@ def test_bench_reports_parameters_and_macs():
 def test_decoding_a_file_that_loses_sync_with_no_scale_missing_warns_in_one_line(stream, tmp_path):
     from dataclasses import replace
 
-    from codec.bitstream import open_stream, write_stream
+    from codec.stream.bitstream import open_stream, write_stream
 
     header, frames = open_stream(stream)
     bad = tmp_path / "desync.dhvc"

@@ -19,10 +19,10 @@ from codec import (
     ScalePayload,
     load_model,
 )
-from codec.config import get_preset
-from codec.entropy import slice_table_bytes
-from codec.model import DHVC
-from codec.video import read_frames
+from codec.entropy.gaussian import slice_table_bytes
+from codec.io.video import read_frames
+from codec.model.config import get_preset
+from codec.model.dhvc import DHVC
 
 LAM = 512.0
 

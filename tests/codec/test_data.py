@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codec.data import sample_sources, training_sources
-from codec.datapack import EVAL_FRAMES
-from codec.video import read_frames
+from codec.io.video import read_frames
+from codec.pack.build import EVAL_FRAMES
+from codec.train.data import sample_sources, training_sources
 
 
 def test_sample_sources_hold_photos_and_clips_as_uint8_rgb():

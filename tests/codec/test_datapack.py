@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from codec import datapack
-from codec.datapack import (
+from codec.pack import build as datapack
+from codec.pack.build import (
     DataPackError,
     PackSettings,
     Source,

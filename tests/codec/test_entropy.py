@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codec.entropy import (
+from codec.entropy.gaussian import (
     NUM_LEVELS,
     SYMBOL_LIMIT,
     EntropyCodingError,

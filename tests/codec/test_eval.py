@@ -8,15 +8,15 @@ import pytest
 from av.video.frame import PictureType
 
 from codec import Encoder, load_model
-from codec.anchors import encode_anchor, nal_units, strip_sei
-from codec.bdrate import MIN_OVERLAP, bd_quality, bd_rate, quality_overlap
-from codec.bitstream import write_frame
-from codec.eval import evaluate
+from codec.io.video import VideoError, write_png_frames
 from codec.metrics import psnr
-from codec.rd import FRAME_HEADER_BYTES, default_lambdas
-from codec.rd_json import RdFileError, read_rd, write_rd
-from codec.rd_plot import plot_rd
-from codec.video import VideoError, write_png_frames
+from codec.rd.anchors import encode_anchor, nal_units, strip_sei
+from codec.rd.bdrate import MIN_OVERLAP, bd_quality, bd_rate, quality_overlap
+from codec.rd.dhvc import FRAME_HEADER_BYTES, default_lambdas
+from codec.rd.eval import evaluate
+from codec.rd.plot import plot_rd
+from codec.rd.results import RdFileError, read_rd, write_rd
+from codec.stream.bitstream import write_frame
 
 GOP = 2
 FRAMES = 3

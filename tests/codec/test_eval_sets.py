@@ -12,13 +12,13 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from codec import cli
-from codec.cli import app
-from codec.eval import evaluate
-from codec.eval_sources import SET_FRAMES, SET_SIZE, SETS, load_sources, still_crop
-from codec.rd_plot import plot_rd
-from codec.synth import MOTION_KINDS, motion_clip
-from codec.video import VideoError, read_frames, write_mp4, write_png_frames
+from codec.cli import dhvc as cli
+from codec.cli.dhvc import app
+from codec.io.video import VideoError, read_frames, write_mp4, write_png_frames
+from codec.rd.eval import evaluate
+from codec.rd.plot import plot_rd
+from codec.rd.sources import SET_FRAMES, SET_SIZE, SETS, load_sources, still_crop
+from codec.train.synth import MOTION_KINDS, motion_clip
 
 LAMBDAS = [256.0, 2048.0]
 QPS = (27, 37)

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from codec import IN_SYNC, NUM_SCALES, Decoder, EncodedFrame, Encoder, ScaleOutcome, load_model
+from codec.io.video import read_frames
 from codec.types import DecodedFrame
-from codec.video import read_frames
 
 pytestmark = pytest.mark.gpu
 
@@ -48,7 +48,7 @@ def decode(device: str, stream: list[EncodedFrame]) -> list[DecodedFrame]:
 
 def test_quantisation_steps_are_identical_on_every_device() -> None:
     """q_k is computed in float64 on the CPU and rounded to float32 whatever the model's
-    device (``codec.coder``), so it never differs across devices, even in its last bit."""
+    device (``codec.stream.coder``), so it never differs across devices, even in its last bit."""
     steps = {}
     for device in ("cpu", "cuda"):
         encoder = Encoder(load_model("none", preset="tiny", device=device))

@@ -1,11 +1,12 @@
-"""x264/x265 one picture at a time (codec.h26x): slices, forced IDR, concealment, rate match."""
+"""x264/x265 one picture at a time (codec.h26x.realtime): slices, forced IDR, concealment,
+rate match."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from codec.h26x import (
+from codec.h26x.realtime import (
     H26xDecoder,
     H26xEncoder,
     H26xError,

@@ -23,7 +23,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from codec.bitstream import (
+from codec.cli.dhvc import app
+from codec.io.video import write_png_frames
+from codec.model.checkpoint import save_checkpoint
+from codec.model.config import check_lambda, get_preset
+from codec.stream.bitstream import (
     MAX_FRAME_PIXELS,
     MAX_FRAME_SIDE,
     BitstreamError,
@@ -33,11 +37,7 @@ from codec.bitstream import (
     open_stream,
     read_stream,
 )
-from codec.checkpoint import save_checkpoint
-from codec.cli import app
-from codec.config import check_lambda, get_preset
 from codec.types import NUM_SCALES, FrameType
-from codec.video import write_png_frames
 
 runner = CliRunner()
 TINY = ["--checkpoint", "none", "--preset", "tiny"]
@@ -112,7 +112,7 @@ def test_a_32768_square_header_is_refused_in_one_line_well_under_a_second(stream
     assert time.perf_counter() - start < 0.5
     # The real command, in its own process (so that a regression is a timeout, not a hang).
     result = subprocess.run(
-        [sys.executable, "-m", "codec.cli", "decode", str(path), "-o", str(tmp_path / "o")]
+        [sys.executable, "-m", "codec.cli.dhvc", "decode", str(path), "-o", str(tmp_path / "o")]
         + ["--checkpoint", "none"],
         capture_output=True,
         text=True,
@@ -167,7 +167,7 @@ def test_payloads_that_are_no_whole_coder_words_are_refused(tmp_path):
 
 
 def test_the_payload_bound_holds_for_the_worst_symbols_at_every_table_level():
-    from codec.entropy import NUM_LEVELS, GaussianTable
+    from codec.entropy.gaussian import NUM_LEVELS, GaussianTable
 
     table = GaussianTable.build()
     rng = np.random.default_rng(0)
@@ -324,24 +324,24 @@ def test_files_that_are_not_checkpoints_are_one_line(clip, tmp_path):
 
 
 def test_ctrl_c_in_a_command_is_one_line_and_exit_130(stream_bytes, tmp_path, monkeypatch):
-    import codec.api
+    import codec.stream.files
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(codec.api, "decode_file", interrupt)
+    monkeypatch.setattr(codec.stream.files, "decode_file", interrupt)
     assert one_error_line(decode(tmp_path, stream_bytes), code=130) == "interrupted"
 
 
 def test_the_entry_point_turns_ctrl_c_into_one_line_and_130(monkeypatch, capsys):
-    import codec.cli
+    import codec.cli.dhvc
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(codec.cli, "app", interrupt)
+    monkeypatch.setattr(codec.cli.dhvc, "app", interrupt)
     with pytest.raises(SystemExit) as exit_info:
-        codec.cli.main()
+        codec.cli.dhvc.main()
     assert exit_info.value.code == 130
     assert capsys.readouterr().err.strip() == "interrupted"
 
@@ -353,7 +353,7 @@ def test_mutated_streams_decode_or_give_a_typed_one_line_error(stream_bytes, tmp
     """A seeded sample of byte flips, truncations, extensions and extreme header fields; the
     full decode of each (as ``dhvc decode`` runs it) succeeds or raises ``ValueError`` with a
     one-line message (``BitstreamError`` and ``CheckpointError`` are ``ValueError``)."""
-    from codec.api import decode_file
+    from codec.stream.files import decode_file
 
     rng = np.random.default_rng(2024)
     path = tmp_path / "m.dhvc"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from codec import Decoder, Encoder, load_model
-from codec.checkpoint import DEFAULT_CHECKPOINT
+from codec.io.video import read_frames
 from codec.metrics import psnr
-from codec.video import read_frames
+from codec.model.checkpoint import DEFAULT_CHECKPOINT
 
 
 def test_shipped_checkpoint_is_fp16_and_small_enough():

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codec import Decoder, Encoder, entropy
-from codec.bitstream import max_payload_bytes
-from codec.entropy import (
+from codec import Decoder, Encoder
+from codec.entropy import gaussian as entropy
+from codec.entropy.gaussian import (
     NUM_LEVELS,
     PROCESS_MIN_SYMBOLS,
     SLICE_SYMBOLS,
@@ -31,6 +31,7 @@ from codec.entropy import (
     slice_count,
     slice_table_bytes,
 )
+from codec.stream.bitstream import max_payload_bytes
 
 SLICE = 5
 """Symbols per slice of the test table: small, so that a few dozen symbols make many slices."""
@@ -147,7 +148,7 @@ def test_an_unknown_parallel_mode_is_refused(table):
 
 _EXIT_SCRIPT = """
 import numpy as np
-from codec import entropy
+from codec.entropy import gaussian as entropy
 entropy.PROCESS_MIN_SYMBOLS = 0
 table = entropy.GaussianTable.build(slice_symbols=5)
 indexes = np.arange(40, dtype=np.uint8)

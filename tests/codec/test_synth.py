@@ -1,4 +1,5 @@
-"""Device-side training clips (codec.synth): shapes, determinism, resume, motion kinds, clips."""
+"""Device-side training clips (codec.train.synth): shapes, determinism, resume, motion kinds,
+clips."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
-from codec.synth import (
+from codec.train.synth import (
     MAX_LAYERS,
     MOTION_KINDS,
     ClipBank,

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from codec import load_model
-from codec.data import sample_sources
-from codec.train import TrainConfig, _SpikeGuard, train
+from codec.train.data import sample_sources
+from codec.train.trainer import TrainConfig, _SpikeGuard, train
 
 CFG = TrainConfig(
     preset="tiny",
@@ -79,10 +79,10 @@ def test_cli_train_prints_its_last_log_window_as_a_table(tmp_path: Path, sources
     from rich.console import Console
     from typer.testing import CliRunner
 
-    import codec.data
-    from codec import cli
+    import codec.train.data
+    from codec.cli import dhvc as cli
 
-    monkeypatch.setattr(codec.data, "training_sources", lambda spec: sources)
+    monkeypatch.setattr(codec.train.data, "training_sources", lambda spec: sources)
     monkeypatch.setattr(cli, "console", Console(stderr=True, width=300))
     schedule = ["--intra-steps", "1", "--p3-steps", "2", "--p7-steps", "2", "--crop", "64"]
     batches = ["--batch-size", "2", "--intra-batch-size", "2", "--log-every", "1"]

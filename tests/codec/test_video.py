@@ -5,8 +5,7 @@ import av
 import numpy as np
 import pytest
 
-from codec.metrics import psnr
-from codec.video import (
+from codec.io.video import (
     VideoError,
     probe_video,
     read_frames,
@@ -15,6 +14,7 @@ from codec.video import (
     write_png_frames,
     write_side_by_side_mp4,
 )
+from codec.metrics import psnr
 
 
 def _moving_frames(n: int, height: int, width: int) -> np.ndarray:

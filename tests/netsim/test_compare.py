@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codec.h26x import clip_bitrate_kbps, encode_clip, split_nal_units
+from codec.h26x.realtime import clip_bitrate_kbps, encode_clip, split_nal_units
 from codec.types import IN_SYNC, FrameType
 from netsim.codecs.h26x import H26xAdapter, H26xFrameDecoder, H26xFrameEncoder, h26x_settings
 from netsim.codecs.slices import (
@@ -276,7 +276,7 @@ def test_compare_scenarios_cover_every_codec_and_loss_case_on_the_same_network()
 @pytest.mark.slow
 @pytest.mark.parametrize("codec", ["x264", "x265"])
 def test_compare_qp_matches_the_dhvc_clean_bitrate_within_ten_percent(codec: str) -> None:
-    from codec.video import read_frames
+    from codec.io.video import read_frames
 
     scenario = load_scenario(COMPARE / f"compare_{codec}_loss00.yaml")
     spec = scenario.codec.h26x

@@ -15,7 +15,7 @@ import zlib
 import pytest
 import simpy
 
-from codec.config import PRESETS
+from codec.model.config import PRESETS
 from codec.types import FrameType
 from netsim.feedback import FeedbackLink
 from netsim.loss import NoLoss

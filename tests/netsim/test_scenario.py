@@ -129,7 +129,7 @@ def test_missing_scenario_file_is_one_line(tmp_path: Path) -> None:
 
 
 def test_paths_are_relative_to_the_scenario_file(tmp_path: Path, monkeypatch) -> None:
-    from codec.video import read_frames, write_png_frames
+    from codec.io.video import read_frames, write_png_frames
 
     folder = tmp_path / "scn"
     write_png_frames(folder / "clip", read_frames("sample:bikes", 2, (32, 32)))

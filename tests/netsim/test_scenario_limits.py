@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 import netsim.runner
 import netsim.scenario
-from codec.config import check_lambda, get_preset
+from codec.model.config import check_lambda, get_preset
 from netsim.cli import app
 from netsim.mahimahi import (
     MAX_TIMESTAMP_MS,

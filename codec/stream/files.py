@@ -9,7 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.bitstream import (
+from codec.io.atomic import TargetError, atomic_file, atomic_folder, check_writable_target
+from codec.io.video import check_frame_size, probe_video, read_frames, write_mp4, write_png_frames
+from codec.model.checkpoint import load_model, resolve_device
+from codec.model.config import PRESETS
+from codec.stream.bitstream import (
     MIN_FRAME_SIDE,
     BitstreamError,
     StreamHeader,
@@ -20,12 +24,8 @@ from codec.bitstream import (
     write_frame,
     write_stream,
 )
-from codec.checkpoint import load_model, resolve_device
-from codec.coder import Decoder, Encoder
-from codec.config import PRESETS
-from codec.fileio import TargetError, atomic_file, atomic_folder, check_writable_target
+from codec.stream.coder import Decoder, Encoder
 from codec.types import NUM_SCALES, ScaleOutcome
-from codec.video import check_frame_size, probe_video, read_frames, write_mp4, write_png_frames
 
 DEFAULT_FPS = Fraction(25)
 
@@ -127,7 +127,7 @@ def decode_file(
     """Decode ``stream`` with scales 1..``scales`` into PNG frames (folder) or an .mp4 file.
 
     The output appears whole or not at all. A folder that holds other files is refused unless
-    ``overwrite``; then it is replaced as a whole (``codec.fileio.atomic_folder``).
+    ``overwrite``; then it is replaced as a whole (``codec.io.atomic.atomic_folder``).
     """
     if not 1 <= scales <= NUM_SCALES:
         raise ValueError(f"--scales must be in 1..{NUM_SCALES}, got {scales}")

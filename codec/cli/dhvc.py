@@ -20,8 +20,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from codec.config import DEFAULT_PRESET, PRESETS, get_preset
-from codec.datapack import DEFAULT_PACK
+from codec.model.config import DEFAULT_PRESET, PRESETS, get_preset
+from codec.pack.build import DEFAULT_PACK
 
 app = typer.Typer(
     help="DHVC 2.0 hierarchical neural video codec.",
@@ -91,9 +91,9 @@ def main() -> None:
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the library's typed errors into one line and exit code 2."""
-    from codec.bitstream import BitstreamError
-    from codec.checkpoint import CheckpointError, DeviceError
-    from codec.video import VideoError
+    from codec.io.video import VideoError
+    from codec.model.checkpoint import CheckpointError, DeviceError
+    from codec.stream.bitstream import BitstreamError
 
     try:
         yield
@@ -126,7 +126,7 @@ def encode(
     device: DeviceOpt = "cpu",
 ) -> None:
     """Encode a video into a .dhvc file."""
-    from codec.api import encode_file
+    from codec.stream.files import encode_file
 
     with user_errors(), _progress() as progress:
         task = progress.add_task("encode", total=frames, info="")
@@ -158,7 +158,7 @@ def decode(
     ] = False,
 ) -> None:
     """Decode a .dhvc file into PNG frames or an mp4."""
-    from codec.api import decode_file
+    from codec.stream.files import decode_file
 
     with user_errors():
         summary = decode_file(stream, output, scales, checkpoint, device, overwrite=overwrite)
@@ -178,8 +178,8 @@ def decode(
 @command()
 def info(stream: Annotated[Path, typer.Argument(help="Input .dhvc file.")]) -> None:
     """Print the format version, stream header and per-frame sizes of a .dhvc file as JSON."""
-    from codec.api import describe_file
-    from codec.bitstream import FORMAT_VERSION
+    from codec.stream.bitstream import FORMAT_VERSION
+    from codec.stream.files import describe_file
 
     with user_errors():
         description = describe_file(stream)
@@ -197,9 +197,9 @@ def bench(
     macs_only: Annotated[bool, typer.Option(help="Count parameters and MACs only.")] = False,
 ) -> None:
     """Parameters, KMACs/pixel, encode/decode ms per frame and peak memory."""
-    from codec.bench import run_bench
-    from codec.bitstream import frame_size_problem
-    from codec.checkpoint import resolve_device
+    from codec.model.checkpoint import resolve_device
+    from codec.stream.bench import run_bench
+    from codec.stream.bitstream import frame_size_problem
 
     with user_errors():
         try:
@@ -252,11 +252,11 @@ def train(
     ] = False,
 ) -> None:
     """Train a model (intra, then 3-frame, then 7-frame clips), resumable."""
-    from codec.checkpoint import resolve_device
-    from codec.data import training_sources
-    from codec.tables import train_table
-    from codec.train import TrainConfig
-    from codec.train import train as run_train
+    from codec.cli.tables import train_table
+    from codec.model.checkpoint import resolve_device
+    from codec.train.data import training_sources
+    from codec.train.trainer import TrainConfig
+    from codec.train.trainer import train as run_train
 
     with user_errors():
         device = resolve_device(device)
@@ -377,12 +377,12 @@ def evaluate_cmd(
 ) -> None:
     """Rate-distortion of DHVC against x264/x265 (low delay, or --intra) over one or more
     sources: rd.json, rd.png, per-source and set-average BD-rates."""
-    from codec.bitstream import frame_size_problem
-    from codec.checkpoint import load_model, resolve_device
-    from codec.eval import DEFAULT_GOP, evaluate
-    from codec.fileio import atomic_file
-    from codec.rd_plot import plot_rd
-    from codec.tables import bd_rate_table, rate_points_table
+    from codec.cli.tables import bd_rate_table, rate_points_table
+    from codec.io.atomic import atomic_file
+    from codec.model.checkpoint import load_model, resolve_device
+    from codec.rd.eval import DEFAULT_GOP, evaluate
+    from codec.rd.plot import plot_rd
+    from codec.stream.bitstream import frame_size_problem
 
     def numbers(text: str | None, kind: type, name: str) -> list | None:
         if text is None:

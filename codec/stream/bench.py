@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from codec.checkpoint import load_model
-from codec.coder import CODING_THREADS, Decoder, Encoder
-from codec.model import count_parameters
+from codec.model.checkpoint import load_model
+from codec.model.dhvc import count_parameters
+from codec.stream.coder import CODING_THREADS, Decoder, Encoder
 
 
 class EntropyTimer:

@@ -20,8 +20,8 @@ _PANELS = (("psnr", "PSNR", "RGB PSNR (dB)"), ("ms_ssim", "MS-SSIM", "RGB MS-SSI
 
 
 def plot_rd(rd: Mapping[str, Any], title: str | None = None) -> Figure:
-    """PSNR-rate and MS-SSIM-rate curves of ``rd`` (``codec.eval.evaluate``'s result, or
-    ``codec.rd_json.read_rd`` of its file), one line per codec, sorted by bpp.
+    """PSNR-rate and MS-SSIM-rate curves of ``rd`` (``codec.rd.eval.evaluate``'s result, or
+    ``codec.rd.results.read_rd`` of its file), one line per codec, sorted by bpp.
 
     One source: its curves. Several: the set-average curves (the top-level ``codecs`` of such a
     result). Each anchor's legend entry quotes DHVC's BD-rate against it from ``rd["bd_rate"]``

@@ -13,10 +13,10 @@ Notation follows the paper. For scale k (1 = 1/64 of the input side ... 4 = 1/8)
 * ``s_k = s_up + conv(y_hat_k)``: spatial reference for the next scale (eq. 9);
 * ``d_k``: decoded feature (eq. 10); ``d_k`` of the last two frames are the temporal references.
 
-The model is separate from its entropy model (``codec.entropy.GaussianEntropyModel``): it
+The model is separate from its entropy model (``codec.entropy.gaussian.GaussianEntropyModel``): it
 produces latents and Gaussian parameters, and ``top_down`` asks a ``LatentPicker`` for each
-y_hat_k. Training (``TrainingPicker``, here), encoding and decoding (``codec.coder``) differ only
-in the picker they pass.
+y_hat_k. Training (``TrainingPicker``, here), encoding and decoding (``codec.stream.coder``)
+differ only in the picker they pass.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codec.config import ModelConfig
-from codec.entropy import GaussianEntropyModel
-from codec.layers import (
+from codec.entropy.gaussian import GaussianEntropyModel
+from codec.model.config import ModelConfig
+from codec.model.layers import (
     STPB,
     ConvNeXtBlock,
     LambdaEmbedding,
@@ -50,8 +50,8 @@ TemporalRefs = tuple[torch.Tensor | None, torch.Tensor | None]
 
 class LatentPicker(Protocol):
     """Supplies y_hat_k to ``DHVC.top_down``: training noise and straight-through rounding
-    (``TrainingPicker``), quantising and coding (``codec.coder``), or decoding a payload or
-    substituting the mean (``codec.coder``)."""
+    (``TrainingPicker``), quantising and coding (``codec.stream.coder``), or decoding a payload or
+    substituting the mean (``codec.stream.coder``)."""
 
     def y_hat(
         self,
@@ -238,7 +238,7 @@ class DHVC(nn.Module):
 
     def quant_steps(self, lam: torch.Tensor) -> list[torch.Tensor]:
         """Quantisation steps q_k, each (B, Z_k, 1, 1), for (B,) lambdas, in the dtype and on
-        the device of ``lam`` (the coder asks in float64 on the CPU, ``codec.coder``)."""
+        the device of ``lam`` (the coder asks in float64 on the CPU, ``codec.stream.coder``)."""
         lo, hi = math.log(self.config.lambda_min), math.log(self.config.lambda_max)
         t = ((torch.log(lam) - lo) / (hi - lo) - 0.5).view(-1, 1, 1, 1)
         return [

@@ -25,7 +25,7 @@ class ModelConfig:
 
     ``smooth_sigma_bound``: the symbols' Gaussian scale is bounded below smoothly,
     sqrt(s^2 + SIGMA_MIN^2), instead of by a hard clamp that passes no gradient below the
-    bound (``codec.model.symbol_sigma``). Off for ``small``, whose weights were trained with
+    bound (``codec.model.dhvc.symbol_sigma``). Off for ``small``, whose weights were trained with
     the clamp; checkpoints written before the field existed load with it off.
     """
 

@@ -3,7 +3,7 @@ scale received, and measure bits per pixel and quality (RGB PSNR and MS-SSIM, me
 frames, ``codec.metrics``).
 
 Bit accounting: per frame, the payload bytes of the four scales plus the frame header exactly
-as a ``.dhvc`` file stores it (``codec.bitstream.FrameHeader``: frame index, type, lambda,
+as a ``.dhvc`` file stores it (``codec.stream.bitstream.FrameHeader``: frame index, type, lambda,
 resync_from, and per scale its length, CRC32 and sync tag). The stream header, written once per
 file, is not counted. ``dhvc_settings`` states it in rd.json.
 """
@@ -14,21 +14,21 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from codec.bitstream import FrameHeader
-from codec.coder import Decoder, Encoder
 from codec.metrics import frame_quality
-from codec.model import DHVC
+from codec.model.dhvc import DHVC
+from codec.stream.bitstream import FrameHeader
+from codec.stream.coder import Decoder, Encoder
 from codec.types import NUM_SCALES, EncodedFrame, FrameType
 
 DEFAULT_NUM_LAMBDAS = 6
 """Lambdas drawn log-spaced over the model's range when none are given."""
 
 FRAME_HEADER_BYTES = FrameHeader.SIZE
-"""Frame header bytes counted per DHVC frame: ``codec.bitstream.FrameHeader`` as written."""
+"""Frame header bytes counted per DHVC frame: ``codec.stream.bitstream.FrameHeader`` as written."""
 
 
 def frame_header_bytes(encoded: EncodedFrame) -> int:
-    """Bytes of ``encoded``'s frame header as ``codec.bitstream.write_frame`` writes it.
+    """Bytes of ``encoded``'s frame header as ``codec.stream.bitstream.write_frame`` writes it.
 
     Sync marker, frame index, frame type, resync_from, lambda, scale count, and per scale the
     payload length, CRC32 and sync tag (``FrameHeader``).

@@ -4,8 +4,8 @@ then 7-frame clips, one cosine learning-rate decay over the whole run.
 
 The step is written for a GPU and runs unchanged on the CPU:
 
-* the clips are made on the device (``codec.synth.DeviceSampler``: photos and video resident in
-  device memory, crops, motion synthesis and photometric effects there);
+* the clips are made on the device (``codec.train.synth.DeviceSampler``: photos and video
+  resident in device memory, crops, motion synthesis and photometric effects there);
 * nothing in a step waits for the device: the losses are summed on the device and read once
   every ``log_every`` steps; the gradient-spike guard decides on the device (a step whose
   gradient norm exceeds ``spike_factor`` times its running mean, or is not finite, has its
@@ -31,11 +31,11 @@ from pathlib import Path
 
 import torch
 
-from codec.checkpoint import load_model, save_checkpoint
-from codec.config import DEFAULT_PRESET, ModelConfig, get_preset
-from codec.datapack import Pack
-from codec.model import DHVC, count_parameters
-from codec.synth import DeviceSampler
+from codec.model.checkpoint import load_model, save_checkpoint
+from codec.model.config import DEFAULT_PRESET, ModelConfig, get_preset
+from codec.model.dhvc import DHVC, count_parameters
+from codec.pack.build import Pack
+from codec.train.synth import DeviceSampler
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ def train(
 ) -> TrainState:
     """Train until ``cfg.total_steps`` (or ``max_steps`` more steps, or ``max_seconds``).
 
-    ``sources``: the photos and clips to draw from (``codec.data.training_sources``).
+    ``sources``: the photos and clips to draw from (``codec.train.data.training_sources``).
     ``state_path``: full training state (written every ``save_every`` steps and at the end);
     if it exists, training resumes from it exactly. ``resume``: otherwise, fp16 weights to
     warm-start from (their ``meta.step`` sets the schedule position; optimizer starts fresh).

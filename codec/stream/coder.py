@@ -18,9 +18,9 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from codec.config import check_lambda
-from codec.entropy import EntropyCodingError, GaussianEntropyModel, Parallel
-from codec.model import DHVC, PAD_MULTIPLE, TemporalRefs, pad_to_multiple
+from codec.entropy.gaussian import EntropyCodingError, GaussianEntropyModel, Parallel
+from codec.model.config import check_lambda
+from codec.model.dhvc import DHVC, PAD_MULTIPLE, TemporalRefs, pad_to_multiple
 from codec.types import (
     IN_SYNC,
     NUM_SCALES,

@@ -27,5 +27,5 @@ def launch(target: str) -> None:
 
 
 def dhvc() -> None:
-    """The ``dhvc`` console script: ``codec.cli:main``."""
-    launch("codec.cli:main")
+    """The ``dhvc`` console script: ``codec.cli.dhvc:main``."""
+    launch("codec.cli.dhvc:main")

@@ -16,14 +16,14 @@ checks the same rules as ``unpack``), so a stream that was written always parses
 
 * frame size: sides ``MIN_FRAME_SIDE`` .. ``MAX_FRAME_SIDE`` and at most ``MAX_FRAME_PIXELS``
   pixels, checked on the stream header before anything is allocated for a frame;
-* frame rate: ``MIN_FPS`` .. ``MAX_FPS`` frames/s (``codec.video.write_mp4`` writes any rate
+* frame rate: ``MIN_FPS`` .. ``MAX_FPS`` frames/s (``codec.io.video.write_mp4`` writes any rate
   in that range: it rounds the rate to a denominator of at most 1001, never to 0, and H.264 in
   mp4 takes the result);
 * lambda: finite, ``MIN_LAMBDA`` .. ``MAX_LAMBDA`` (refuses NaN, infinities, zero, subnormals);
 * frame type and ``resync_from`` as the encoder sets them (I: 1; P: 0; R: 1..K);
 * scale payloads: whole 32-bit words, at least one (``check_payloads`` then bounds them by what
   the declared frame size can hold, once the model is known; the entropy decoder checks the
-  slice table inside, ``codec.entropy.GaussianTable``).
+  slice table inside, ``codec.entropy.gaussian.GaussianTable``).
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from codec.config import ModelConfig, check_lambda
-from codec.entropy import slice_bounds, slice_count, slice_table_bytes
+from codec.entropy.gaussian import slice_bounds, slice_count, slice_table_bytes
+from codec.model.config import ModelConfig, check_lambda
 from codec.types import (
     NUM_SCALES,
     EncodedFrame,
@@ -52,8 +52,9 @@ from codec.types import (
 MAGIC = b"DHVC"
 FORMAT_VERSION = 3
 """3: each scale payload is a slice table and independently coded slices
-(``codec.entropy.GaussianTable``), and q is computed in float64 (``codec.coder``); 2: latent
-positions that cover only padding are not coded (1 coded the whole padded grid)."""
+(``codec.entropy.gaussian.GaussianTable``), and q is computed in float64
+(``codec.stream.coder``); 2: latent positions that cover only padding are not coded (1 coded
+the whole padded grid)."""
 
 MIN_FRAME_SIDE = 32
 """Smallest width or height accepted (frames are padded to multiples of 64 internally); the
@@ -73,7 +74,7 @@ MAX_FPS = Fraction(1000)
 MIN_LAMBDA = 1e-3
 MAX_LAMBDA = 1e7
 """Lambdas a frame header may carry. Every preset's range (``ModelConfig.lambda_min`` ..
-``lambda_max``, 64 .. 8192) lies well inside; ``codec.checkpoint.load_model`` refuses a model
+``lambda_max``, 64 .. 8192) lies well inside; ``codec.model.checkpoint.load_model`` refuses a model
 whose range does not, so no encoder writes a lambda outside."""
 
 MAX_SCALE_BYTES = 1 << 28
@@ -127,7 +128,7 @@ def lambda_problem(lam: float) -> str | None:
 
 def max_payload_bytes(symbols: int) -> int:
     """Longest payload the entropy coder writes for ``symbols`` symbols: its slice table
-    (``codec.entropy.slice_table_bytes``), then for each slice of m symbols
+    (``codec.entropy.gaussian.slice_table_bytes``), then for each slice of m symbols
     ``MAX_BITS_PER_SYMBOL`` bits each in whole words plus the (at most two) words that seal
     that slice's coder."""
     count = slice_count(symbols)
@@ -137,7 +138,7 @@ def max_payload_bytes(symbols: int) -> int:
 
 
 def scale_symbols(width: int, height: int, latent_channels: Sequence[int]) -> list[int]:
-    """Symbols each scale codes for a ``width`` x ``height`` frame (``codec.model.coded_size``
+    """Symbols each scale codes for a ``width`` x ``height`` frame (``codec.model.dhvc.coded_size``
     positions times the scale's latent channels)."""
     return [
         math.prod(coded_size(height, width, k)) * z for k, z in enumerate(latent_channels, start=1)
@@ -334,7 +335,7 @@ def check_payloads(
       smallest sigma), so a symbol can cost as little as 8e-6 bits, and a whole frame within
       the size limits as little as one word per scale, which ``FrameHeader`` already demands.
       ``MAX_FRAME_SIDE`` and ``MAX_FRAME_PIXELS`` bound the work and memory of such a frame.
-    * Lambda lies in the model's range (``codec.config.check_lambda``).
+    * Lambda lies in the model's range (``codec.model.config.check_lambda``).
     """
     symbols = scale_symbols(header.width, header.height, config.latent_channels)
     for frame, payloads in frames:

@@ -1,6 +1,6 @@
 """x264 and x265 as real-time codecs, one picture at a time, through PyAV (DESIGN 4b).
 
-``dhvc eval`` runs the two as clean RD anchors (``codec.anchors``); this module runs them as a
+``dhvc eval`` runs the two as clean RD anchors (``codec.rd.anchors``); this module runs them as a
 video call would, so that netsim can send them through the same lossy network as DHVC:
 
 * **Low delay.** Every ``encode`` call returns the whole coded picture at once: no B-frames,
@@ -38,8 +38,8 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from codec.anchors import ANCHORS, SEI_NAL_TYPES, nal_units
-from codec.anchors import nal_type as anchors_nal_type
+from codec.rd.anchors import ANCHORS, SEI_NAL_TYPES, nal_units
+from codec.rd.anchors import nal_type as anchors_nal_type
 
 STANDARD_CODECS: dict[str, tuple[str, str]] = ANCHORS
 """Codec name -> (PyAV encoder, PyAV decoder): the encoders ``dhvc eval`` anchors with."""
@@ -137,7 +137,7 @@ class CodedPicture:
 
 
 def split_nal_units(annex_b: bytes) -> list[bytes]:
-    """The NAL units of an Annex B stream (``codec.anchors.nal_units``), each re-prefixed with
+    """The NAL units of an Annex B stream (``codec.rd.anchors.nal_units``), each re-prefixed with
     a 4-byte start code, with trailing zero bytes between units dropped."""
     units = nal_units(annex_b)
     bodies = [unit[unit.index(b"\x00\x00\x01") + 3 :] for unit in units]

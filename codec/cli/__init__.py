@@ -1,0 +1,1 @@
+"""The ``dhvc`` command line: its Typer app, its tables and the console-script launcher."""

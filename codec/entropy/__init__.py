@@ -1,0 +1,1 @@
+"""Entropy coding of the latents: the Gaussian entropy model and its coding tables."""

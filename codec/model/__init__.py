@@ -1,0 +1,2 @@
+"""The DHVC network: its configuration and presets, its layers, the model itself and its
+checkpoints (load and save)."""

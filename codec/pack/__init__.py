@@ -1,0 +1,1 @@
+"""The training pack that ``make data`` builds (``python -m codec.pack.build``)."""
