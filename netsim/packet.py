@@ -61,7 +61,7 @@ import zlib
 from dataclasses import dataclass
 from enum import IntEnum
 
-from codec.stream.bitstream import MAX_LAMBDA, MIN_LAMBDA
+from codec.model.config import MAX_LAMBDA, MIN_LAMBDA
 from codec.types import NUM_SCALES, FrameType
 
 MAGIC = b"DP"

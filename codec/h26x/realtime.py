@@ -38,11 +38,8 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from codec.rd.anchors import ANCHORS, SEI_NAL_TYPES, nal_units
-from codec.rd.anchors import nal_type as anchors_nal_type
-
-STANDARD_CODECS: dict[str, tuple[str, str]] = ANCHORS
-"""Codec name -> (PyAV encoder, PyAV decoder): the encoders ``dhvc eval`` anchors with."""
+from codec.h26x.nal import SEI_NAL_TYPES, STANDARD_CODECS, nal_units
+from codec.h26x.nal import nal_type as annex_b_nal_type
 
 MIN_QP, MAX_QP = 0, 51
 """Constant QPs accepted (H.264 and HEVC 8-bit range)."""
@@ -137,7 +134,7 @@ class CodedPicture:
 
 
 def split_nal_units(annex_b: bytes) -> list[bytes]:
-    """The NAL units of an Annex B stream (``codec.rd.anchors.nal_units``), each re-prefixed with
+    """The NAL units of an Annex B stream (``codec.h26x.nal.nal_units``), each re-prefixed with
     a 4-byte start code, with trailing zero bytes between units dropped."""
     units = nal_units(annex_b)
     bodies = [unit[unit.index(b"\x00\x00\x01") + 3 :] for unit in units]
@@ -147,7 +144,7 @@ def split_nal_units(annex_b: bytes) -> list[bytes]:
 
 def nal_type(codec: str, unit: bytes) -> int:
     """The NAL unit type of ``unit`` (which starts with a start code)."""
-    return anchors_nal_type(unit, codec)
+    return annex_b_nal_type(unit, codec)
 
 
 def is_parameter_set(codec: str, unit: bytes) -> bool:

@@ -15,9 +15,15 @@ from pathlib import Path
 import torch
 
 from codec.io.atomic import atomic_file
-from codec.model.config import DEFAULT_PRESET, PRESETS, ModelConfig, get_preset
+from codec.model.config import (
+    DEFAULT_PRESET,
+    MAX_LAMBDA,
+    MIN_LAMBDA,
+    PRESETS,
+    ModelConfig,
+    get_preset,
+)
 from codec.model.dhvc import DHVC
-from codec.stream.bitstream import MAX_LAMBDA, MIN_LAMBDA
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "dhvc-small.pt"

@@ -136,6 +136,13 @@ PRESETS: dict[str, ModelConfig] = {
 DEFAULT_PRESET = "base"
 """The architecture ``dhvc train`` and random-weight models use unless told otherwise."""
 
+MIN_LAMBDA = 1e-3
+MAX_LAMBDA = 1e7
+"""Lambdas a frame header may carry (``codec.stream.bitstream``). Every preset's range
+(``ModelConfig.lambda_min`` .. ``lambda_max``, 64 .. 8192) lies well inside;
+``codec.model.checkpoint.load_model`` refuses a model whose range does not, so no encoder
+writes a lambda outside."""
+
 
 def latent_values_per_pixel(cfg: ModelConfig) -> float:
     """Latent values per input pixel over the K scales (scale k has stride 2^(7-k))."""

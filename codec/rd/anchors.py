@@ -15,45 +15,17 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from codec.h26x.nal import STANDARD_CODECS, strip_sei
 from codec.rd.dhvc import mean_quality
 
 DEFAULT_QPS = (22, 27, 32, 37, 42)
 """Constant QPs of the anchors, best quality first."""
 
-ANCHORS = {"x264": ("libx264", "h264"), "x265": ("libx265", "hevc")}
-"""Anchor name -> (PyAV encoder, PyAV decoder)."""
+ANCHORS = STANDARD_CODECS
+"""Anchor name -> (PyAV encoder, PyAV decoder): the standard codecs (``codec.h26x.nal``)."""
 
 FPS = Fraction(25)
 """Frame rate the anchors are told (constant QP makes it irrelevant to their bits)."""
-
-SEI_NAL_TYPES = {"x264": {6}, "x265": {39, 40}}
-"""NAL unit types of SEI messages: H.264 type 6; HEVC prefix 39 and suffix 40."""
-
-
-def nal_units(annex_b: bytes) -> list[bytes]:
-    """Split an Annex B byte stream at its start codes; each unit keeps its own start code."""
-    starts = [m.start() for m in re.finditer(b"\x00\x00\x01", annex_b)]
-    units: list[bytes] = []
-    for i, start in enumerate(starts):
-        begin = start - 1 if start > 0 and annex_b[start - 1] == 0 else start
-        end = len(annex_b) if i + 1 == len(starts) else starts[i + 1]
-        if i + 1 < len(starts) and annex_b[end - 1] == 0:
-            end -= 1  # the next unit's four-byte start code
-        units.append(annex_b[begin:end])
-    return units
-
-
-def nal_type(unit: bytes, anchor: str) -> int:
-    """The NAL unit type of ``unit`` (which starts with a 3- or 4-byte start code): the H.264
-    header's low 5 bits for x264, the HEVC header's bits 1-6 for x265."""
-    header = unit[unit.index(b"\x00\x00\x01") + 3]
-    return header & 0x1F if anchor == "x264" else (header >> 1) & 0x3F
-
-
-def strip_sei(annex_b: bytes, anchor: str) -> bytes:
-    """``annex_b`` without its SEI NAL units (``SEI_NAL_TYPES``)."""
-    sei = SEI_NAL_TYPES[anchor]
-    return b"".join(u for u in nal_units(annex_b) if nal_type(u, anchor) not in sei)
 
 
 def anchor_settings(anchor: str, gop: int, qps: Sequence[int], intra: bool = False) -> dict:

@@ -39,7 +39,7 @@ from typing import BinaryIO
 import numpy as np
 
 from codec.entropy.gaussian import slice_bounds, slice_count, slice_table_bytes
-from codec.model.config import ModelConfig, check_lambda
+from codec.model.config import MAX_LAMBDA, MIN_LAMBDA, ModelConfig, check_lambda
 from codec.types import (
     NUM_SCALES,
     EncodedFrame,
@@ -70,12 +70,6 @@ memory and work of one frame."""
 MIN_FPS = Fraction(1, 1000)
 MAX_FPS = Fraction(1000)
 """Frame rates a stream may declare, frames/s."""
-
-MIN_LAMBDA = 1e-3
-MAX_LAMBDA = 1e7
-"""Lambdas a frame header may carry. Every preset's range (``ModelConfig.lambda_min`` ..
-``lambda_max``, 64 .. 8192) lies well inside; ``codec.model.checkpoint.load_model`` refuses a model
-whose range does not, so no encoder writes a lambda outside."""
 
 MAX_SCALE_BYTES = 1 << 28
 """Longest scale payload the parser reads (before the frame size bounds it more tightly)."""

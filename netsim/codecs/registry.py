@@ -2,7 +2,7 @@
 
 Scenario validation, the frames.csv ``codec`` column, summary.json and the figures read the codec
 kinds from here, so each kind is named once: ``dhvc`` below, ``x264`` and ``x265`` by the
-anchors' table (``codec.h26x.realtime.STANDARD_CODECS``). A built-in adapter's module is
+standard codecs' table (``codec.h26x.nal.STANDARD_CODECS``). A built-in adapter's module is
 imported the first time its entry is asked for (the table itself imports no codec), and
 registers its ``CodecEntry`` then; a user's codec registers its own entry with
 ``register_codec`` (see the README, "Adding a codec").

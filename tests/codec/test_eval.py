@@ -8,9 +8,10 @@ import pytest
 from av.video.frame import PictureType
 
 from codec import Encoder, load_model
+from codec.h26x.nal import nal_units, strip_sei
 from codec.io.video import VideoError, write_png_frames
 from codec.metrics import psnr
-from codec.rd.anchors import encode_anchor, nal_units, strip_sei
+from codec.rd.anchors import encode_anchor
 from codec.rd.bdrate import MIN_OVERLAP, bd_quality, bd_rate, quality_overlap
 from codec.rd.dhvc import FRAME_HEADER_BYTES, default_lambdas
 from codec.rd.eval import evaluate
