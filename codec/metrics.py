@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pytorch_msssim.ssim import _fspecial_gauss_1d
 
 PSNR_CAP_DB = 100.0
 """PSNR returned for identical (or numerically indistinguishable) frames, in dB.
@@ -114,9 +113,20 @@ def ms_ssim_levels(height: int, width: int) -> int:
     return levels
 
 
+def _gaussian_1d(size: int, sigma: float) -> torch.Tensor:
+    """Normalised 1-D Gaussian of ``size`` taps, (1, 1, size) float32, computed as
+    pytorch-msssim computes its window (its ``_fspecial_gauss_1d`` is private), so that
+    ``ms_ssim`` equals the library's to the last bit (``tests/codec/test_metrics.py``)."""
+    coords = torch.arange(size, dtype=torch.float)
+    coords -= size // 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g /= g.sum()
+    return g.unsqueeze(0).unsqueeze(0)
+
+
 def _window(channels: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Separable Gaussian window (sigma 1.5) as horizontal and vertical grouped conv kernels."""
-    g = _fspecial_gauss_1d(MS_SSIM_WINDOW, 1.5)  # (1, 1, 1, 11)
+    g = _gaussian_1d(MS_SSIM_WINDOW, 1.5)  # (1, 1, 11)
     horizontal = g.repeat(channels, 1, 1, 1)
     return horizontal, horizontal.transpose(2, 3)
 

@@ -160,7 +160,13 @@ class BottleneckStore(simpy.Store):
 
 def _succeed_urgently(event: Event, value: object) -> None:
     """``event.succeed(value)``, scheduled ahead of this instant's normal events (as SimPy's own
-    ``Initialize`` event is)."""
+    ``Initialize`` event is).
+
+    SimPy has no public call for this: ``Event.succeed`` always schedules with ``NORMAL``
+    priority, and ``Environment.schedule`` takes a priority but does not mark the event
+    triggered. So this sets the two attributes ``succeed`` sets (``_ok``, ``_value``), as
+    SimPy's own ``Initialize`` does; ``tests/netsim/test_queueing.py`` fails if SimPy changes
+    them."""
     event._ok = True
     event._value = value
     event.env.schedule(event, URGENT)

@@ -26,26 +26,19 @@ machine.
 
 from __future__ import annotations
 
-import atexit
 import math
-import multiprocessing
-import os
-import threading
-import time
 import zlib
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from multiprocessing.shared_memory import SharedMemory
 from typing import Literal
 
 import constriction
 import numpy as np
 import torch
 from scipy.special import ndtr
+
+from codec.entropy.slice_pool import SlicePool
 
 NUM_LEVELS = 64
 SIGMA_MIN = 0.11
@@ -92,9 +85,6 @@ PROCESS_MIN_SYMBOLS = 200_000
 """Scales of fewer symbols (or of one slice) are coded in-process even with ``parallel="process"``:
 below this, handing slices to helper processes costs more than it saves."""
 
-PROCESS_TIMEOUT_S = 120.0
-"""Longest wait for a helper process's slices (the first call also starts the pool)."""
-
 
 def slice_count(n: int, slice_symbols: int = SLICE_SYMBOLS) -> int:
     """Slices of a scale of ``n`` symbols: ceil(n / slice_symbols), at least 1 (an empty scale
@@ -140,7 +130,8 @@ class GaussianTable:
     entry's escapes right after its categories. Slices are coded and decoded by up to
     ``workers`` threads, or with ``parallel="process"`` by this process and ``workers - 1``
     helper processes (scales of at least ``PROCESS_MIN_SYMBOLS`` symbols and two slices; the
-    arrays pass through a shared-memory block that the pool reuses, see ``_process_encode``).
+    arrays pass through a shared-memory block that the pool reuses: ``codec.entropy.slice_pool``,
+    owned by the table, closed by ``close``).
     The bytes do not depend on ``workers`` or ``parallel``.
     """
 
@@ -151,6 +142,7 @@ class GaussianTable:
         self._radii = np.zeros(0, dtype=np.int32)  # (NUM_LEVELS,) radius R_l of each entry
         self._bits = np.zeros(0)  # every entry's bits per category, back to back
         self._bit_offsets = np.zeros(0, dtype=np.int64)  # (NUM_LEVELS,) where each starts
+        self._pool: SlicePool | None = None  # helper processes, started on first use
 
     @classmethod
     def build(cls, slice_symbols: int = SLICE_SYMBOLS) -> GaussianTable:
@@ -181,6 +173,27 @@ class GaussianTable:
         if self._levels is None:
             raise RuntimeError("GaussianTable used before build()")
         return self._levels
+
+    @property
+    def slice_pool(self) -> SlicePool | None:
+        """The helper processes of ``parallel="process"``, ``None`` until a scale needs them."""
+        return self._pool
+
+    def _slice_pool(self, helpers: int) -> SlicePool:
+        """The table's pool of ``helpers`` processes, started on first use, and again after a
+        helper failed (``SlicePool.broken``) or when another count is asked for."""
+        pool = self._pool
+        if pool is None or pool.broken or pool.helpers != helpers:
+            if pool is not None:
+                pool.close()
+            pool = self._pool = SlicePool(GaussianTable.build, self.slice_symbols, helpers)
+        return pool
+
+    def close(self) -> None:
+        """Shut down the table's helper processes, if any (they restart on next use)."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.close()
 
     def slice_count(self, n: int) -> int:
         """Slices of a scale of ``n`` symbols under this table (``slice_count``)."""
@@ -221,12 +234,13 @@ class GaussianTable:
         count = self.slice_count(n)
         bounds = slice_bounds(n, count)
         if _use_processes(parallel, workers, count, n):
-            words = _process_encode(self, symbols, indexes, bounds, workers)
+            groups = _slice_groups(count, workers)
+            words = self._slice_pool(len(groups) - 1).encode(self, symbols, indexes, bounds, groups)
         else:
             parts = [
                 (symbols[a:b], indexes[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
             ]
-            words = _run(self._encode_slice, parts, workers)
+            words = _run(self.encode_slice, parts, workers)
         table = np.array([count, *(SLICE_WORD_BYTES * len(w) for w in words[:-1])], dtype="<u4")
         return b"".join([table.tobytes(), *(w.astype("<u4", copy=False).tobytes() for w in words)])
 
@@ -248,9 +262,10 @@ class GaussianTable:
         _ = self.levels  # refuses before build
         words, bounds = self._split(data, len(indexes))
         if _use_processes(parallel, workers, len(words), len(indexes)):
-            return _process_decode(self, words, indexes, bounds, workers)
+            groups = _slice_groups(len(words), workers)
+            return self._slice_pool(len(groups) - 1).decode(self, words, indexes, bounds, groups)
         parts = [(w, indexes[a:b]) for w, a, b in zip(words, bounds[:-1], bounds[1:], strict=True)]
-        return np.concatenate(_run(self._decode_slice, parts, workers))
+        return np.concatenate(_run(self.decode_slice, parts, workers))
 
     def _split(self, data: bytes, n: int) -> tuple[list[np.ndarray], np.ndarray]:
         """Each slice's words of a payload for n symbols (slice table checked) and the slice
@@ -287,7 +302,7 @@ class GaussianTable:
         slices = [words[a:b].astype(np.uint32) for a, b in zip(starts, ends, strict=True)]
         return slices, bounds
 
-    def _encode_slice(self, symbols: np.ndarray, indexes: np.ndarray) -> np.ndarray:
+    def encode_slice(self, symbols: np.ndarray, indexes: np.ndarray) -> np.ndarray:
         """Range-code one slice: int32 ``symbols``, uint8 ``indexes`` -> uint32 words."""
         levels = self.levels
         categories, escaped = self._categories(symbols, indexes)
@@ -310,8 +325,8 @@ class GaussianTable:
                 encoder.encode(halves.astype(np.int32), uniform)
         return encoder.get_compressed()
 
-    def _decode_slice(self, words: np.ndarray, indexes: np.ndarray) -> np.ndarray:
-        """Inverse of ``_encode_slice``: int64 symbols in the order of ``indexes``."""
+    def decode_slice(self, words: np.ndarray, indexes: np.ndarray) -> np.ndarray:
+        """Inverse of ``encode_slice``: int64 symbols in the order of ``indexes``."""
         levels = self.levels
         order = np.argsort(indexes, kind="stable")
         counts = np.bincount(indexes, minlength=NUM_LEVELS)
@@ -365,257 +380,6 @@ def _slice_groups(count: int, workers: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:], strict=True))
 
 
-def _process_encode(
-    table: GaussianTable,
-    symbols: np.ndarray,
-    indexes: np.ndarray,
-    bounds: np.ndarray,
-    workers: int,
-) -> list[np.ndarray]:
-    """Each slice's words (``GaussianTable._encode_slice``), the first group of slices coded
-    here, the others by helper processes. Their symbols (int32) and indexes (uint8) pass
-    through the pool's shared-memory block; the helpers return only the compressed words."""
-    groups = _slice_groups(len(bounds) - 1, workers)
-    offset = int(bounds[groups[1][0]])
-    m = len(symbols) - offset
-    pool = _slice_pool(table.slice_symbols, len(groups) - 1)
-    with pool.lock:
-        shm = pool.block(5 * m)
-        np.ndarray((m,), np.int32, shm.buf)[:] = symbols[offset:]
-        np.ndarray((m,), np.uint8, shm.buf, 4 * m)[:] = indexes[offset:]
-        futures = [
-            pool.submit(_helper_encode, shm.name, m, (bounds[a : b + 1] - offset).tolist())
-            for a, b in groups[1:]
-        ]
-        with pool.gathering(futures) as results:
-            a, b = groups[0]
-            words = [
-                table._encode_slice(symbols[x:y], indexes[x:y])
-                for x, y in zip(bounds[a:b], bounds[a + 1 : b + 1], strict=True)
-            ]
-        for helper_words in results:
-            words.extend(helper_words)
-    return words
-
-
-def _process_decode(
-    table: GaussianTable,
-    words: list[np.ndarray],
-    indexes: np.ndarray,
-    bounds: np.ndarray,
-    workers: int,
-) -> np.ndarray:
-    """Inverse of ``_process_encode``: the first group of slices decoded here, the others by
-    helper processes, which read their words and indexes from the pool's shared-memory block
-    and write the decoded symbols (int64) into it. A damaged slice raises
-    ``EntropyCodingError``."""
-    n = len(indexes)
-    groups = _slice_groups(len(words), workers)
-    first = groups[1][0]
-    offset = int(bounds[first])
-    m = n - offset
-    word_edges = np.concatenate([[0], np.cumsum([len(w) for w in words[first:]])]).astype(np.int64)
-    n_words = int(word_edges[-1])
-    symbols = np.empty(n, dtype=np.int64)
-    pool = _slice_pool(table.slice_symbols, len(groups) - 1)
-    with pool.lock:
-        shm = pool.block(8 * m + 4 * n_words + m)
-        np.ndarray((n_words,), np.uint32, shm.buf, 8 * m)[:] = np.concatenate(words[first:])
-        np.ndarray((m,), np.uint8, shm.buf, 8 * m + 4 * n_words)[:] = indexes[offset:]
-        futures = [
-            pool.submit(
-                _helper_decode,
-                shm.name,
-                m,
-                n_words,
-                word_edges[a - first : b - first + 1].tolist(),
-                (bounds[a : b + 1] - offset).tolist(),
-            )
-            for a, b in groups[1:]
-        ]
-        with pool.gathering(futures):
-            a, b = groups[0]
-            for i in range(a, b):
-                x, y = int(bounds[i]), int(bounds[i + 1])
-                symbols[x:y] = table._decode_slice(words[i], indexes[x:y])
-        symbols[offset:] = np.ndarray((m,), np.int64, shm.buf)
-    return symbols
-
-
-class _SlicePool:
-    """``helpers`` processes that code slices of tables of ``slice_symbols`` (started on first
-    use with ``spawn``: no fork of a process that runs torch; a ``forkserver`` child measured
-    20 % slower at coding), and one shared-memory block that carries every call's arrays,
-    reused while it is large enough. One call at a time holds ``lock``."""
-
-    def __init__(self, slice_symbols: int, helpers: int) -> None:
-        self.lock = threading.Lock()
-        self._executor = ProcessPoolExecutor(
-            helpers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_helper_start,
-            initargs=(slice_symbols,),
-        )
-        self._block: SharedMemory | None = None
-
-    def block(self, size: int) -> SharedMemory:
-        """The shared block, replaced by a new one if smaller than ``size`` bytes."""
-        if self._block is None or self._block.size < size:
-            self._release_block()
-            self._block = SharedMemory(create=True, size=max(1, size))
-        return self._block
-
-    def submit(self, fn: Callable[..., object], *args: object) -> Future:
-        return self._executor.submit(fn, *args)
-
-    @contextmanager
-    def gathering(self, futures: list[Future]) -> Iterator[list]:
-        """Yields a list that holds the futures' results, in order, after the block: whatever
-        the block raises, every future is waited for first (none may still use the shared
-        block). A helper's own error (such as ``EntropyCodingError``) is then raised as is, the
-        block's first; a helper that timed out (``PROCESS_TIMEOUT_S``) or a broken pool shuts
-        the pool down (it restarts on next use) and raises ``RuntimeError``."""
-        results: list = []
-        try:
-            yield results
-        except BaseException:
-            self._wait(futures)
-            raise
-        results.extend(self._wait(futures, raise_first=True))
-
-    def _wait(self, futures: list[Future], raise_first: bool = False) -> list:
-        """The futures' results, every one waited for (``PROCESS_TIMEOUT_S`` in all); with
-        ``raise_first`` the first helper error is raised after, else errors are dropped."""
-        deadline = time.monotonic() + PROCESS_TIMEOUT_S
-        results, errors = [], []
-        for future in futures:
-            try:
-                results.append(future.result(max(0.0, deadline - time.monotonic())))
-            except (FutureTimeout, BrokenProcessPool) as err:
-                _discard_pool(self)
-                raise RuntimeError(f"entropy-coding helper process failed: {err!r}") from None
-            except Exception as err:  # the helper's own error, raised in order below
-                errors.append(err)
-        if raise_first and errors:
-            raise errors[0]
-        return results
-
-    def close(self, kill: bool = False) -> None:
-        """Shut the helpers down (``kill``: terminate them first) and unlink the block."""
-        if kill:  # no public way to kill a pool's processes before Python 3.14
-            for process in dict(getattr(self._executor, "_processes", None) or {}).values():
-                process.terminate()
-        self._executor.shutdown(wait=not kill, cancel_futures=True)
-        self._release_block()
-
-    def _release_block(self) -> None:
-        if self._block is not None:
-            block, self._block = self._block, None
-            block.close()
-            block.unlink()
-
-
-_POOLS: dict[tuple[int, int], _SlicePool] = {}
-_POOLS_LOCK = threading.Lock()
-_HELPER_TABLE: GaussianTable | None = None
-"""The coding table of a helper process, built once at its start (``_helper_start``)."""
-
-
-def _slice_pool(slice_symbols: int, helpers: int) -> _SlicePool:
-    """The module's pool of ``helpers`` processes for tables of ``slice_symbols``, started on
-    first use and shut down at exit (``shutdown_slice_pools``)."""
-    with _POOLS_LOCK:
-        pool = _POOLS.get((slice_symbols, helpers))
-        if pool is None:
-            pool = _POOLS[(slice_symbols, helpers)] = _SlicePool(slice_symbols, helpers)
-        return pool
-
-
-def shutdown_slice_pools() -> None:
-    """Shut down every helper-process pool and unlink its shared block (a pool restarts on
-    next use); runs at interpreter exit."""
-    with _POOLS_LOCK:
-        pools = list(_POOLS.values())
-        _POOLS.clear()
-    for pool in pools:
-        pool.close()
-
-
-atexit.register(shutdown_slice_pools)
-
-
-def _discard_pool(pool: _SlicePool) -> None:
-    """Drop a pool that timed out or broke, killing its processes so nothing waits on them."""
-    with _POOLS_LOCK:
-        for key, known in list(_POOLS.items()):
-            if known is pool:
-                del _POOLS[key]
-    pool.close(kill=True)
-
-
-def _helper_start(slice_symbols: int) -> None:
-    """Start-up of a helper process: one thread for torch and OpenMP, the table built once."""
-    global _HELPER_TABLE
-    os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
-    _HELPER_TABLE = GaussianTable.build(slice_symbols)
-
-
-def _helper_table() -> GaussianTable:
-    if _HELPER_TABLE is None:
-        raise RuntimeError("helper process used before _helper_start")
-    return _HELPER_TABLE
-
-
-def _helper_encode(name: str, m: int, bounds: list[int]) -> list[np.ndarray]:
-    """In a helper: the words of the slices ``bounds[i]:bounds[i + 1]`` of the block's m
-    symbols (int32 at 0) and indexes (uint8 at 4 m)."""
-    lo, hi = bounds[0], bounds[-1]
-    shm = SharedMemory(name)
-    try:  # private copies: no view of the block may outlive close()
-        symbols = np.ndarray((m,), np.int32, shm.buf)[lo:hi].copy()
-        indexes = np.ndarray((m,), np.uint8, shm.buf, 4 * m)[lo:hi].copy()
-    finally:
-        shm.close()
-    table = _helper_table()
-    return [
-        table._encode_slice(symbols[a - lo : b - lo], indexes[a - lo : b - lo])
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-    ]
-
-
-def _helper_decode(
-    name: str, m: int, n_words: int, word_edges: list[int], bounds: list[int]
-) -> None:
-    """In a helper: decode the slices whose words are ``word_edges[i]:[i + 1]`` of the block's
-    words (uint32 at 8 m) into its symbols ``bounds[i]:[i + 1]`` (int64 at 0), with the indexes
-    at 8 m + 4 ``n_words``. Raises ``EntropyCodingError`` for a damaged slice."""
-    lo, hi = bounds[0], bounds[-1]
-    shm = SharedMemory(name)
-    try:
-        words = np.ndarray((n_words,), np.uint32, shm.buf, 8 * m)[
-            word_edges[0] : word_edges[-1]
-        ].copy()
-        indexes = np.ndarray((m,), np.uint8, shm.buf, 8 * m + 4 * n_words)[lo:hi].copy()
-    finally:
-        shm.close()
-    table = _helper_table()
-    w0 = word_edges[0]
-    decoded = np.concatenate(
-        [
-            table._decode_slice(words[u - w0 : v - w0], indexes[a - lo : b - lo])
-            for u, v, a, b in zip(
-                word_edges[:-1], word_edges[1:], bounds[:-1], bounds[1:], strict=True
-            )
-        ]
-    )
-    shm = SharedMemory(name)
-    try:
-        np.ndarray((m,), np.int64, shm.buf)[lo:hi] = decoded
-    finally:
-        shm.close()
-
-
 def _clip32(symbols: np.ndarray) -> np.ndarray:
     """Integer symbols clipped to +-SYMBOL_LIMIT, flat int32."""
     return np.clip(np.asarray(symbols).reshape(-1), -SYMBOL_LIMIT, SYMBOL_LIMIT).astype(np.int32)
@@ -663,6 +427,11 @@ class GaussianEntropyModel:
     @property
     def built(self) -> bool:
         return self._table is not None
+
+    def close(self) -> None:
+        """Shut down the helper processes of ``parallel="process"``, if any were started."""
+        if self._table is not None:
+            self._table.close()
 
     def _coding(self) -> tuple[GaussianTable, torch.Tensor]:
         if self._table is None or self._boundaries is None:

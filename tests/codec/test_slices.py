@@ -25,7 +25,6 @@ from codec.entropy.gaussian import (
     EntropyCodingError,
     GaussianEntropyModel,
     GaussianTable,
-    shutdown_slice_pools,
     sigma_levels,
     slice_bounds,
     slice_count,
@@ -43,10 +42,10 @@ def table() -> GaussianTable:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _pools_shut_down() -> Iterator[None]:
+def _pools_shut_down(table: GaussianTable) -> Iterator[None]:
     """The helper processes started here end with the module's tests."""
     yield
-    shutdown_slice_pools()
+    table.close()
 
 
 @pytest.fixture
@@ -107,15 +106,16 @@ def test_helper_processes_write_the_serial_bytes_and_decode_the_same_symbols(
 
 
 def test_small_scales_and_single_slices_stay_in_this_process(table, processes):
-    shutdown_slice_pools()
+    table.close()
     symbols, indexes = scale(SLICE)  # one slice
     data = table.encode(symbols, indexes, 2, "process")
     assert np.array_equal(table.decode(data, indexes, 2, "process"), symbols)
     symbols, indexes = scale(2 * SLICE_SYMBOLS)  # two slices, under the real threshold
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(entropy, "PROCESS_MIN_SYMBOLS", PROCESS_MIN_SYMBOLS)
-        GaussianTable.build().encode(symbols, indexes, 2, "process")
-    assert not entropy._POOLS
+        full = GaussianTable.build()
+        full.encode(symbols, indexes, 2, "process")
+    assert full.slice_pool is None and table.slice_pool is None
 
 
 def test_a_damaged_slice_in_a_helper_process_is_the_serial_typed_error(table, processes):
@@ -154,7 +154,7 @@ table = entropy.GaussianTable.build(slice_symbols=5)
 indexes = np.arange(40, dtype=np.uint8)
 data = table.encode(np.arange(40) - 20, indexes, 2, "process")
 assert (table.decode(data, indexes, 2, "process") == np.arange(40) - 20).all()
-print(next(iter(entropy._POOLS.values()))._block.name)
+print(table.slice_pool.block_name)
 """
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import simpy
 
-from netsim.queueing import BottleneckStore, ByteQueue, QueueDiscipline
+from netsim.queueing import BottleneckStore, ByteQueue, QueueDiscipline, _succeed_urgently
 from tests.netsim.fakes import synthetic_packet as packet
 
 
@@ -177,3 +177,19 @@ def test_a_get_that_waits_completes_at_the_put_in_the_instants_normal_order() ->
     env.process(other())
     env.run()
     assert order == [("other", 1.0), ("server", 1.0)]
+
+
+def test_an_urgent_success_is_processed_before_the_normal_events_of_its_instant():
+    """``_succeed_urgently`` sets SimPy's private ``_ok``/``_value`` (no public call schedules
+    a success with URGENT priority); this fails if SimPy changes them."""
+    env = simpy.Environment()
+    order: list[object] = []
+    normal = env.event()
+    normal.callbacks.append(lambda event: order.append(("normal", event.value)))
+    normal.succeed("first scheduled")
+    urgent = env.event()
+    urgent.callbacks.append(lambda event: order.append(("urgent", event.value)))
+    _succeed_urgently(urgent, 7)
+    assert urgent.triggered and urgent.ok and urgent.value == 7
+    env.run()
+    assert order == [("urgent", 7), ("normal", "first scheduled")]
