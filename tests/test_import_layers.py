@@ -23,7 +23,7 @@ CODEC_LAYERS: dict[str, set[str]] = {
     "codec.pack": {"codec.pack", "codec.io"},
     "codec.model": {"codec.model", "codec.entropy", "codec.io", "codec.types"},
     "codec.stream": {"codec.stream", "codec.model", "codec.entropy", "codec.io", "codec.types"},
-    "codec.train": {"codec.train", "codec.model", "codec.pack", "codec.io", "codec.types"},
+    "codec.train": {"codec.train", "codec.model", "codec.pack.load", "codec.io", "codec.types"},
     "codec.rd": {
         "codec.rd",
         "codec.stream",
@@ -31,7 +31,7 @@ CODEC_LAYERS: dict[str, set[str]] = {
         "codec.h26x",
         "codec.metrics",
         "codec.io",
-        "codec.pack",
+        "codec.pack.load",
         "codec.train.synth",  # set:val's synthetic motion over held-out photos
         "codec.types",
     },
@@ -112,6 +112,16 @@ def test_codec_imports_only_lower_layers(path: Path):
     allowed = CODEC_LAYERS[codec_layer(module)]
     wrong = sorted(n for n in imports(path) if under(n, "codec") and not permitted(n, allowed))
     assert not wrong, f"{module} ({codec_layer(module)}) imports {wrong}"
+
+
+def test_runtime_code_reads_the_pack_through_its_loader_not_the_builder():
+    """Only ``codec.pack.load`` (location, manifest, reader) serves code outside the builder."""
+    for path in [*sources("codec"), *sources("netsim"), *sources("analysis")]:
+        module = module_name(path)
+        if under(module, "codec.pack"):
+            continue
+        builder = [n for n in imports(path) if under(n, "codec.pack") and n != "codec.pack.load"]
+        assert not builder, f"{module} imports {builder}"
 
 
 def test_nothing_outside_netsim_and_analysis_imports_them_from_codec():

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from codec.model.config import DEFAULT_PRESET, PRESETS, get_preset
-from codec.pack.build import DEFAULT_PACK
+from codec.pack.load import DEFAULT_PACK
 
 app = typer.Typer(
     help="DHVC 2.0 hierarchical neural video codec.",

@@ -24,7 +24,7 @@ import numpy as np
 
 from codec.metrics import PSNR_CAP_DB
 from codec.model.dhvc import DHVC
-from codec.pack.build import DEFAULT_PACK
+from codec.pack.load import DEFAULT_PACK
 from codec.rd.anchors import ANCHORS, DEFAULT_QPS, anchor_settings, evaluate_anchor
 from codec.rd.bdrate import METRICS, MIN_OVERLAP, bd_quality, bd_rate, bd_rates, monotone
 from codec.rd.dhvc import default_lambdas, dhvc_settings, evaluate_dhvc

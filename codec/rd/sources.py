@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from codec.io.video import VideoError, check_frame_size, read_frames
-from codec.pack.build import DEFAULT_PACK
+from codec.pack.load import DEFAULT_PACK
 from codec.train.synth import MOTION_KINDS, motion_clip
 
 MIN_SIDE = 64

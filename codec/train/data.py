@@ -1,7 +1,7 @@
 """Where training pictures come from: the training pack that ``make data`` builds, or, without
 it, the few sources that ship inside installed packages (for tests and quick tries).
 
-Both give a ``codec.pack.build.Pack``: photos (H x W x 3 uint8) and real video clips
+Both give a ``codec.pack.load.Pack``: photos (H x W x 3 uint8) and real video clips
 (T x H x W x 3 uint8).
 Clips and synthetic motion over the photos are then cut on the training device by
 ``codec.train.synth.DeviceSampler``.
@@ -16,7 +16,7 @@ import numpy as np
 from skimage import data as skimage_data
 
 from codec.io.video import probe_video, read_frames
-from codec.pack.build import DEFAULT_PACK, EVAL_FRAMES, Pack, load_pack
+from codec.pack.load import DEFAULT_PACK, EVAL_FRAMES, Pack, load_pack
 
 STILLS: dict[str, Callable[[], np.ndarray]] = {
     "astronaut": skimage_data.astronaut,

@@ -34,7 +34,7 @@ import torch
 from codec.model.checkpoint import load_model, save_checkpoint
 from codec.model.config import DEFAULT_PRESET, ModelConfig, get_preset
 from codec.model.dhvc import DHVC, count_parameters
-from codec.pack.build import Pack
+from codec.pack.load import Pack
 from codec.train.synth import DeviceSampler
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from codec.io.video import read_frames
-from codec.pack.build import EVAL_FRAMES
+from codec.pack.load import EVAL_FRAMES
 from codec.train.data import sample_sources, training_sources
 
 

@@ -13,20 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from codec.pack import build as datapack
-from codec.pack.build import (
-    DataPackError,
-    PackSettings,
-    Source,
-    SourceSpec,
-    build_pack,
-    clip_decoder,
-    is_up_to_date,
-    load_pack,
-    main,
-    manifest_markdown,
-    read_manifest,
-)
+from codec.pack import __main__ as make_data
+from codec.pack import fetch
+from codec.pack.__main__ import main
+from codec.pack.build import PackSettings, build_pack, is_up_to_date, manifest_markdown
+from codec.pack.catalogue import DataPackError, Source, SourceSpec
+from codec.pack.load import clip_decoder, load_pack, read_manifest
 
 REAL_PACK = Path(__file__).resolve().parents[2] / "data" / "pack"
 SETTINGS = PackSettings(photo_short_side=64, val_short_side=48, clip_short_side=40, preset="fast")
@@ -179,13 +171,13 @@ def test_evaluation_material_is_refused(tmp_path: Path, sources: list[Source]) -
 def test_main_up_to_date_is_one_line(
     pack: Path, sources: list[Source], tmp_path: Path, monkeypatch, capsys
 ) -> None:
-    monkeypatch.setattr(datapack, "catalogue", lambda: [s.spec for s in sources])
-    monkeypatch.setattr(datapack, "PackSettings", lambda: SETTINGS)
+    monkeypatch.setattr(make_data, "catalogue", lambda: [s.spec for s in sources])
+    monkeypatch.setattr(make_data, "PackSettings", lambda: SETTINGS)
 
     def no_fetch(*args: object, **kwargs: object) -> list[Source]:
         raise AssertionError("an up-to-date pack must not fetch")
 
-    monkeypatch.setattr(datapack, "fetch_sources", no_fetch)
+    monkeypatch.setattr(make_data, "fetch_sources", no_fetch)
     docs = tmp_path / "DATA_MANIFEST.md"
     assert main(["--out", str(pack), "--docs", str(docs)]) == 0
     assert docs.is_file()
@@ -197,9 +189,9 @@ def test_main_up_to_date_is_one_line(
 def test_main_builds_with_injected_fetch(
     sources: list[Source], tmp_path: Path, monkeypatch, capsys
 ) -> None:
-    monkeypatch.setattr(datapack, "catalogue", lambda: [s.spec for s in sources])
-    monkeypatch.setattr(datapack, "PackSettings", lambda: SETTINGS)
-    monkeypatch.setattr(datapack, "fetch_sources", lambda specs, cache, say: list(sources))
+    monkeypatch.setattr(make_data, "catalogue", lambda: [s.spec for s in sources])
+    monkeypatch.setattr(make_data, "PackSettings", lambda: SETTINGS)
+    monkeypatch.setattr(make_data, "fetch_sources", lambda specs, cache, say: list(sources))
     out, docs = tmp_path / "pack", tmp_path / "DATA_MANIFEST.md"
     assert main(["--out", str(out), "--docs", str(docs)]) == 0
     assert "10 photos, 13 clip frames" in capsys.readouterr().out
@@ -211,8 +203,8 @@ def test_failed_fetch_is_one_line_and_exit_2(
 ) -> None:
     before = sorted(p for p in pack.rglob("*") if p.is_file())
     spec = SourceSpec("opencv-doc", "usr/share/doc/opencv-doc/x.jpg", "photo", "train", "x")
-    monkeypatch.setattr(datapack, "catalogue", lambda: [spec])
-    monkeypatch.setattr(datapack, "APT_GET", "no-such-apt-get")
+    monkeypatch.setattr(make_data, "catalogue", lambda: [spec])
+    monkeypatch.setattr(fetch, "APT_GET", "no-such-apt-get")
     code = main(["--out", str(pack), "--cache", str(tmp_path / "cache"), "--docs", "/nonexistent"])
     err = capsys.readouterr().err
     assert code == 2
@@ -223,9 +215,9 @@ def test_failed_fetch_is_one_line_and_exit_2(
 
 def test_failed_pip_download_names_the_package(tmp_path: Path, monkeypatch) -> None:
     spec = SourceSpec("psychopy", "psychopy/x.jpg", "photo", "train", "x")
-    monkeypatch.setattr(datapack, "PIP", ("no-such-pip",))
+    monkeypatch.setattr(fetch, "PIP", ("no-such-pip",))
     with pytest.raises(DataPackError, match="pip download psychopy==2026.2.5 failed"):
-        datapack.fetch_sources([spec], tmp_path / "cache")
+        fetch.fetch_sources([spec], tmp_path / "cache")
 
 
 def test_debian_copyright_credit() -> None:
@@ -242,11 +234,11 @@ def test_debian_copyright_credit() -> None:
         'Files: 16.04/Dragonfly_by_Bolly.jpg\nCopyright: "Bolly", 2018\nLicense: CC-BY-SA-4.0\n\n'
         "Files: debian/*\nCopyright: 2018, Packager\nLicense: Expat\n"
     )
-    stanzas = datapack._dep5(text)
+    stanzas = fetch._dep5(text)
 
     def credit(original: str) -> tuple[str, str]:
         spec = SourceSpec("walls", original, "photo", "train", "x")
-        return datapack._deb_credit(spec, Path("/nonexistent"), stanzas)
+        return fetch._deb_credit(spec, Path("/nonexistent"), stanzas)
 
     assert credit("usr/share/backgrounds/Bridge_by_Sander_Klootwijk.jpg") == (
         "CC-BY-SA-4.0",
