@@ -29,8 +29,9 @@ from pathlib import Path
 import torch
 
 from codec.model.config import DEFAULT_PRESET
+from codec.train.config import TrainConfig
 from codec.train.data import training_sources
-from codec.train.trainer import TrainConfig, train
+from codec.train.trainer import train
 
 OLD_TRAINER_H100_FRAME_PIXELS_PER_S = 19e6
 

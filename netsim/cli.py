@@ -7,40 +7,36 @@ A thin Typer app: ``validate`` and ``run`` call ``netsim.scenario`` and ``netsim
 Every error a user can cause prints one line on stderr and exits with code 2, without a
 traceback: a scenario problem names the file and the field; a command line that does not parse
 (unknown option, missing argument, ``--frames abc``) is one ``error:`` line instead of a usage
-box (``OneLineErrors``). Ctrl-C prints one line and exits with 130. The scenario and runner
-modules, which import torch, are imported inside the commands, so that an interrupt while they
-load is caught like any other.
+box. Ctrl-C prints one line and exits with 130. Errors, exit codes, the Typer group and the
+progress bar are those of every command line of the testbed (``codec.cli.base``). The
+scenario and runner modules, which import torch, are imported inside the commands, so that an
+interrupt while they load is caught like any other.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TextColumn
 from rich.table import Table
-from typer.core import TyperGroup
+
+from codec.cli import base
+from codec.cli.base import Device, fail, interrupted, progress_bar
 
 if TYPE_CHECKING:
     from netsim.scenario import Scenario
     from netsim.summary import RunSummary
 
-try:  # Typer 0.2x carries its own copy of click; earlier versions use click itself
-    from typer._click import exceptions as click_exceptions
-except ImportError:  # pragma: no cover - depends on the installed Typer
-    from click import exceptions as click_exceptions
-
-USER_ERROR_EXIT_CODE = 2
 RUNS_FAILED_EXIT_CODE = 1
-INTERRUPTED_EXIT_CODE = 130
+"""Exit code of a sweep in which some runs failed (user errors exit with 2, Ctrl-C with 130:
+``codec.cli.base``)."""
 MAX_WORKERS = 256
 """Most local dask workers ``netsim sweep --workers`` starts."""
 MAX_WORKER_WAIT_S = 24 * 3600.0
@@ -49,98 +45,27 @@ SWEEP_COLUMNS = ("run", "mean_psnr_db", "mean_bpp", "packet_loss_rate", "resyncs
 """Columns of the sweep table that ``netsim sweep`` prints."""
 
 
-class OneLineErrors(TyperGroup):
-    """A Typer group whose command-line errors are one line, ``error: MESSAGE (see netsim CMD
-    --help)``, with exit code 2, and whose interrupts are ``interrupted`` with exit code 130.
-
-    Only the standalone mode (the console script, ``CliRunner``) is changed; a caller that
-    asks for ``standalone_mode=False`` gets click's exceptions as before.
-    """
-
-    def main(
-        self,
-        args: Sequence[str] | None = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        **extra: Any,
-    ) -> Any:
-        if not standalone_mode:
-            return super().main(args, prog_name, complete_var, False, **extra)
-        try:
-            code = super().main(args, prog_name, complete_var, False, **extra)
-        except click_exceptions.NoArgsIsHelpError as err:
-            help_text = err.format_message()  # empty where Typer has already printed the help
-            if help_text.strip():
-                typer.echo(help_text, err=True)
-            sys.exit(err.exit_code)
-        except click_exceptions.UsageError as err:
-            context = getattr(err, "ctx", None)
-            hint = f" (see {context.command_path} --help)" if context is not None else ""
-            _echo_line(f"error: {err.format_message()}{hint}")
-            sys.exit(err.exit_code)
-        except click_exceptions.ClickException as err:
-            _echo_line(f"error: {err.format_message()}")
-            sys.exit(err.exit_code)
-        except (typer.Abort, KeyboardInterrupt):
-            _echo_line("interrupted")
-            sys.exit(INTERRUPTED_EXIT_CODE)
-        sys.exit(code if isinstance(code, int) else 0)
-
-
-app = typer.Typer(
-    cls=OneLineErrors,
-    help="Carry DHVC 2.0 bitstreams through a simulated lossy network.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+app = base.make_app("Carry DHVC 2.0 bitstreams through a simulated lossy network.")
 
 
 def main() -> None:
     """The ``netsim`` console script: ``app``, with a Ctrl-C outside a command (while the
     command line is parsed) also one line and exit code 130."""
-    try:
-        app()
-    except KeyboardInterrupt:
-        _echo_line("interrupted")
-        sys.exit(INTERRUPTED_EXIT_CODE)
-
-
-class Device(StrEnum):
-    """Where the codec runs."""
-
-    AUTO = "auto"
-    CPU = "cpu"
-    CUDA = "cuda"
-
-
-def _echo_line(text: str) -> None:
-    typer.echo(" ".join(text.split()), err=True)
-
-
-def _fail(message: str) -> NoReturn:
-    _echo_line(f"error: {message}")
-    raise typer.Exit(USER_ERROR_EXIT_CODE)
-
-
-def _interrupted(what: str = "interrupted") -> NoReturn:
-    _echo_line(what)
-    raise typer.Exit(INTERRUPTED_EXIT_CODE)
+    base.run(app)
 
 
 def _unexpected(file: Path, err: BaseException) -> NoReturn:
     """The last line of defence: an error nobody classified is still one line, exit code 2."""
-    _fail(f"{file}: unexpected {type(err).__name__}: {err}")
+    fail(f"{file}: unexpected {type(err).__name__}: {err}")
 
 
 def _check_range(option: str, value: int | None, low: int, high: int) -> None:
     if value is None:
         return
     if value < low:
-        _fail(f"{option} must be >= {low} (got {value})")
+        fail(f"{option} must be >= {low} (got {value})")
     if value > high:
-        _fail(f"{option} must be <= {high} (got {value})")
+        fail(f"{option} must be <= {high} (got {value})")
 
 
 def _load_scenario(file: Path) -> Scenario:
@@ -148,29 +73,15 @@ def _load_scenario(file: Path) -> Scenario:
     try:
         from netsim.scenario import ScenarioError, load_scenario
     except KeyboardInterrupt:
-        _interrupted()
+        interrupted()
     try:
         return load_scenario(file)
     except ScenarioError as err:
-        _fail(str(err))
+        fail(str(err))
     except KeyboardInterrupt:
-        _interrupted()
+        interrupted()
     except Exception as err:  # noqa: BLE001 - one line, never a traceback
         _unexpected(file, err)
-
-
-def progress_bar(console: Console, *columns: TextColumn, transient: bool = False) -> Progress:
-    """A progress bar on ``console``: description, bar, done/total, elapsed, then ``columns``
-    (the one bar of the testbed's command lines; ``analysis.make_figures`` uses it too)."""
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        *columns,
-        console=console,
-        transient=transient,
-    )
 
 
 @app.command()
@@ -219,7 +130,7 @@ def run(
         from netsim.runner import RunError, default_output_folder, run_scenario
         from netsim.scenario import MAX_FRAMES, MAX_SEED, ScenarioError
     except KeyboardInterrupt:
-        _interrupted()
+        interrupted()
     _check_range("--frames", frames, 1, MAX_FRAMES)
     _check_range("--seed", seed, 0, MAX_SEED)
     scenario = _load_scenario(file)
@@ -244,11 +155,11 @@ def run(
                 on_frame=on_frame,
             )
     except (ScenarioError, RunError) as err:
-        _fail(str(err))
+        fail(str(err))
     except PacketizationError as err:
-        _fail(str(ScenarioError(file, f"sender.{err.setting}", str(err))))
+        fail(str(ScenarioError(file, f"sender.{err.setting}", str(err))))
     except KeyboardInterrupt:
-        _interrupted("interrupted: no results written")
+        interrupted("interrupted: no results written")
     except Exception as err:  # noqa: BLE001 - one line, never a traceback
         _unexpected(file, err)
     _render_summary(Console(), summary, out_dir)
@@ -320,10 +231,10 @@ def sweep(
             run_sweep,
         )
     except KeyboardInterrupt:
-        _interrupted()
+        interrupted()
     _check_range("--workers", workers, 1, MAX_WORKERS)
     if worker_wait is not None and not 0 < worker_wait <= MAX_WORKER_WAIT_S:
-        _fail(f"--worker-wait must be more than 0 and at most {MAX_WORKER_WAIT_S:g} s")
+        fail(f"--worker-wait must be more than 0 and at most {MAX_WORKER_WAIT_S:g} s")
     console = Console(stderr=True)
     progress = progress_bar(console, TextColumn("{task.fields[last]}"))
     try:
@@ -352,9 +263,9 @@ def sweep(
                     worker_wait_s=worker_wait if worker_wait is not None else DEFAULT_WORKER_WAIT_S,
                 )
     except (SweepError, ScenarioError) as err:
-        _fail(str(err))
+        fail(str(err))
     except KeyboardInterrupt:
-        _interrupted("interrupted: finished runs are kept; run the sweep again to finish it")
+        interrupted("interrupted: finished runs are kept; run the sweep again to finish it")
     except Exception as err:  # noqa: BLE001 - one line, never a traceback
         _unexpected(sweep_file, err)
     _render_sweep(Console(), spec.name, result)
@@ -414,7 +325,7 @@ def schema() -> None:
     try:
         from netsim.schema import scenario_reference
     except KeyboardInterrupt:
-        _interrupted()
+        interrupted()
     typer.echo(scenario_reference(), nl=False)
 
 

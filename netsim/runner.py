@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from codec.io.atomic import TargetError, atomic_folder, check_writable_target
 from codec.io.video import VideoError, read_frames, write_side_by_side_mp4
+from codec.model.device import DeviceError, resolve_device
 from netsim.codecs.base import LoadedCodec, ShownPicture, TimedCodec
 from netsim.codecs.registry import codec_entry
 from netsim.quality import QualityObserver
@@ -65,17 +65,6 @@ def default_output_folder(
     if frames is not None and frames != scenario.video.frames:
         name += f"-f{frames}"
     return root / name
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` must be available."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RunError("device cuda requested but CUDA is not available")
-    if device not in ("cpu", "cuda"):
-        raise RunError(f"unknown device {device!r} (auto, cpu or cuda)")
-    return device
 
 
 @dataclass(frozen=True)
@@ -146,7 +135,10 @@ def load_run_inputs(
     frame_count = scenario.video.frames if frames is None else frames
     if frame_count < 1:
         raise RunError(f"frames must be >= 1, got {frame_count}")
-    device = resolve_device(device)
+    try:
+        device = resolve_device(device)
+    except DeviceError as err:
+        raise RunError(str(err)) from None
     originals = _read_video(scenario, frame_count)
     codec = codec_entry(scenario.codec.kind).load(scenario, originals, device)
     return RunInputs(

@@ -270,9 +270,7 @@ class CodecSpec(_Spec):
             owners = [k for k in codec_kinds() if codec_entry(k).settings_field == name]
             raise FieldError((name,), f"only for kind {' or '.join(owners)}")
         if entry.settings_field is not None and getattr(self, entry.settings_field) is None:
-            raise FieldError(
-                (entry.settings_field,), f"kind {self.kind} needs its settings (at least qp)"
-            )
+            raise FieldError((entry.settings_field,), f"kind {self.kind} needs its settings")
         entry.check_settings(self)
         return self
 

@@ -49,6 +49,7 @@ NETSIM_MAY_IMPORT = {
     "codec.h26x.realtime",
     "codec.model.config",
     "codec.model.checkpoint",
+    "codec.model.device",
     "codec.cli.base",
     "codec.cli.launch",
 }
@@ -59,7 +60,7 @@ ANALYSIS_MUST_NOT_IMPORT = (
     "codec.pack",
     "codec.entropy",
     "codec.stream",
-    "codec.cli",
+    "codec.cli.dhvc",
     "codec.h26x",
 )
 
@@ -69,19 +70,28 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def is_module(name: str) -> bool:
+    """Whether ``name`` (dotted) is a module or package of this repository."""
+    path = ROOT / name.replace(".", "/")
+    return path.with_suffix(".py").exists() or path.is_dir()
+
+
 def imports(path: Path) -> set[str]:
     """Every module ``path`` imports; ``from codec import X`` counts as ``codec.X`` when X is
-    a submodule, else as ``codec``."""
+    a submodule, else as ``codec`` (whose ``__init__`` holds the public API)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            for alias in node.names:
-                candidate = f"{node.module}.{alias.name}".replace(".", "/")
-                if (ROOT / f"{candidate}.py").exists() or (ROOT / candidate).is_dir():
-                    found.add(f"{node.module}.{alias.name}")
+            submodules = [
+                f"{node.module}.{alias.name}"
+                for alias in node.names
+                if is_module(f"{node.module}.{alias.name}")
+            ]
+            found.update(submodules)
+            if len(submodules) < len(node.names):  # a name defined in the module itself
+                found.add(node.module)
     return found
 
 

@@ -11,25 +11,27 @@ import functools
 import json
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress, TextColumn, TimeRemainingColumn
 
+from codec.cli import base
+from codec.cli.base import fail
 from codec.model.config import DEFAULT_PRESET, PRESETS, get_preset
 from codec.pack.load import DEFAULT_PACK
+from codec.train.config import TrainConfig
 
-app = typer.Typer(
-    help="DHVC 2.0 hierarchical neural video codec.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+app = base.make_app("DHVC 2.0 hierarchical neural video codec.")
 console = Console(stderr=True)
+command = functools.partial(base.command, app)
+
+TRAIN = TrainConfig()
+"""``dhvc train``'s option defaults: the ``TrainConfig`` defaults."""
 
 CheckpointOpt = Annotated[
     str,
@@ -45,71 +47,32 @@ DeviceOpt = Annotated[
     str, typer.Option("--device", help="auto, cpu or cuda (cuda:N for one of several GPUs).")
 ]
 
-EXIT_INTERRUPTED = 130
-"""Exit code after Ctrl-C (128 + SIGINT), as a shell reports a process SIGINT ended."""
-
-
-def fail(message: str) -> typer.Exit:
-    """Print one error line and return the exit to raise (code 2)."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=2)
-
-
-def interrupted() -> typer.Exit:
-    """Print the one line for Ctrl-C and return the exit to raise (code 130)."""
-    typer.echo("interrupted", err=True)
-    return typer.Exit(code=EXIT_INTERRUPTED)
-
-
-def command(*args, **kwargs) -> Callable[[Callable], Callable]:
-    """``app.command`` whose Ctrl-C is one line and exit code 130, wherever it lands in the
-    command, its imports of torch included (typer alone exits 130 without a word)."""
-
-    def register(func: Callable) -> Callable:
-        @functools.wraps(func)
-        def run(*a, **kw):
-            try:
-                return func(*a, **kw)
-            except KeyboardInterrupt:
-                raise interrupted() from None
-
-        return app.command(*args, **kwargs)(run)
-
-    return register
-
 
 def main() -> None:
     """The ``dhvc`` console entry point: ``app``, with a Ctrl-C outside a command (while
     arguments are parsed) also one line and exit code 130."""
-    try:
-        app()
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+    base.run(app)
 
 
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the library's typed errors into one line and exit code 2."""
     from codec.io.video import VideoError
-    from codec.model.checkpoint import CheckpointError, DeviceError
+    from codec.model.checkpoint import CheckpointError
+    from codec.model.device import DeviceError
     from codec.stream.bitstream import BitstreamError
 
-    try:
+    with base.user_errors(
+        BitstreamError, CheckpointError, DeviceError, VideoError, ValueError, OSError
+    ):
         yield
-    except (BitstreamError, CheckpointError, DeviceError, VideoError, ValueError, OSError) as err:
-        raise fail(" ".join(str(err).split()) or type(err).__name__) from None
 
 
 def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
+    return base.progress_bar(
+        console,
         TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),
-        console=console,
         disable=not sys.stderr.isatty(),
     )
 
@@ -197,7 +160,7 @@ def bench(
     macs_only: Annotated[bool, typer.Option(help="Count parameters and MACs only.")] = False,
 ) -> None:
     """Parameters, KMACs/pixel, encode/decode ms per frame and peak memory."""
-    from codec.model.checkpoint import resolve_device
+    from codec.model.device import resolve_device
     from codec.stream.bench import run_bench
     from codec.stream.bitstream import frame_size_problem
 
@@ -205,9 +168,9 @@ def bench(
         try:
             width, height = (int(v) for v in size.lower().split("x"))
         except ValueError:
-            raise fail(f"--size must look like 640x256, got {size!r}") from None
+            fail(f"--size must look like 640x256, got {size!r}")
         if problem := frame_size_problem(width, height):
-            raise fail(f"--size: {problem}")
+            fail(f"--size: {problem}")
         device = resolve_device(device)
         result = run_bench(preset, width, height, device, frames, checkpoint, macs_only)
     typer.echo(json.dumps(result, indent=2))
@@ -227,35 +190,44 @@ def train(
     data: Annotated[
         str, typer.Option(help="Training pack folder (make data), or 'sample' (no download).")
     ] = str(DEFAULT_PACK),
-    preset: Annotated[str, typer.Option(help="Model preset.")] = DEFAULT_PRESET,
-    intra_steps: Annotated[int, typer.Option(help="Last step of the intra phase.")] = 2000,
-    p3_steps: Annotated[int, typer.Option(help="Last step of the 3-frame phase.")] = 4000,
-    p7_steps: Annotated[int, typer.Option(help="Last step of the 7-frame phase.")] = 5000,
-    batch_size: Annotated[int, typer.Option(help="Clips per step (3- and 7-frame phases).")] = 8,
-    intra_batch_size: Annotated[int, typer.Option(help="Frames per intra step.")] = 24,
-    crop: Annotated[int, typer.Option(help="Crop side in pixels (multiple of 64).")] = 128,
-    lr: Annotated[float, typer.Option(help="Peak Adam learning rate.")] = 4e-4,
+    preset: Annotated[str, typer.Option(help="Model preset.")] = TRAIN.preset,
+    intra_steps: Annotated[
+        int, typer.Option(help="Last step of the intra phase.")
+    ] = TRAIN.intra_steps,
+    p3_steps: Annotated[int, typer.Option(help="Last step of the 3-frame phase.")] = TRAIN.p3_steps,
+    p7_steps: Annotated[int, typer.Option(help="Last step of the 7-frame phase.")] = TRAIN.p7_steps,
+    batch_size: Annotated[
+        int, typer.Option(help="Clips per step (3- and 7-frame phases).")
+    ] = TRAIN.batch_size,
+    intra_batch_size: Annotated[
+        int, typer.Option(help="Frames per intra step.")
+    ] = TRAIN.intra_batch_size,
+    crop: Annotated[int, typer.Option(help="Crop side in pixels (multiple of 64).")] = TRAIN.crop,
+    lr: Annotated[float, typer.Option(help="Peak Adam learning rate.")] = TRAIN.lr,
     lr_final_ratio: Annotated[
         float, typer.Option(help="Cosine decay ends at lr times this.")
-    ] = 0.05,
-    warmup_steps: Annotated[int, typer.Option(help="Linear learning-rate warm-up.")] = 100,
+    ] = TRAIN.lr_final_ratio,
+    warmup_steps: Annotated[
+        int, typer.Option(help="Linear learning-rate warm-up.")
+    ] = TRAIN.warmup_steps,
     synthetic_fraction: Annotated[
         float, typer.Option(help="Share of clips that are synthetic motion over photos.")
-    ] = 0.5,
-    seed: Annotated[int, typer.Option(help="Seed of every random stream.")] = 0,
-    save_every: Annotated[int, typer.Option(help="Save state every N steps.")] = 200,
-    log_every: Annotated[int, typer.Option(help="Read the losses back every N steps.")] = 10,
+    ] = TRAIN.synthetic_fraction,
+    seed: Annotated[int, typer.Option(help="Seed of every random stream.")] = TRAIN.seed,
+    save_every: Annotated[int, typer.Option(help="Save state every N steps.")] = TRAIN.save_every,
+    log_every: Annotated[
+        int, typer.Option(help="Read the losses back every N steps.")
+    ] = TRAIN.log_every,
     max_minutes: Annotated[float | None, typer.Option(help="Stop after this wall time.")] = None,
     device: DeviceOpt = "cpu",
     compile_model: Annotated[
         bool, typer.Option("--compile/--no-compile", help="torch.compile the model.")
-    ] = False,
+    ] = TRAIN.compile,
 ) -> None:
     """Train a model (intra, then 3-frame, then 7-frame clips), resumable."""
     from codec.cli.tables import train_table
-    from codec.model.checkpoint import resolve_device
+    from codec.model.device import resolve_device
     from codec.train.data import training_sources
-    from codec.train.trainer import TrainConfig
     from codec.train.trainer import train as run_train
 
     with user_errors():
@@ -379,7 +351,8 @@ def evaluate_cmd(
     sources: rd.json, rd.png, per-source and set-average BD-rates."""
     from codec.cli.tables import bd_rate_table, rate_points_table
     from codec.io.atomic import atomic_file
-    from codec.model.checkpoint import load_model, resolve_device
+    from codec.model.checkpoint import load_model
+    from codec.model.device import resolve_device
     from codec.rd.eval import DEFAULT_GOP, evaluate
     from codec.rd.plot import plot_rd
     from codec.stream.bitstream import frame_size_problem
@@ -390,22 +363,22 @@ def evaluate_cmd(
         try:
             return [kind(v) for v in text.split(",") if v.strip()]
         except ValueError:
-            raise fail(f"--{name} must be comma-separated numbers, got {text!r}") from None
+            fail(f"--{name} must be comma-separated numbers, got {text!r}")
 
     if frames is not None and frames < 1:
-        raise fail(f"--frames must be at least 1, got {frames}")
+        fail(f"--frames must be at least 1, got {frames}")
     if gop is not None and gop < 1:
-        raise fail(f"--gop must be at least 1, got {gop}")
+        fail(f"--gop must be at least 1, got {gop}")
     if intra and gop not in (None, 1):
-        raise fail(f"--intra codes every frame as an I frame: --gop must be 1, got {gop}")
+        fail(f"--intra codes every frame as an I frame: --gop must be 1, got {gop}")
     wh = None
     if size is not None:
         try:
             w, h = (int(v) for v in size.lower().split("x"))
         except ValueError:
-            raise fail(f"--size must look like 640x256, got {size!r}") from None
+            fail(f"--size must look like 640x256, got {size!r}")
         if problem := frame_size_problem(w, h):
-            raise fail(f"--size: {problem}")
+            fail(f"--size: {problem}")
         wh = (w, h)
     with user_errors():
         device = resolve_device(device)

@@ -13,6 +13,12 @@ import sys
 from collections.abc import Callable
 
 EXIT_INTERRUPTED = 130
+"""Exit code after Ctrl-C (128 + SIGINT), as a shell reports a process SIGINT ended; defined
+here, with its line, because a launcher imports nothing but the standard library
+(``codec.cli.base`` uses both)."""
+
+INTERRUPTED_LINE = "interrupted"
+"""What every command line prints after Ctrl-C."""
 
 
 def launch(target: str) -> None:
@@ -22,7 +28,7 @@ def launch(target: str) -> None:
         entry: Callable[[], object] = getattr(importlib.import_module(module), attribute)
         entry()
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(INTERRUPTED_LINE, file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
 
 

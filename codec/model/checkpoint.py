@@ -3,8 +3,7 @@
 A checkpoint is a ``torch.save`` dict: ``config`` (ModelConfig.to_dict), ``state_dict``,
 ``model_id`` and free-form ``meta``. Shipped weights are fp16 and live in ``codec/weights/``.
 
-``resolve_device`` is the one check of a ``--device`` for every command: a device that is not
-there is one line (``DeviceError``), never a traceback from deep inside torch.
+``device`` goes through ``codec.model.device.resolve_device``, the one device check.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from codec.model.config import (
     ModelConfig,
     get_preset,
 )
+from codec.model.device import resolve_device
 from codec.model.dhvc import DHVC
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
@@ -31,36 +31,6 @@ DEFAULT_CHECKPOINT = WEIGHTS_DIR / "dhvc-small.pt"
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable or does not fit its config (one line)."""
-
-
-class DeviceError(ValueError):
-    """A ``--device`` that names no usable device (one line)."""
-
-
-DEVICES = ("auto", "cpu", "cuda")
-"""What ``--device`` accepts (``cuda:N`` picks one CUDA device)."""
-
-
-def resolve_device(device: str | torch.device, option: str = "--device") -> str:
-    """The torch device name for ``device``: ``auto`` is ``cuda`` when CUDA is available, else
-    ``cpu``; ``cuda`` and ``cuda:N`` must be available. ``DeviceError`` otherwise, its message
-    naming ``option`` (the setting the value came from)."""
-    name = str(device)
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return name
-    kind, colon, index = name.partition(":")
-    if kind == "cuda" and (not colon or index.isdigit()):
-        if not torch.cuda.is_available():
-            raise DeviceError(f"{option} {name} requested but CUDA is not available")
-        count = torch.cuda.device_count()
-        if colon and int(index) >= count:
-            raise DeviceError(
-                f"{option} {name} requested but only {count} CUDA device(s) are available"
-            )
-        return name
-    raise DeviceError(f"unknown device {name!r} ({', '.join(DEVICES[:-1])} or {DEVICES[-1]})")
 
 
 def model_id_for(model: DHVC) -> str:

@@ -11,6 +11,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from codec.model.checkpoint import load_model
+from codec.model.device import resolve_device
 from codec.model.dhvc import count_parameters
 from codec.stream.coder import CODING_THREADS, Decoder, Encoder
 
@@ -63,8 +64,7 @@ def run_bench(
     memory is the process's maximum resident set (CPU) or ``torch.cuda.max_memory_allocated``
     (CUDA).
     """
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked for, but CUDA is not available")
+    device = resolve_device(device)
     if width < 1 or height < 1 or frames < 1:
         raise ValueError("size and frames must be positive")
     model = load_model(checkpoint, preset=preset if checkpoint == "none" else None, device=device)

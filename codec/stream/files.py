@@ -11,8 +11,9 @@ import numpy as np
 
 from codec.io.atomic import TargetError, atomic_file, atomic_folder, check_writable_target
 from codec.io.video import check_frame_size, probe_video, read_frames, write_mp4, write_png_frames
-from codec.model.checkpoint import load_model, resolve_device
+from codec.model.checkpoint import load_model
 from codec.model.config import PRESETS
+from codec.model.device import resolve_device
 from codec.stream.bitstream import (
     MIN_FRAME_SIDE,
     BitstreamError,

@@ -280,7 +280,9 @@ def check_h26x_settings(spec: CodecSpec) -> None:
 
     refresh = spec.h26x is not None and spec.h26x.intra_refresh
     if refresh and STANDARD_CODECS[spec.kind][0] not in INTRA_REFRESH_ENCODERS:
-        raise FieldError(("h26x", "intra_refresh"), f"intra refresh is not a {spec.kind} option")
+        raise FieldError(
+            ("h26x", "intra_refresh"), f"intra refresh is not available for {spec.kind}"
+        )
 
 
 for _kind in STANDARD_CODECS:

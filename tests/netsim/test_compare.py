@@ -236,6 +236,10 @@ def test_scenario_refuses_h26x_settings_that_cannot_run() -> None:
         ({"codec": {**base["codec"], "h26x": None}}, "codec.h26x"),
         ({"sender": {**base["sender"], "mtu_bytes": 80}}, "sender.mtu_bytes"),
         ({"video": {**base["video"], "width_px": 127}}, "video.width_px"),
+        (
+            {"codec": {**base["codec"], "kind": "x265", "h26x": {"qp": 20, "intra_refresh": True}}},
+            "codec.h26x.intra_refresh",
+        ),
     ):
         with pytest.raises(ScenarioError, match=field.replace(".", r"\.")):
             _validate({**base, **change})

@@ -1,0 +1,76 @@
+"""The hyper-parameters of a training run (``TrainConfig``): the schedule, batch sizes, learning
+rate and the shares of synthetic and loss-aware clips. Importing it does not import torch, so
+``dhvc train`` reads its option defaults from here at start-up."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from codec.model.config import DEFAULT_PRESET
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of a training run. Steps are cumulative phase boundaries.
+
+    ``batch_size`` clips per step in the 3- and 7-frame phases, ``intra_batch_size`` single
+    frames per step in the intra phase (large: an intra step is cheap). The learning rate warms
+    up linearly over ``warmup_steps``, then follows one cosine from ``lr`` down to
+    ``lr * lr_final_ratio`` at ``p7_steps``.
+    """
+
+    preset: str = DEFAULT_PRESET
+    intra_steps: int = 2000
+    p3_steps: int = 4000
+    p7_steps: int = 5000
+    batch_size: int = 8
+    intra_batch_size: int = 24
+    crop: int = 128
+    lr: float = 4e-4
+    lr_final_ratio: float = 0.05
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    spike_factor: float = 4.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    save_every: int = 200
+    log_every: int = 10
+    synthetic_fraction: float = 0.5
+    channels_last: bool = True
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.intra_steps <= self.p3_steps <= self.p7_steps or self.p7_steps < 1:
+            raise ValueError("need 0 <= intra_steps <= p3_steps <= p7_steps and p7_steps >= 1")
+        if self.batch_size < 1 or self.intra_batch_size < 1:
+            raise ValueError("batch sizes must be at least 1")
+        if self.crop < 64 or self.crop % 64:
+            raise ValueError(f"crop must be a positive multiple of 64, got {self.crop}")
+        if not self.lr > 0 or not 0 < self.lr_final_ratio <= 1:
+            raise ValueError("need lr > 0 and 0 < lr_final_ratio <= 1")
+        if self.spike_factor <= 1 or self.save_every < 1 or self.log_every < 1:
+            raise ValueError("need spike_factor > 1, save_every >= 1 and log_every >= 1")
+
+    def frames_at(self, step: int) -> int:
+        """Sequence length of the schedule at ``step`` (0-based)."""
+        if step < self.intra_steps:
+            return 1
+        return 3 if step < self.p3_steps else 7
+
+    def batch_at(self, step: int) -> int:
+        """Clips per step at ``step``."""
+        return self.intra_batch_size if step < self.intra_steps else self.batch_size
+
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up, then cosine decay to ``lr * lr_final_ratio`` at ``total_steps``."""
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        span = max(1, self.total_steps - self.warmup_steps)
+        progress = min(1.0, (step - self.warmup_steps) / span)
+        floor = self.lr * self.lr_final_ratio
+        return floor + (self.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    @property
+    def total_steps(self) -> int:
+        return self.p7_steps
