@@ -27,6 +27,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis.io import USABLE_FATES, Run, scale_bit_columns
+from netsim.codecs.registry import DHVC
 from netsim.summary import flatten_summary
 
 INTRA = "intra"
@@ -327,7 +328,7 @@ def describe_table(table: pd.DataFrame) -> RunDescription:
     )
 
 
-def describe_rd(rd: Mapping[str, Any], codec: str = "dhvc") -> RunDescription:
+def describe_rd(rd: Mapping[str, Any], codec: str = DHVC) -> RunDescription:
     """The :class:`RunDescription` of an rd.json as read (``codec.rd.results.read_rd``): its
     video, size and frame count, and the lambdas of ``codec``'s rate points."""
     points = rd.get("codecs", {}).get(codec) or []
