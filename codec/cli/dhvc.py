@@ -213,6 +213,10 @@ def train(
     synthetic_fraction: Annotated[
         float, typer.Option(help="Share of clips that are synthetic motion over photos.")
     ] = TRAIN.synthetic_fraction,
+    loss_aware_fraction: Annotated[
+        float,
+        typer.Option(help="Share of clips that lose upper scales in a frame and recover."),
+    ] = TRAIN.loss_aware_fraction,
     seed: Annotated[int, typer.Option(help="Seed of every random stream.")] = TRAIN.seed,
     save_every: Annotated[int, typer.Option(help="Save state every N steps.")] = TRAIN.save_every,
     log_every: Annotated[
@@ -244,6 +248,7 @@ def train(
             lr_final_ratio=lr_final_ratio,
             warmup_steps=warmup_steps,
             synthetic_fraction=synthetic_fraction,
+            loss_aware_fraction=loss_aware_fraction,
             seed=seed,
             save_every=save_every,
             log_every=log_every,

@@ -70,10 +70,17 @@ class LatentPicker(Protocol):
 class TrainingPicker:
     """Training's y_hat (paper 4.3): noisy residuals for the rate, straight-through rounding
     for the reconstruction (``GaussianEntropyModel.training_forward``). ``bits`` collects
-    each scale's estimated bits per sample, (B,), in scale order."""
+    each scale's estimated bits per sample, (B,), in scale order.
 
-    def __init__(self, entropy_model: GaussianEntropyModel) -> None:
+    ``first_lost``, (B,) int64 or ``None``: sample b's scales k >= first_lost[b] were lost in
+    this frame, so its decoder substitutes the mean, y_hat_k = mu_k (DESIGN 2); their bits still
+    count (the encoder sent them). K + 1 means nothing lost."""
+
+    def __init__(
+        self, entropy_model: GaussianEntropyModel, first_lost: torch.Tensor | None = None
+    ) -> None:
         self.entropy_model = entropy_model
+        self.first_lost = first_lost
         self.bits: list[torch.Tensor] = []
 
     def y_hat(
@@ -88,7 +95,29 @@ class TrainingPicker:
             raise ValueError("training needs the posterior latent")
         y_hat, bits = self.entropy_model.training_forward(y, mu, sigma, q)
         self.bits.append(bits.flatten(1).sum(1))
-        return y_hat
+        if self.first_lost is None:
+            return y_hat
+        return torch.where((self.first_lost <= k).view(-1, 1, 1, 1), mu, y_hat)
+
+
+@dataclass(frozen=True)
+class LossEvents:
+    """Packet loss simulated in training clips (loss-aware training, DESIGN 3's mirrored
+    recovery): sample b loses scales k >= ``scale[b]`` in frames ``frame[b]`` ..
+    ``frame[b] + span[b] - 1``; its decoder substitutes their means (the D rule, until the
+    encoder hears the echo), and from frame ``frame[b] + span[b]`` on the encoder codes
+    ordinary inter frames against the decoder's state, which it mirrors exactly, so the later
+    frames' temporal references are the ones the substitution built. All (B,) int64;
+    ``frame[b] = -1`` for a clip without loss."""
+
+    frame: torch.Tensor
+    scale: torch.Tensor
+    span: torch.Tensor
+
+    def first_lost_scale(self, t: int) -> torch.Tensor:
+        """(B,) first substituted scale of frame t per sample, K + 1 where none."""
+        active = (self.frame >= 0) & (self.frame <= t) & (t < self.frame + self.span)
+        return torch.where(active, self.scale, torch.full_like(self.scale, NUM_SCALES + 1))
 
 
 def _convnext_stage(cfg: ModelConfig, channels: int, n: int) -> Stage:
@@ -313,12 +342,16 @@ class DHVC(nn.Module):
 
     # -- training ---------------------------------------------------------------------------
 
-    def forward(self, x_seq: torch.Tensor, lam: torch.Tensor) -> TrainOutput:
+    def forward(
+        self, x_seq: torch.Tensor, lam: torch.Tensor, loss_events: LossEvents | None = None
+    ) -> TrainOutput:
         """Training pass over a sequence (paper 4.3, eq. 15).
 
         x_seq: (B, T, 3, H, W) in [0, 1], H and W multiples of 64; lam: (B,).
         Rates use additive uniform noise; the reconstruction path uses straight-through
         rounding (``TrainingPicker``). Frame 0 is intra; frame t uses d_k of frames t-1 and t-2.
+        ``loss_events``: scales substituted by their means as a decoder does after a loss,
+        and the later frames coded against that state (``LossEvents``).
         """
         b, n_frames, _, h, w = x_seq.shape
         e = self.embed_lambda(lam)
@@ -328,7 +361,8 @@ class DHVC(nn.Module):
         bits, x_hats = [], []
         for t in range(n_frames):
             obs = self.observe(x_seq[:, t], e)
-            picker = TrainingPicker(self.entropy_model)
+            first_lost = None if loss_events is None else loss_events.first_lost_scale(t)
+            picker = TrainingPicker(self.entropy_model, first_lost)
             aux = self.aux_features(x_prev, b, (h // 64, w // 64))
             result = self.top_down(e, q, refs, aux, (h // 64, w // 64), obs, picker)
             refs = [(d, r[0]) for d, r in zip(result.d, refs, strict=True)]

@@ -15,7 +15,9 @@ class TrainConfig:
     """Hyper-parameters of a training run. Steps are cumulative phase boundaries.
 
     ``batch_size`` clips per step in the 3- and 7-frame phases, ``intra_batch_size`` single
-    frames per step in the intra phase (large: an intra step is cheap). The learning rate warms
+    frames per step in the intra phase (large: an intra step is cheap). ``loss_aware_fraction``
+    of the clips lose their upper scales in one frame and recover by mirroring
+    (``sample_loss_events``). The learning rate warms
     up linearly over ``warmup_steps``, then follows one cosine from ``lr`` down to
     ``lr * lr_final_ratio`` at ``p7_steps``.
     """
@@ -37,6 +39,7 @@ class TrainConfig:
     save_every: int = 200
     log_every: int = 10
     synthetic_fraction: float = 0.5
+    loss_aware_fraction: float = 0.25
     channels_last: bool = True
     compile: bool = False
 
@@ -49,6 +52,10 @@ class TrainConfig:
             raise ValueError(f"crop must be a positive multiple of 64, got {self.crop}")
         if not self.lr > 0 or not 0 < self.lr_final_ratio <= 1:
             raise ValueError("need lr > 0 and 0 < lr_final_ratio <= 1")
+        if not 0 <= self.loss_aware_fraction <= 1:
+            raise ValueError(
+                f"loss_aware_fraction must lie in [0, 1], got {self.loss_aware_fraction}"
+            )
         if self.spike_factor <= 1 or self.save_every < 1 or self.log_every < 1:
             raise ValueError("need spike_factor > 1, save_every >= 1 and log_every >= 1")
 

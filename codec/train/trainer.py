@@ -34,10 +34,11 @@ import torch
 from codec.model.checkpoint import load_model, save_checkpoint
 from codec.model.config import ModelConfig, get_preset
 from codec.model.device import resolve_device
-from codec.model.dhvc import DHVC, count_parameters
+from codec.model.dhvc import DHVC, LossEvents, count_parameters
 from codec.pack.load import Pack
 from codec.train.config import TrainConfig
 from codec.train.synth import DeviceSampler
+from codec.types import NUM_SCALES
 
 
 @dataclass
@@ -74,12 +75,35 @@ def sample_lambdas(
     return torch.exp(lo + (hi - lo) * u)
 
 
+def sample_loss_events(
+    n: int, frames: int, fraction: float, generator: torch.Generator, device: torch.device
+) -> LossEvents:
+    """Loss events for ``n`` clips of ``frames`` frames (loss-aware training): each clip, with
+    probability ``fraction``, loses scales j..K in frame t for ``span`` frames, with j uniform
+    over 1..K, t uniform over 1..T-2 (an inter frame with a frame after the loss) and span
+    uniform over 1..min(3, T-1-t) (the echo's round trip, in frames); the frames after are
+    coded against the substituted state (mirrored recovery). Drawn on the device."""
+    if frames < 3:
+        raise ValueError("loss events need clips of at least 3 frames")
+    u = torch.rand(n, 4, generator=generator, device=device)
+    frame = 1 + (u[:, 1] * (frames - 2)).long()
+    longest = (frames - 1 - frame).clamp(max=3)
+    span = 1 + (u[:, 2] * longest).long()
+    scale = 1 + (u[:, 3] * NUM_SCALES).long()
+    frame = torch.where(u[:, 0] < fraction, frame, torch.full_like(frame, -1))
+    return LossEvents(frame=frame, scale=scale, span=span)
+
+
 def rd_loss(
-    model: torch.nn.Module, x_seq: torch.Tensor, lam: torch.Tensor
+    model: torch.nn.Module,
+    x_seq: torch.Tensor,
+    lam: torch.Tensor,
+    loss_events: LossEvents | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 15 averaged over frames and batch, and the (4,) vector [loss, bpp, mse, psnr] of
-    batch means, left on the device."""
-    out = model(x_seq, lam)
+    batch means, left on the device. Frames degraded by ``loss_events`` count like the others:
+    their picture is what the viewer sees, and it is the substituted means that make it."""
+    out = model(x_seq, lam) if loss_events is None else model(x_seq, lam, loss_events)
     b, t, _, h, w = x_seq.shape
     bpp = out.bits.sum(dim=(1, 2)) / (t * h * w)  # (B,)
     mse = (out.x_hat.float() - x_seq).pow(2).mean(dim=(1, 2, 3, 4))  # (B,)
@@ -208,11 +232,14 @@ def train(
         frames, batch = cfg.frames_at(state.step), cfg.batch_at(state.step)
         x_seq = sampler.batch(batch, frames)
         lam = sample_lambdas(model.config, batch, lambda_gen, dev)
+        events = None
+        if frames >= 3 and cfg.loss_aware_fraction > 0:
+            events = sample_loss_events(batch, frames, cfg.loss_aware_fraction, lambda_gen, dev)
         lr = cfg.lr_at(state.step)
         for group in optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            loss, parts = rd_loss(forward, x_seq, lam)
+            loss, parts = rd_loss(forward, x_seq, lam, events)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)

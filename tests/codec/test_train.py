@@ -129,3 +129,61 @@ def test_training_on_cuda_resumes_exactly_and_writes_cpu_loadable_weights(tmp_pa
     # cuDNN may pick non-deterministic kernels: equal to rounding, not bit for bit
     assert _losses(resumed) == pytest.approx(_losses(whole), rel=1e-3, abs=0)
     assert load_model(tmp_path / "w.pt", device="cpu").config.name == "tiny"
+
+
+def test_loss_events_lie_inside_the_clip_and_follow_the_fraction():
+    from codec.train.trainer import sample_loss_events
+
+    gen = torch.Generator().manual_seed(0)
+    events = sample_loss_events(4000, 7, 0.25, gen, torch.device("cpu"))
+    hit = events.frame >= 0
+    assert 0.2 < hit.float().mean().item() < 0.3
+    frame, span, scale = events.frame[hit], events.span[hit], events.scale[hit]
+    assert frame.min() >= 1 and frame.max() <= 5  # an inter frame with a frame after it
+    assert span.min() >= 1 and (frame + span).max() <= 6 and span.max() <= 3
+    assert set(scale.tolist()) == {1, 2, 3, 4}
+    none = sample_loss_events(50, 3, 0.0, gen, torch.device("cpu"))
+    assert (none.frame == -1).all()
+    every = sample_loss_events(50, 3, 1.0, gen, torch.device("cpu"))
+    assert (every.frame == 1).all() and (every.span == 1).all()
+
+
+def test_a_lost_scale_is_its_mean_and_later_frames_code_against_the_substituted_state():
+    from codec.model.config import get_preset
+    from codec.model.dhvc import DHVC, LossEvents, TrainingPicker
+
+    torch.manual_seed(0)
+    model = DHVC(get_preset("tiny")).eval()
+    with torch.no_grad():  # random weights code all-zero symbols; move y away from mu
+        for block in model.blocks:
+            block.post_out.bias.fill_(2.0)
+    x = torch.rand(2, 4, 3, 64, 64)
+    lam = torch.tensor([500.0, 500.0])
+    # Sample 0 loses scales 3..4 in frame 1 (one frame); sample 1 loses nothing.
+    events = LossEvents(
+        frame=torch.tensor([1, -1]), scale=torch.tensor([3, 1]), span=torch.tensor([1, 1])
+    )
+    with torch.no_grad():
+        clean = model(x, lam).x_hat
+        lossy = model(x, lam, events).x_hat
+    assert torch.equal(clean[1], lossy[1])  # no event, same pictures
+    assert torch.equal(clean[0, 0], lossy[0, 0])  # before the loss
+    assert not torch.equal(clean[0, 1], lossy[0, 1])  # the degraded frame
+    assert not torch.equal(clean[0, 3], lossy[0, 3])  # references built from the substitution
+
+    mu, sigma, q = torch.randn(2, 4, 2, 2), torch.ones(2, 4, 2, 2), torch.ones(2, 4, 1, 1)
+    y = mu + 3.0
+    picker = TrainingPicker(model.entropy_model, first_lost=torch.tensor([2, 5]))
+    assert torch.equal(picker.y_hat(1, y, mu, sigma, q)[0], torch.round(y - mu)[0] + mu[0])
+    substituted = picker.y_hat(2, y, mu, sigma, q)
+    assert torch.equal(substituted[0], mu[0]) and not torch.equal(substituted[1], mu[1])
+    assert len(picker.bits) == 2  # the bits of a lost scale still count
+
+
+def test_training_with_loss_events_runs_and_resumes_exactly(tmp_path: Path, sources):
+    cfg = replace(CFG, loss_aware_fraction=1.0)
+    whole = train(cfg, tmp_path / "a" / "state.pt", sources)
+    train(cfg, tmp_path / "b" / "state.pt", sources, max_steps=3)
+    resumed = train(cfg, tmp_path / "b" / "state.pt", sources)
+    assert _losses(resumed) == _losses(whole)
+    assert all(math.isfinite(v) for v in _losses(whole))
