@@ -429,14 +429,15 @@ FRAME_FIELDS = (
     ("frame_index", 2, "I"),
     ("frame_type", 6, "B"),
     ("resync_from", 7, "B"),
-    ("lambda", 8, "f"),
-    ("K", 12, "B"),
+    ("mirror_age", 8, "B"),
+    ("lambda", 9, "f"),
+    ("K", 13, "B"),
 ) + tuple(
-    (f"scale{k + 1}.{name}", 13 + 12 * k + 4 * j, "I")
+    (f"scale{k + 1}.{name}", 14 + 12 * k + 4 * j, "I")
     for k in range(NUM_SCALES)
     for j, name in enumerate(("length", "crc32", "sync_tag"))
 )
-assert _SH == 58 and _FH == 13 + 12 * NUM_SCALES, "the .dhvc layout changed: update fuzz.py"
+assert _SH == 58 and _FH == 14 + 12 * NUM_SCALES, "the .dhvc layout changed: update fuzz.py"
 
 EXTREMES = {
     "B": (0, 1, 2, 4, 5, 0x7F, 0x80, 0xFF),

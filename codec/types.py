@@ -18,13 +18,21 @@ NUM_SCALES = 4
 IN_SYNC = NUM_SCALES + 1
 """Value of the first desynchronised scale D when the decoder is in sync (DESIGN 2)."""
 
+MAX_MIRROR_AGE = 16
+"""Oldest decoder state a mirrored recovery frame may assume, in frames before it (DESIGN 3):
+the encoder keeps this many frames of history, and the frame and packet headers carry the age
+(frame index minus the state's frame, 1..``MAX_MIRROR_AGE``)."""
+
 
 class FrameType(StrEnum):
-    """I: GOP start (full intra); P: predicted; R: re-sync frame (resync_from >= 1)."""
+    """I: GOP start (full intra); P: predicted; R: re-sync frame (resync_from >= 1); M: mirrored
+    recovery frame, an ordinary inter frame coded against the decoder state (f, j) it assumes
+    (``mirror_from`` = f, ``resync_from`` = j; DESIGN 3)."""
 
     I = "I"  # noqa: E741
     P = "P"
     R = "R"
+    M = "M"
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,10 @@ class EncodedFrame:
     """The encoder's output for one frame: one payload per scale, scale 1 first.
 
     ``resync_from`` is 0 for a P frame and j in 1..K for I (always 1) and R frames: scales >= j
-    were coded with the intra constants as temporal references. ``estimated_bits`` is the
+    were coded with the intra constants as temporal references. An M frame assumes the decoder
+    state (f, j) = (``mirror_from``, ``resync_from``): in sync before frame f, every scale >= j
+    substituted by its mean from frame f on (DESIGN 2-3); ``mirror_from`` is None for the
+    other types. ``estimated_bits`` is the
     information content of each scale's symbols under the coding tables (bits). ``x_hat`` is
     the encoder's in-loop reconstruction (H x W x 3, float32 in [0, 1]); it never travels.
     """
@@ -59,6 +70,7 @@ class EncodedFrame:
     scales: tuple[ScalePayload, ...]
     estimated_bits: tuple[float, ...]
     x_hat: np.ndarray = field(repr=False, compare=False)
+    mirror_from: int | None = None
 
     @property
     def payload_bits(self) -> tuple[int, ...]:
@@ -74,6 +86,7 @@ class EncodedFrame:
             resync_from=self.resync_from,
             frame_type=self.frame_type,
             scales={k: self.scales[k - 1] for k in sorted(keep)},
+            mirror_from=self.mirror_from,
         )
 
 
@@ -84,6 +97,7 @@ class ReceivedFrame:
     ``scales`` maps a scale number (1..K) to its complete payload; missing scales are lost.
     ``lam``, ``resync_from`` and ``frame_type`` are ``None`` when no packet of the frame
     arrived; the decoder then uses the last known lambda and treats the frame as P.
+    ``mirror_from`` is an M frame's assumed state frame f (``EncodedFrame``), else None.
     """
 
     frame_index: int
@@ -91,6 +105,7 @@ class ReceivedFrame:
     resync_from: int | None
     frame_type: FrameType | None
     scales: Mapping[int, ScalePayload]
+    mirror_from: int | None = None
 
     @classmethod
     def nothing(cls, frame_index: int) -> ReceivedFrame:
@@ -107,6 +122,7 @@ class ScaleOutcome(StrEnum):
     DESYNCED = "desynced"  # received but k >= D (context differs): mean substitution
     SYNC_MISMATCH = "sync_mismatch"  # sync tag differs from the decoder's: mean substitution
     SKIPPED = "skipped"  # a lower scale was not decoded: mean substitution
+    STATE_MISMATCH = "state_mismatch"  # an M frame assuming a state the decoder does not hold
 
 
 @dataclass(frozen=True)
@@ -115,7 +131,12 @@ class DecodedFrame:
 
     ``x_hat`` is H x W x 3 float32 in [0, 1]. ``outcomes[k-1]`` says what happened to scale k.
     ``first_desynced_scale`` is D after this frame (K + 1 = in sync). ``echo_scale`` is j when
-    this frame made D drop to j (the receiver should echo (frame_index, j)), else ``None``.
+    this frame made D drop to j, or when it was an M frame that assumed a state this decoder
+    does not hold (the receiver should echo (frame_index, j)), else ``None``.
+    ``desynced_since`` is f when the decoder's state is (f, D): it was in sync before frame f
+    and D has not dropped since, the state an M frame can assume (DESIGN 3); None when in sync
+    or when its state is not that simple (D dropped twice, or it refused an M frame while in
+    sync).
     """
 
     frame_index: int
@@ -126,6 +147,7 @@ class DecodedFrame:
     outcomes: tuple[ScaleOutcome, ...]
     first_desynced_scale: int
     echo_scale: int | None
+    desynced_since: int | None = None
 
     @property
     def scales_decoded(self) -> int:

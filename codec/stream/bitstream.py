@@ -7,8 +7,11 @@ Stream header (``StreamHeader.SIZE`` bytes)::
 
 Frame header (``FrameHeader.SIZE`` bytes), then the K scale payloads back to back::
 
-    sync b"FR" | frame_index u32 | frame_type u8 (b"I", b"P", b"R") | resync_from u8 | lambda f32
-    | K u8 | K x (length u32, crc32 u32, sync_tag u32)
+    sync b"FR" | frame_index u32 | frame_type u8 (b"I", b"P", b"R", b"M") | resync_from u8
+    | mirror_age u8 | lambda f32 | K u8 | K x (length u32, crc32 u32, sync_tag u32)
+
+``mirror_age`` is 0 except in an M frame (mirrored recovery, DESIGN 3), where it is the frame
+index minus the frame f of the decoder state (f, resync_from) the frame assumes.
 
 Malformed input raises ``BitstreamError``; nothing is read past a declared length. The parser
 refuses every value the encoder cannot write, and the writer refuses to write one (``pack``
@@ -20,7 +23,8 @@ checks the same rules as ``unpack``), so a stream that was written always parses
   in that range: it rounds the rate to a denominator of at most 1001, never to 0, and H.264 in
   mp4 takes the result);
 * lambda: finite, ``MIN_LAMBDA`` .. ``MAX_LAMBDA`` (refuses NaN, infinities, zero, subnormals);
-* frame type and ``resync_from`` as the encoder sets them (I: 1; P: 0; R: 1..K);
+* frame type and ``resync_from`` as the encoder sets them (I: 1; P: 0; R and M: 1..K); an M
+  frame's ``mirror_age`` 1..``MAX_MIRROR_AGE`` and not beyond frame 0, every other frame's 0;
 * scale payloads: whole 32-bit words, at least one (``check_payloads`` then bounds them by what
   the declared frame size can hold, once the model is known; the entropy decoder checks the
   slice table inside, ``codec.entropy.gaussian.GaussianTable``).
@@ -41,6 +45,7 @@ import numpy as np
 from codec.entropy.gaussian import slice_bounds, slice_count, slice_table_bytes
 from codec.model.config import MAX_LAMBDA, MIN_LAMBDA, ModelConfig, check_lambda
 from codec.types import (
+    MAX_MIRROR_AGE,
     NUM_SCALES,
     EncodedFrame,
     FrameType,
@@ -50,8 +55,9 @@ from codec.types import (
 )
 
 MAGIC = b"DHVC"
-FORMAT_VERSION = 3
-"""3: each scale payload is a slice table and independently coded slices
+FORMAT_VERSION = 4
+"""4: the frame header carries ``mirror_age`` and the frame type M (mirrored recovery); 3: each
+scale payload is a slice table and independently coded slices
 (``codec.entropy.gaussian.GaussianTable``), and q is computed in float64
 (``codec.stream.coder``); 2: latent positions that cover only padding are not coded (1 coded
 the whole padded grid)."""
@@ -118,6 +124,27 @@ def lambda_problem(lam: float) -> str | None:
     if not (MIN_LAMBDA <= lam <= MAX_LAMBDA):
         return f"lambda {lam} is outside the .dhvc limits ({MIN_LAMBDA:g}..{MAX_LAMBDA:g})"
     return None
+
+
+def mirror_problem(frame_index: int, frame_type: FrameType, mirror_from: int | None) -> str | None:
+    """Why a frame cannot carry ``mirror_from``, or None: an M frame assumes a state 1..
+    ``MAX_MIRROR_AGE`` frames before it (and not before frame 0); no other frame names one.
+    The packet header (``netsim.packet``) applies the same rule."""
+    if frame_type is not FrameType.M:
+        return None if mirror_from is None else f"a {frame_type.value} frame assumes no state"
+    if mirror_from is None or not (
+        mirror_from >= 0 and 1 <= frame_index - mirror_from <= MAX_MIRROR_AGE
+    ):
+        return (
+            f"an M frame assumes the state of a frame 1..{MAX_MIRROR_AGE} before it, "
+            f"not {mirror_from}"
+        )
+    return None
+
+
+def mirror_age(frame_index: int, mirror_from: int | None) -> int:
+    """What the headers carry for ``mirror_from``: frames back to it, 0 for None."""
+    return 0 if mirror_from is None else frame_index - mirror_from
 
 
 def max_payload_bytes(symbols: int) -> int:
@@ -206,7 +233,8 @@ class StreamHeader:
 
 @dataclass(frozen=True)
 class FrameHeader:
-    """Frame index, lambda, resync_from and per-scale (length, CRC32, sync tag).
+    """Frame index, lambda, resync_from and per-scale (length, CRC32, sync tag); an M frame's
+    ``mirror_from`` (f of the decoder state it assumes, else None).
 
     Construction checks every field (``BitstreamError``): the parser refuses, and the writer
     will not write, what the encoder never produces."""
@@ -218,8 +246,9 @@ class FrameHeader:
     lengths: tuple[int, ...]
     crcs: tuple[int, ...]
     sync_tags: tuple[int, ...]
+    mirror_from: int | None = None
 
-    _FIXED = struct.Struct("<2sIcBfB")
+    _FIXED = struct.Struct("<2sIcBBfB")
     _SCALE = struct.Struct("<III")
     SIZE = _FIXED.size + NUM_SCALES * _SCALE.size
 
@@ -235,6 +264,8 @@ class FrameHeader:
         expected = {FrameType.I: resync == 1, FrameType.P: resync == 0}
         if not expected.get(self.frame_type, 1 <= resync <= NUM_SCALES):
             return f"resync_from {resync} is impossible in a {self.frame_type.value} frame"
+        if problem := mirror_problem(self.frame_index, self.frame_type, self.mirror_from):
+            return problem
         if problem := lambda_problem(self.lam):
             return problem
         fields = (self.lengths, self.crcs, self.sync_tags)
@@ -260,6 +291,7 @@ class FrameHeader:
             tuple(len(s.data) for s in frame.scales),
             tuple(s.crc32 for s in frame.scales),
             tuple(s.sync_tag for s in frame.scales),
+            frame.mirror_from,
         )
 
     def pack(self) -> bytes:
@@ -269,6 +301,7 @@ class FrameHeader:
                 self.frame_index,
                 self.frame_type.value.encode(),
                 self.resync_from,
+                mirror_age(self.frame_index, self.mirror_from),
                 self.lam,
                 NUM_SCALES,
             )
@@ -281,7 +314,7 @@ class FrameHeader:
     def unpack(cls, data: bytes) -> FrameHeader:
         if len(data) < cls.SIZE:
             raise BitstreamError(f"frame header truncated: {len(data)} of {cls.SIZE} bytes")
-        sync, index, ftype, resync, lam, k = cls._FIXED.unpack_from(data, 0)
+        sync, index, ftype, resync, age, lam, k = cls._FIXED.unpack_from(data, 0)
         if sync != b"FR":
             raise BitstreamError(f"frame header sync word missing (got {sync!r})")
         try:
@@ -302,6 +335,7 @@ class FrameHeader:
             tuple(s[0] for s in scales),
             tuple(s[1] for s in scales),
             tuple(s[2] for s in scales),
+            index - age if age else None,  # a negative frame is refused as out of range
         )
 
     def received(self, payloads: list[bytes]) -> ReceivedFrame:
@@ -310,7 +344,9 @@ class FrameHeader:
             k + 1: ScalePayload(payloads[k], self.crcs[k], self.sync_tags[k])
             for k in range(NUM_SCALES)
         }
-        return ReceivedFrame(self.frame_index, self.lam, self.resync_from, self.frame_type, scales)
+        return ReceivedFrame(
+            self.frame_index, self.lam, self.resync_from, self.frame_type, scales, self.mirror_from
+        )
 
 
 def check_payloads(

@@ -1,5 +1,5 @@
 """``Encoder`` and ``Decoder``: real coding with reference buffers, mean substitution, the
-first-desynchronised-scale rule D and re-synchronisation (DESIGN 1-3).
+first-desynchronised-scale rule D, re-synchronisation and mirrored recovery (DESIGN 1-3).
 
 Both sides run ``DHVC.top_down`` with identical inputs, so mu_k and sigma_k (and therefore the
 table indexes) agree bit for bit when the decoder is in sync. They differ only in the
@@ -7,13 +7,23 @@ table indexes) agree bit for bit when the decoder is in sync. They differ only i
 decodes it or substitutes the mean; both ask the built ``GaussianEntropyModel`` for symbols and
 bytes. Each scale's bitstream carries a sync tag (CRC32 of the encoder's table indexes); the
 decoder never entropy-decodes a scale whose tag differs from the hash of its own indexes.
+
+Mirrored recovery (DESIGN 3): what a decoder does after a loss is a deterministic function of
+what it received, so the encoder keeps the last ``MAX_MIRROR_AGE`` frames (their payloads and
+the reference state each was coded against) and, asked for the decoder state (f, j), decodes
+those frames again with a ``Decoder`` of its own that received only the scales below j, from
+frame f on: the same code path, hence the decoder's references bit for bit. It then codes an
+ordinary inter frame (type M) against them.
 """
 
 from __future__ import annotations
 
+import copy
 import zlib
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,6 +33,7 @@ from codec.model.config import check_lambda
 from codec.model.dhvc import DHVC, PAD_MULTIPLE, TemporalRefs, pad_to_multiple
 from codec.types import (
     IN_SYNC,
+    MAX_MIRROR_AGE,
     NUM_SCALES,
     DecodedFrame,
     EncodedFrame,
@@ -71,6 +82,14 @@ class _ReferenceState:
         self.refs = [(dk, r[0]) for dk, r in zip(d, self.refs, strict=True)]
         self.x_prev = x_hat
 
+    def copy(self) -> _ReferenceState:
+        """A snapshot: the buffers are replaced, never written in place, so the tensors are
+        shared."""
+        state = _ReferenceState()
+        state.refs = list(self.refs)
+        state.x_prev = self.x_prev
+        return state
+
 
 CODING_THREADS = 1
 """Intra-op threads every encode and decode runs on, whatever the process uses elsewhere.
@@ -113,6 +132,12 @@ class _CodingContext:
             model.config.smooth_sigma_bound, workers=entropy_workers, parallel=entropy_parallel
         ).build(self.device)
         self.state = _ReferenceState()
+
+    def with_state(self, state: _ReferenceState) -> _CodingContext:
+        """The same model and entropy model with other reference buffers."""
+        other = copy.copy(self)
+        other.state = state
+        return other
 
     def lam_conditioning(self, lam: float) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Lambda embedding e and quantisation steps q_k, each (1, Z_k, 1, 1); lambda is
@@ -168,7 +193,9 @@ class DecodingPicker:
     """Decoding's y_hat (DESIGN 2): scale k is entropy-decoded when ``scale_outcome`` says
     ``DECODED`` and its payload decodes; otherwise y_hat_k = mu_k (mean substitution) and, if
     k < D, D becomes k (1 with auxiliary refinement). ``outcomes`` collects each scale's
-    outcome; ``first_desynced_scale`` is D, updated as scales are substituted."""
+    outcome; ``first_desynced_scale`` is D, updated as scales are substituted.
+    ``state_mismatch``: the frame assumes a decoder state this decoder does not hold (an M
+    frame, DESIGN 3), so none of its scales may be decoded."""
 
     def __init__(
         self,
@@ -178,12 +205,14 @@ class DecodingPicker:
         width: int,
         first_desynced_scale: int,
         aux_refinement: bool,
+        state_mismatch: bool = False,
     ) -> None:
         self.entropy = entropy
         self.received = received
         self.height, self.width = height, width
         self.first_desynced_scale = first_desynced_scale
         self.aux_refinement = aux_refinement
+        self.state_mismatch = state_mismatch
         self.outcomes: list[ScaleOutcome] = []
 
     def y_hat(
@@ -217,10 +246,13 @@ class DecodingPicker:
 
     def scale_outcome(self, k: int, indexes: np.ndarray) -> ScaleOutcome:
         """Whether scale k may be entropy-decoded (DESIGN 1-2): received intact (CRC), every
-        lower scale decoded, k < D, and a sync tag equal to the hash of ``indexes``."""
+        lower scale decoded, k < D, the decoder state the frame assumes, and a sync tag equal
+        to the hash of ``indexes``."""
         payload = self.received.scales.get(k)
         if payload is None:
             return ScaleOutcome.MISSING
+        if self.state_mismatch:
+            return ScaleOutcome.STATE_MISMATCH
         if any(o is not ScaleOutcome.DECODED for o in self.outcomes):
             return ScaleOutcome.SKIPPED
         if k >= self.first_desynced_scale:
@@ -232,12 +264,27 @@ class DecodingPicker:
         return ScaleOutcome.DECODED
 
 
+@dataclass(frozen=True)
+class _Coded:
+    """What the encoder keeps of one coded frame for mirrored recovery: the frame as a
+    receiver gets it whole, the lambda of the frame before it (None for the first), and the
+    reference state it was coded against."""
+
+    frame: ReceivedFrame
+    lam_before: float | None
+    state_before: _ReferenceState
+
+
 class Encoder:
     """Encodes frames one at a time; owns its reference buffers.
 
     A frame whose index is a multiple of ``gop`` is a full intra frame (I). ``encode(...,
     resync_from=j)`` codes a re-sync frame (R): scales >= j use the intra constants as temporal
     references and their buffers are reset, exactly as the decoder will do.
+    ``encode(..., mirror=(f, j))`` codes a mirrored recovery frame (M): an ordinary inter frame
+    against the state of a decoder that was in sync before frame f and has substituted every
+    scale >= j since (``mirrored_state``), falling back to a re-sync from j when it cannot
+    rebuild that state.
     ``entropy_workers`` threads, or with ``entropy_parallel="process"`` processes, code each
     scale's slices (``GaussianEntropyModel``); the bytes do not depend on either.
     """
@@ -255,6 +302,8 @@ class Encoder:
         self.gop = gop
         self._ctx = _CodingContext(model, device, entropy_workers, entropy_parallel)
         self.frame_index = 0
+        self._history: deque[_Coded] = deque(maxlen=MAX_MIRROR_AGE)
+        self._size: tuple[int, int] | None = None
 
     @property
     def model(self) -> DHVC:
@@ -262,20 +311,44 @@ class Encoder:
 
     @torch.inference_mode()
     @coding_threads()
-    def encode(self, frame: np.ndarray, lam: float, resync_from: int | None = None) -> EncodedFrame:
-        """Encode one H x W x 3 frame (uint8, or float32 in [0, 1]) at rate parameter ``lam``."""
+    def encode(
+        self,
+        frame: np.ndarray,
+        lam: float,
+        resync_from: int | None = None,
+        mirror: tuple[int, int] | None = None,
+    ) -> EncodedFrame:
+        """Encode one H x W x 3 frame (uint8, or float32 in [0, 1]) at rate parameter ``lam``;
+        ``resync_from`` j asks for a re-sync frame, ``mirror`` (f, j) for a mirrored recovery
+        frame (at most one of them)."""
         ctx = self._ctx
         height, width = frame.shape[:2]
+        if resync_from is not None and mirror is not None:
+            raise ValueError("ask for a re-sync or a mirrored recovery frame, not both")
+        if self._size not in (None, (height, width)):
+            self._history.clear()  # another frame size: no state to mirror
+        self._size = (height, width)
+        mirror_from = None
+        if mirror is not None and self.frame_index % self.gop != 0:
+            state = self.mirrored_state(*mirror)
+            if state is None:
+                resync_from = mirror[1]  # cannot rebuild that state: the paper's re-sync
+            else:
+                ctx.state = state
+                mirror_from = mirror[0]
         if self.frame_index % self.gop == 0:
             frame_type, resync = FrameType.I, 1
+        elif mirror_from is not None:
+            frame_type, resync = FrameType.M, mirror[1]  # type: ignore[index]
         elif resync_from is not None:
             if not 1 <= resync_from <= NUM_SCALES:
                 raise ValueError(f"resync_from must be in 1..{NUM_SCALES}, got {resync_from}")
             frame_type, resync = FrameType.R, resync_from
         else:
             frame_type, resync = FrameType.P, 0
-        if resync:
+        if resync and frame_type is not FrameType.M:
             ctx.state.reset_from(resync)
+        state_before = ctx.state.copy()
 
         x = pad_to_multiple(frame_to_tensor(frame, ctx.device))
         size_64 = (x.shape[-2] // PAD_MULTIPLE, x.shape[-1] // PAD_MULTIPLE)
@@ -295,9 +368,62 @@ class Encoder:
             scales=tuple(picker.payloads),
             estimated_bits=tuple(picker.estimated_bits),
             x_hat=tensor_to_frame(result.x_hat, height, width),
+            mirror_from=mirror_from,
         )
+        lam_before = self._history[-1].frame.lam if self._history else None
+        if self._history and self._history[-1].frame.frame_index != self.frame_index - 1:
+            lam_before = None
+        self._history.append(_Coded(encoded.received(), lam_before, state_before))
         self.frame_index += 1
         return encoded
+
+    def mirrored_state(self, frame_index: int, scale: int) -> _ReferenceState | None:
+        """The reference state of a decoder in state (f, j) = (``frame_index``, ``scale``) now:
+        in sync before frame f, every scale >= j substituted by its mean from f on, the lower
+        scales decoded as sent (DESIGN 2). Rebuilt by decoding the kept frames f.. again with
+        a ``Decoder`` that receives only their scales below j; None when that state cannot be
+        rebuilt exactly:
+
+        * frame f is older than the kept history (``MAX_MIRROR_AGE`` frames) or not yet coded;
+        * j = 1 and frame f is not a P frame, or a later one is an I or R frame, or lambda
+          changed: a decoder that lost scale 1 may not have received their headers, so
+          whether it reset buffers, or which lambda it used, is unknown;
+        * the replay does not end in state (f, j) (e.g. a re-sync from <= j since f).
+
+        M frames after f are replayed as refused (every scale substituted, no reset): a decoder
+        in state (f, j) did not decode them."""
+        if not 1 <= scale <= NUM_SCALES:
+            raise ValueError(f"the mirrored state's scale must be in 1..{NUM_SCALES}, got {scale}")
+        kept = [c for c in self._history if c.frame.frame_index >= frame_index]
+        if not kept or kept[0].frame.frame_index != frame_index or self._size is None:
+            return None
+        first = kept[0].frame
+        if scale == 1:
+            lambdas = {c.frame.lam for c in kept} | {kept[0].lam_before or first.lam}
+            later_resync = any(c.frame.frame_type in (FrameType.I, FrameType.R) for c in kept)
+            if first.frame_type is not FrameType.P or later_resync or len(lambdas) > 1:
+                return None
+        height, width = self._size
+        replica = Decoder(
+            self.model, height, width, context=self._ctx.with_state(kept[0].state_before.copy())
+        )
+        replica.last_lambda = kept[0].lam_before
+        for index, coded in enumerate(kept):
+            sent = coded.frame
+            below = {k: p for k, p in sent.scales.items() if k < scale}
+            if index == 0 and sent.frame_type is FrameType.M:
+                # the decoder accepted it (state_before is the state it assumed): a P frame
+                received = ReceivedFrame(sent.frame_index, sent.lam, 0, FrameType.P, below)
+            elif sent.frame_type is FrameType.M:
+                received = ReceivedFrame(sent.frame_index, sent.lam, None, None, {})
+            else:
+                received = ReceivedFrame(
+                    sent.frame_index, sent.lam, sent.resync_from, sent.frame_type, below
+                )
+            replica.decode(received)
+        if replica.mirror_state != (frame_index, scale):
+            return None
+        return replica._ctx.state
 
 
 class Decoder:
@@ -308,8 +434,15 @@ class Decoder:
     table indexes. Otherwise y_hat_k = mu_k (mean substitution) and, if k < D, D becomes k.
     A frame with 1 <= resync_from <= D resets the buffers of scales >= resync_from and puts the
     decoder back in sync. With auxiliary refinement, any substitution sets D = 1.
+
+    Mirrored recovery (DESIGN 3): the decoder's state is (f, D) (``mirror_state``) when it was
+    in sync before frame f and D has not dropped since. An M frame assuming exactly that state
+    is decoded as an ordinary inter frame from D = K + 1 (back in sync if all of it arrived);
+    any other decoder treats an M frame as lost (every scale substituted,
+    ``ScaleOutcome.STATE_MISMATCH``, no reset) and asks for an echo of its own state again.
     ``entropy_workers`` threads (or processes, ``entropy_parallel``) decode each scale's
-    slices; the pictures do not depend on them.
+    slices; the pictures do not depend on them. ``context``: share another coder's model and
+    entropy model, with its own reference buffers (the encoder's mirror).
     """
 
     def __init__(
@@ -320,17 +453,28 @@ class Decoder:
         device: str | torch.device | None = None,
         entropy_workers: int = 1,
         entropy_parallel: Parallel = "thread",
+        *,
+        context: _CodingContext | None = None,
     ):
         if height < 1 or width < 1:
             raise ValueError(f"invalid frame size {width}x{height}")
         self.height, self.width = height, width
-        self._ctx = _CodingContext(model, device, entropy_workers, entropy_parallel)
+        self._ctx = context or _CodingContext(model, device, entropy_workers, entropy_parallel)
         self.first_desynced_scale = IN_SYNC
+        self.desynced_since: int | None = None
         self.last_lambda: float | None = None
 
     @property
     def model(self) -> DHVC:
         return self._ctx.model
+
+    @property
+    def mirror_state(self) -> tuple[int, int] | None:
+        """(f, D) when the decoder was in sync before frame f and D has not dropped since (the
+        state an M frame may assume); None otherwise (in sync, or a state not that simple)."""
+        if self.desynced_since is None:
+            return None
+        return self.desynced_since, self.first_desynced_scale
 
     @torch.inference_mode()
     @coding_threads()
@@ -347,13 +491,19 @@ class Decoder:
         frame_type = received.frame_type or FrameType.P
         if not 0 <= resync <= NUM_SCALES:
             resync = 0  # a header we cannot trust: decode as P, every scale as received
-        if resync:
+        refused = False
+        if frame_type is FrameType.M:
+            assumed = (received.mirror_from, resync)
+            refused = resync < 1 or self.mirror_state != assumed
+            if not refused:
+                self.first_desynced_scale = IN_SYNC
+        elif resync:
             ctx.state.reset_from(resync)
             if resync <= self.first_desynced_scale:
                 self.first_desynced_scale = IN_SYNC
         d_start = self.first_desynced_scale
         picker = DecodingPicker(
-            ctx.entropy, received, self.height, self.width, d_start, cfg.aux_refinement
+            ctx.entropy, received, self.height, self.width, d_start, cfg.aux_refinement, refused
         )
         size_64 = (-(-self.height // PAD_MULTIPLE), -(-self.width // PAD_MULTIPLE))
         e, q = ctx.lam_conditioning(lam)
@@ -362,6 +512,13 @@ class Decoder:
         ctx.state.push(result.d, result.x_hat)
         self.first_desynced_scale = picker.first_desynced_scale
         d_end = self.first_desynced_scale
+        if d_end == IN_SYNC:
+            self.desynced_since = None
+        elif d_start == IN_SYNC:
+            # an in-sync decoder refusing an M frame holds scales the encoder's state lacks
+            self.desynced_since = None if refused else received.frame_index
+        elif d_end < d_start:
+            self.desynced_since = None
         return DecodedFrame(
             frame_index=received.frame_index,
             frame_type=frame_type,
@@ -370,5 +527,6 @@ class Decoder:
             x_hat=tensor_to_frame(result.x_hat, self.height, self.width),
             outcomes=tuple(picker.outcomes),
             first_desynced_scale=d_end,
-            echo_scale=d_end if d_end < d_start else None,
+            echo_scale=d_end if d_end < d_start or refused else None,
+            desynced_since=self.desynced_since,
         )

@@ -43,7 +43,8 @@ runner = CliRunner()
 TINY = ["--checkpoint", "none", "--preset", "tiny"]
 SIZE_OFFSET = 4 + 2 + 32  # magic, version, model id: then width u32, height u32
 FPS_OFFSET = SIZE_OFFSET + 8
-LAMBDA_OFFSET = 2 + 4 + 1 + 1  # in a frame header: sync, index, type, resync_from
+MIRROR_AGE_OFFSET = 2 + 4 + 1 + 1  # in a frame header: sync, index, type, resync_from
+LAMBDA_OFFSET = MIRROR_AGE_OFFSET + 1  # then mirror_age
 
 
 def one_error_line(result, code: int = 2) -> str:
@@ -231,6 +232,31 @@ def test_a_lambda_outside_the_models_range_is_refused_before_decoding(stream_byt
 def test_the_writer_refuses_absurd_lambdas(lam):
     with pytest.raises(BitstreamError, match="lambda"):
         FrameHeader(0, FrameType.I, 1, lam, (4,) * 4, (0,) * 4, (0,) * 4)
+
+
+@pytest.mark.parametrize("age", [1, 17, 255])
+def test_a_mirror_age_outside_an_m_frame_or_beyond_frame_0_is_refused(stream_bytes, age):
+    hostile = with_fields(stream_bytes, StreamHeader.SIZE + MIRROR_AGE_OFFSET, "<B", age)
+    _, frames = read_stream(io.BytesIO(hostile))
+    with pytest.raises(BitstreamError, match="assumes"):
+        next(frames)
+
+
+@pytest.mark.parametrize(
+    ("index", "frame_type", "mirror_from"),
+    [(5, FrameType.M, None), (5, FrameType.M, 5), (20, FrameType.M, 3), (5, FrameType.P, 4)],
+)
+def test_the_writer_refuses_impossible_assumed_states(index, frame_type, mirror_from):
+    resync = 0 if frame_type is FrameType.P else 2
+    with pytest.raises(BitstreamError, match="assumes"):
+        FrameHeader(index, frame_type, resync, 700.0, (4,) * 4, (0,) * 4, (0,) * 4, mirror_from)
+
+
+def test_an_m_frame_header_round_trips_with_its_assumed_state():
+    header = FrameHeader(20, FrameType.M, 3, 700.0, (4,) * 4, (1,) * 4, (2,) * 4, 4)
+    parsed = FrameHeader.unpack(header.pack())
+    assert parsed == header
+    assert parsed.received([b"\0" * 4] * NUM_SCALES).mirror_from == 4
 
 
 # --- devices ---------------------------------------------------------------------------------

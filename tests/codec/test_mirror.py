@@ -1,0 +1,205 @@
+"""Mirrored recovery (DESIGN 3): the encoder rebuilds a decoder's state after a loss bit for bit
+and codes an ordinary inter frame (M) against it; a decoder in another state never decodes it."""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+from codec import IN_SYNC, NUM_SCALES, Decoder, Encoder, FrameType, ReceivedFrame, load_model
+from codec.io.video import read_frames
+from codec.stream.bitstream import FrameHeader, StreamHeader, read_stream, write_frame
+from codec.types import MAX_MIRROR_AGE, ScaleOutcome
+
+LAM = 512.0
+ALL = set(range(1, NUM_SCALES + 1))
+
+
+@pytest.fixture
+def threads(request):
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
+def _states_equal(a, b) -> bool:
+    """Two reference states hold the same tensors bit for bit."""
+    for (a1, a2), (b1, b2) in zip(a.refs, b.refs, strict=True):
+        for x, y in ((a1, b1), (a2, b2)):
+            if (x is None) != (y is None) or (x is not None and not torch.equal(x, y)):
+                return False
+    if (a.x_prev is None) != (b.x_prev is None):
+        return False
+    return a.x_prev is None or torch.equal(a.x_prev, b.x_prev)
+
+
+def _lose(kept_per_frame: dict[int, set[int]], i: int) -> set[int]:
+    return kept_per_frame.get(i, ALL)
+
+
+@pytest.mark.parametrize("threads", [1, 2], indirect=True)
+@pytest.mark.parametrize("k", range(1, NUM_SCALES + 1))
+def test_mirrored_state_equals_the_decoders_bit_for_bit_and_one_m_frame_resyncs(
+    tiny_model, bikes_frames, threads, k
+):
+    h, w = bikes_frames.shape[1:3]
+    enc, dec = Encoder(tiny_model, gop=64), Decoder(tiny_model, h, w)
+    lost_at, mirror_at = 2, 5
+    for i, frame in enumerate(bikes_frames):
+        if i == mirror_at:
+            mirrored = enc.mirrored_state(lost_at, k)
+            assert mirrored is not None
+            assert dec.mirror_state == (lost_at, k)
+            assert _states_equal(mirrored, dec._ctx.state)
+        encoded = enc.encode(frame, LAM, mirror=(lost_at, k) if i == mirror_at else None)
+        decoded = dec.decode(encoded.received(ALL - {k} if i == lost_at else None))
+        if i == mirror_at:
+            assert encoded.frame_type is FrameType.M
+            assert (encoded.mirror_from, encoded.resync_from) == (lost_at, k)
+            assert decoded.outcomes == (ScaleOutcome.DECODED,) * NUM_SCALES
+        if i < lost_at or i >= mirror_at:
+            assert decoded.first_desynced_scale == IN_SYNC
+            assert dec.mirror_state is None
+            assert np.array_equal(decoded.x_hat, encoded.x_hat), f"frame {i} differs"
+        else:
+            assert decoded.first_desynced_scale == k
+            assert decoded.desynced_since == lost_at
+
+
+def test_an_m_frame_assuming_a_state_the_decoder_does_not_hold_is_never_decoded(
+    tiny_model, bikes_frames
+):
+    h, w = bikes_frames.shape[1:3]
+    enc = Encoder(tiny_model, gop=64)
+    decoders = {  # the decoder's state at frame 4, when the M frame assuming (2, 3) arrives
+        "in sync": (Decoder(tiny_model, h, w), {}),
+        "(2, 2)": (Decoder(tiny_model, h, w), {2: {1}}),
+        "(3, 3)": (Decoder(tiny_model, h, w), {3: {1, 2}}),
+        "(1, 3) then (2, 2)": (Decoder(tiny_model, h, w), {1: {1, 2}, 2: {1}}),
+    }
+    for i, frame in enumerate(bikes_frames[:6]):
+        encoded = enc.encode(frame, LAM, mirror=(2, 3) if i == 4 else None)
+        for name, (dec, losses) in decoders.items():
+            before = dec.first_desynced_scale
+            decoded = dec.decode(encoded.received(_lose(losses, i)))
+            if i == 4:
+                assert encoded.frame_type is FrameType.M
+                assert all(o is ScaleOutcome.STATE_MISMATCH for o in decoded.outcomes), name
+                assert decoded.scales_decoded == 0
+                assert decoded.first_desynced_scale == 1  # every scale substituted
+                assert decoded.echo_scale == 1, name  # it echoes its own state again
+                assert decoded.x_hat.shape == frame.shape  # a picture is still shown
+                assert before != IN_SYNC or decoded.desynced_since is None
+            if i == 5:
+                assert decoded.outcomes[0] is not ScaleOutcome.DECODED, name
+
+
+def test_a_lost_m_frame_is_answered_by_mirroring_again(tiny_model, bikes_frames):
+    """Scale 1 lost at frame 1: state (1, 1). The M frame at 3 is lost whole, so the state
+    stays (1, 1) and the M frame at 5 assuming it again puts the decoder back in sync."""
+    h, w = bikes_frames.shape[1:3]
+    enc, dec = Encoder(tiny_model, gop=64), Decoder(tiny_model, h, w)
+    for i, frame in enumerate(bikes_frames[:7]):
+        encoded = enc.encode(frame, LAM, mirror=(1, 1) if i in (3, 5) else None)
+        if i == 3:
+            decoded = dec.decode(ReceivedFrame.nothing(i))
+        else:
+            decoded = dec.decode(encoded.received(ALL - {1} if i == 1 else None))
+        if 1 <= i < 5:
+            assert dec.mirror_state == (1, 1)
+        if i >= 5:
+            assert encoded.frame_type is (FrameType.M if i == 5 else FrameType.P)
+            assert decoded.first_desynced_scale == IN_SYNC
+            assert np.array_equal(decoded.x_hat, encoded.x_hat), f"frame {i} differs"
+
+
+def test_an_m_frame_missing_a_scale_leaves_a_state_that_mirrors_again(tiny_model, bikes_frames):
+    """Scale 3 lost at 1; the M frame at 3 arrives without scale 4: state (3, 4), which the
+    encoder rebuilds from its own mirrored state; the M frame at 5 resyncs."""
+    h, w = bikes_frames.shape[1:3]
+    enc, dec = Encoder(tiny_model, gop=64), Decoder(tiny_model, h, w)
+    losses = {1: ALL - {3}, 3: ALL - {4}}
+    for i, frame in enumerate(bikes_frames[:7]):
+        mirror = {3: (1, 3), 5: (3, 4)}.get(i)
+        if mirror is not None:
+            assert _states_equal(enc.mirrored_state(*mirror), dec._ctx.state)
+        encoded = enc.encode(frame, LAM, mirror=mirror)
+        decoded = dec.decode(encoded.received(_lose(losses, i)))
+        if i == 3:
+            assert decoded.outcomes[:3] == (ScaleOutcome.DECODED,) * 3
+            assert dec.mirror_state == (3, 4)
+    assert decoded.first_desynced_scale == IN_SYNC
+    assert np.array_equal(decoded.x_hat, encoded.x_hat)
+
+
+def test_a_second_drop_leaves_no_state_to_mirror(tiny_model, bikes_frames):
+    h, w = bikes_frames.shape[1:3]
+    enc, dec = Encoder(tiny_model, gop=64), Decoder(tiny_model, h, w)
+    for i, frame in enumerate(bikes_frames[:4]):
+        dec.decode(enc.encode(frame, LAM).received({1: ALL - {4}, 2: {1}}.get(i, ALL)))
+    assert dec.first_desynced_scale == 2
+    assert dec.mirror_state is None
+
+
+@pytest.mark.parametrize(
+    ("mirror", "gop", "expected"),
+    [
+        ((1, 2), 64, FrameType.M),
+        ((0, 2), 64, FrameType.M),  # frame 0 (an I frame) lost scale 2: its header arrived
+        ((0, 1), 64, FrameType.R),  # a decoder that lost scale 1 of an I frame may lack its header
+        ((2, 1), 3, FrameType.R),  # an I frame (3) since: a reset the decoder may not have seen
+        ((4, 2), 64, FrameType.R),  # frame 4 is not coded yet
+    ],
+)
+def test_a_state_the_encoder_cannot_rebuild_falls_back_to_a_resync(
+    tiny_model, bikes_frames, mirror, gop, expected
+):
+    enc = Encoder(tiny_model, gop=gop)
+    for frame in bikes_frames[:4]:
+        enc.encode(frame, LAM)
+    encoded = enc.encode(bikes_frames[4], LAM, mirror=mirror)
+    assert encoded.frame_type is expected
+    assert encoded.resync_from == mirror[1]
+
+
+def test_a_state_older_than_the_history_falls_back_to_a_resync(tiny_model):
+    enc = Encoder(tiny_model, gop=1000)
+    frame = np.zeros((64, 64, 3), np.uint8)
+    for _ in range(MAX_MIRROR_AGE + 2):
+        enc.encode(frame, LAM)
+    assert enc.mirrored_state(1, 2) is None
+    assert enc.mirrored_state(2, 2) is not None
+    assert enc.encode(frame, LAM, mirror=(1, 2)).frame_type is FrameType.R
+
+
+def test_m_frames_travel_in_dhvc_files(tiny_model, bikes_frames):
+    h, w = bikes_frames.shape[1:3]
+    enc = Encoder(tiny_model, gop=64)
+    out = io.BytesIO()
+    out.write(StreamHeader("tiny-random", w, h, Fraction(25), 64).pack())
+    for i, frame in enumerate(bikes_frames[:4]):
+        write_frame(out, enc.encode(frame, LAM, mirror=(1, 2) if i == 3 else None))
+    out.seek(0)
+    frames = list(read_stream(out)[1])
+    last: FrameHeader = frames[-1][0]
+    assert (last.frame_type, last.resync_from, last.mirror_from) == (FrameType.M, 2, 1)
+    assert frames[-1][0].received(frames[-1][1]).mirror_from == 1
+
+
+def test_shipped_weights_mirror_bit_exactly():
+    model = load_model()
+    frames = read_frames("sample:bikes", max_frames=5, size=(64, 64))
+    enc, dec = Encoder(model, gop=64), Decoder(model, 64, 64)
+    for i, frame in enumerate(frames):
+        if i == 4:
+            assert _states_equal(enc.mirrored_state(1, 2), dec._ctx.state)
+        encoded = enc.encode(frame, 1024.0, mirror=(1, 2) if i == 4 else None)
+        decoded = dec.decode(encoded.received(ALL - {2} if i == 1 else None))
+    assert encoded.frame_type is FrameType.M
+    assert decoded.first_desynced_scale == IN_SYNC
+    assert np.array_equal(decoded.x_hat, encoded.x_hat)
