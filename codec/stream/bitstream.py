@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import struct
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -43,6 +44,7 @@ from typing import BinaryIO
 import numpy as np
 
 from codec.entropy.gaussian import slice_bounds, slice_count, slice_table_bytes
+from codec.io.wire import WireField, wire_fields
 from codec.model.config import MAX_LAMBDA, MIN_LAMBDA, ModelConfig, check_lambda
 from codec.types import (
     MAX_MIRROR_AGE,
@@ -347,6 +349,43 @@ class FrameHeader:
         return ReceivedFrame(
             self.frame_index, self.lam, self.resync_from, self.frame_type, scales, self.mirror_from
         )
+
+
+STREAM_HEADER_FIELDS = wire_fields(
+    StreamHeader._STRUCT.format,
+    ("magic", "version", "model_id", "width", "height", "fps_num", "fps_den", "gop"),
+)
+"""The stream header's wire layout (module docstring), for tools and tests that damage it."""
+
+FRAME_HEADER_FIELDS = wire_fields(
+    FrameHeader._FIXED.format + FrameHeader._SCALE.format[1:] * NUM_SCALES,
+    ("sync", "frame_index", "frame_type", "resync_from", "mirror_age", "lambda", "K")
+    + tuple(
+        f"scale{k}.{name}"
+        for k in range(1, NUM_SCALES + 1)
+        for name in ("length", "crc32", "sync_tag")
+    ),
+)
+"""A frame header's wire layout, offsets from the header's first byte; the scale fields are
+named ``scale{k}.length``, ``scale{k}.crc32`` and ``scale{k}.sync_tag`` (k = 1..K)."""
+
+
+def frame_header_field(name: str) -> WireField:
+    """The field ``name`` of ``FRAME_HEADER_FIELDS`` (``KeyError`` for an unknown name)."""
+    for wire_field in FRAME_HEADER_FIELDS:
+        if wire_field.name == name:
+            return wire_field
+    raise KeyError(name)
+
+
+def with_scale_crc(frame_header: bytes, scale: int, payload: bytes) -> bytes:
+    """``frame_header`` (a packed ``FrameHeader``, any other field as it is) with scale
+    ``scale``'s (1..K) length and CRC32 set to those of ``payload``: a damaged or resized
+    payload then passes the CRC check and reaches the entropy decoder."""
+    out = bytearray(frame_header)
+    frame_header_field(f"scale{scale}.length").write(out, len(payload))
+    frame_header_field(f"scale{scale}.crc32").write(out, zlib.crc32(payload))
+    return bytes(out)
 
 
 def check_payloads(
