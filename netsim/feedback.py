@@ -22,11 +22,14 @@ SIMULTANEITY_S = 1e-6
 
 @dataclass(frozen=True)
 class Echo:
-    """Receiver -> sender: D dropped to ``scale`` while decoding ``frame_index``."""
+    """Receiver -> sender: D dropped to ``scale`` while decoding ``frame_index`` (or the
+    receiver repeats its echo then). ``desynced_since``: f when the decoder's state is (f,
+    ``scale``), one a mirrored recovery frame can assume (DESIGN 3); None when it is not."""
 
     frame_index: int
     scale: int
     send_time_s: float
+    desynced_since: int | None = None
 
 
 class FeedbackLink:

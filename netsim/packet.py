@@ -9,7 +9,8 @@ Wire format, little-endian, ``HEADER_SIZE_BYTES`` = 46 bytes followed by the pay
     offset size field
          0    2 magic b"DP"
          2    1 format version (1)
-         3    1 frame type (0 = I, 1 = P, 2 = R)
+         3    1 frame type          (low 2 bits: 0 = I, 1 = P, 2 = R, 3 = M; high 6 bits:
+                                    an M frame's mirror age, 0 for the other types)
          4    4 seq                 (u32)
          8    4 frame index         (u32)
         12    1 scale               (1..K)
@@ -28,6 +29,12 @@ Construction and parsing check the same rules (``PacketFormatError``), so a pack
 built always parses, and a datagram that parses carries nothing absurd:
 
 * every field fits its wire width; scale 1..K; resync_from 0..K; a known frame type;
+* an M frame (mirrored recovery, DESIGN 3) names the decoder state (f, resync_from) it assumes
+  by its mirror age, frame index - f, 1..``MAX_MIRROR_AGE`` and not beyond frame 0 (the rule of
+  the ``.dhvc`` frame header); no other frame names one. The field uses bits of the frame type
+  byte that were always 0, so the header keeps its 46 bytes and the version byte its value:
+  packets without an M frame are byte for byte what they were, and an older parser refuses an
+  M packet (an unknown frame type code);
 * fragment count >= 1, fragment count + parity count <= ``MAX_FRAGMENTS``, fragment index below
   their sum;
 * the rate parameter, for DHVC its lambda: finite, ``MIN_LAMBDA`` .. ``MAX_LAMBDA`` (refuses
@@ -62,7 +69,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from codec.model.config import MAX_LAMBDA, MIN_LAMBDA
-from codec.types import NUM_SCALES, FrameType
+from codec.types import MAX_MIRROR_AGE, NUM_SCALES, FrameType
 
 MAGIC = b"DP"
 
@@ -92,7 +99,9 @@ MAX_PAYLOAD_BYTES = 0xFFFF
 
 
 _LAYOUTS = {layout.value: layout for layout in PacketLayout}
-_FRAME_TYPE_CODES = {FrameType.I: 0, FrameType.P: 1, FrameType.R: 2}
+_FRAME_TYPE_CODES = {FrameType.I: 0, FrameType.P: 1, FrameType.R: 2, FrameType.M: 3}
+_TYPE_BITS = 2
+"""Low bits of the frame type byte holding the type code; the rest hold the mirror age."""
 _FRAME_TYPES = {code: frame_type for frame_type, code in _FRAME_TYPE_CODES.items()}
 _U16 = 0xFFFF
 _U32 = 0xFFFFFFFF
@@ -110,7 +119,8 @@ class Packet:
     higher indexes are FEC parity fragments (``parity_count`` of them). Without FEC the last data
     fragment may be shorter than the others; with FEC all fragments of a scale have equal length
     and the reassembled payload is cut back to ``scale_length_bytes``. ``rate_parameter`` is
-    the codec's rate setting of the frame (module docstring).
+    the codec's rate setting of the frame (module docstring). ``mirror_from``: an M frame's
+    assumed state frame f (``codec.EncodedFrame``), None for the other types.
     """
 
     seq: int
@@ -127,6 +137,7 @@ class Packet:
     sync_tag: int
     payload: bytes
     layout: PacketLayout = PacketLayout.SCALES
+    mirror_from: int | None = None
 
     def __post_init__(self) -> None:
         problem = _field_problem(
@@ -144,6 +155,7 @@ class Packet:
             sync_tag=self.sync_tag,
             payload_length=len(self.payload),
             layout=self.layout,
+            mirror_from=self.mirror_from,
         )
         if problem:
             raise PacketFormatError(problem)
@@ -168,7 +180,7 @@ class Packet:
         return _HEADER.pack(
             MAGIC,
             int(self.layout),
-            _FRAME_TYPE_CODES[self.frame_type],
+            _FRAME_TYPE_CODES[self.frame_type] | self._mirror_age() << _TYPE_BITS,
             self.seq,
             self.frame_index,
             self.scale,
@@ -183,6 +195,9 @@ class Packet:
             len(self.payload),
             checksum,
         )
+
+    def _mirror_age(self) -> int:
+        return 0 if self.mirror_from is None else self.frame_index - self.mirror_from
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Packet:
@@ -223,6 +238,7 @@ class Packet:
         zeroed = data[: HEADER_SIZE_BYTES - 4] + b"\x00\x00\x00\x00"
         if zlib.crc32(data[HEADER_SIZE_BYTES:], zlib.crc32(zeroed)) != checksum:
             raise PacketFormatError("packet checksum mismatch (corrupt packet)")
+        mirror_age, type_code = type_code >> _TYPE_BITS, type_code & ((1 << _TYPE_BITS) - 1)
         if type_code not in _FRAME_TYPES:
             raise PacketFormatError(f"unknown frame type code {type_code}")
         return cls(  # __post_init__ checks every field (PacketFormatError)
@@ -240,6 +256,7 @@ class Packet:
             sync_tag=sync_tag,
             payload=bytes(data[HEADER_SIZE_BYTES:]),
             layout=_LAYOUTS[version],
+            mirror_from=frame_index - mirror_age if mirror_age else None,
         )
 
 
@@ -259,6 +276,7 @@ def _field_problem(
     sync_tag: int,
     payload_length: int,
     layout: PacketLayout = PacketLayout.SCALES,
+    mirror_from: int | None = None,
 ) -> str | None:
     """The first field that cannot be sent in the wire format, as a message; None if all can."""
     for name, value, limit in (
@@ -277,6 +295,18 @@ def _field_problem(
         return f"resync_from {resync_from} outside 0..{NUM_SCALES}"
     if frame_type not in _FRAME_TYPE_CODES:
         return f"frame type {frame_type!r} is not a FrameType"
+    if frame_type is not FrameType.M and mirror_from is not None:
+        return f"a {frame_type.value} frame assumes no state (mirror_from {mirror_from})"
+    if frame_type is FrameType.M and (
+        mirror_from is None
+        or mirror_from < 0
+        or not 1 <= frame_index - mirror_from <= MAX_MIRROR_AGE
+        or resync_from < 1
+    ):
+        return (
+            f"an M frame assumes the state (f, j) of a frame f 1..{MAX_MIRROR_AGE} before it "
+            f"and a scale j >= 1, not ({mirror_from}, {resync_from})"
+        )
     if fragment_count < 1 or parity_count < 0 or fragment_count + parity_count > MAX_FRAGMENTS:
         return (
             f"fragment count {fragment_count} + parity count {parity_count} "

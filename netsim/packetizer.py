@@ -75,6 +75,7 @@ def packetize(
             rate_parameter=frame.lam,
             resync_from=frame.resync_from,
             frame_type=frame.frame_type,
+            mirror_from=frame.mirror_from,
             first_seq=first_seq + len(packets),
             mtu_bytes=mtu_bytes,
             fec=fec.get(scale),
@@ -93,12 +94,13 @@ def packetize_scale(
     first_seq: int,
     mtu_bytes: int,
     fec: FecParams | None = None,
+    mirror_from: int | None = None,
 ) -> list[Packet]:
     """The packets of one scale (any codec's payload that travels as one): ``ceil(length /
     max_payload)`` data fragments (at least one), or k data plus m parity fragments of equal
     length with ``fec``; numbered from ``first_seq``, each repeating the frame header
-    (``rate_parameter``, ``resync_from``, ``frame_type``). Raises ``PacketizationError``
-    when the scale needs more than ``MAX_FRAGMENTS`` packets."""
+    (``rate_parameter``, ``resync_from``, ``frame_type``, an M frame's ``mirror_from``). Raises
+    ``PacketizationError`` when the scale needs more than ``MAX_FRAGMENTS`` packets."""
     payload_limit = max_payload_bytes(mtu_bytes)
     data = scale_payload.data
     needed = max(1, math.ceil(len(data) / payload_limit))
@@ -133,6 +135,7 @@ def packetize_scale(
             scale_crc32=scale_payload.crc32,
             sync_tag=scale_payload.sync_tag,
             payload=fragment,
+            mirror_from=mirror_from,
         )
         for index, fragment in enumerate(fragments)
     ]

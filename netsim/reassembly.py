@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 from codec.types import FrameType
 from netsim.packet import Packet, PacketLayout
 
-FrameHeader = tuple[float, int, FrameType, PacketLayout]
+FrameHeader = tuple[float, int, FrameType, PacketLayout, int | None]
 """The frame-header fields every packet repeats: (rate parameter, resync_from, frame type,
-layout)."""
+layout, an M frame's mirror_from)."""
 
 ScaleHeader = tuple[int, int, int, int, int]
 """The scale-header fields every packet repeats: (fragment count, parity count, scale length,
@@ -49,7 +49,13 @@ scale CRC32, sync tag)."""
 
 def frame_header(packet: Packet) -> FrameHeader:
     """The frame-header fields ``packet`` carries."""
-    return (packet.rate_parameter, packet.resync_from, packet.frame_type, packet.layout)
+    return (
+        packet.rate_parameter,
+        packet.resync_from,
+        packet.frame_type,
+        packet.layout,
+        packet.mirror_from,
+    )
 
 
 def scale_header(packet: Packet) -> ScaleHeader:

@@ -43,7 +43,9 @@ class Receiver:
     decoded, so any scale it lacks makes D drop again, and the receiver echoes again. While D
     stays below K + 1 without a new drop (no usable re-sync arrived, e.g. the echo or the whole
     re-sync frame was lost), the receiver repeats (frame, D) once ``echo_timeout_s`` has passed
-    since its last echo (None: never).
+    since its last echo (None: never). Each echo carries the decoder's mirrorable state when it
+    has one (``ShownPicture.desynced_since``); a mirrored recovery frame the decoder refuses
+    makes it echo again at once (its ``echo_scale``), one that arrives partly makes D drop.
 
     Each frame's receiver half (``ShownFrame``) goes to the frame trace ``frames`` as it is
     decoded; then ``on_frame`` gets the shown picture (e.g. to measure its quality).
@@ -146,7 +148,7 @@ class Receiver:
             if echo_scale is not None:
                 self._last_echo_s = done_s
                 if self.send_echoes:
-                    self.feedback.send(Echo(frame_index, echo_scale, done_s))
+                    self.feedback.send(Echo(frame_index, echo_scale, done_s, shown.desynced_since))
             self.frames.shown(
                 frame_index,
                 ShownFrame(

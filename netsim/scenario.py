@@ -235,7 +235,9 @@ class CodecSpec(_Spec):
     ``default`` (shipped weights), ``none`` (random weights of ``preset``, for tests) or a path;
     ``lam`` is the paper's rate-distortion lambda, constant over the run, and must lie in the
     model's range (``check_lambda``). For every codec a frame whose index is a multiple of
-    ``gop_frames`` is an I frame."""
+    ``gop_frames`` is an I frame. ``recovery``: how the sender answers an echo, ``resync``
+    (the paper's re-sync frame; x264/x265: an I frame) or ``mirror`` (DHVC: an ordinary inter
+    frame coded against the decoder's state, rebuilt by the encoder, DESIGN 3)."""
 
     kind: str = DEFAULT_CODEC
     h26x: H26xSpec | None = None
@@ -243,6 +245,7 @@ class CodecSpec(_Spec):
     preset: str | None = None
     lam: FiniteFloat = Field(1024.0, gt=0)
     gop_frames: StrictInt = Field(32, ge=1, le=MAX_FRAME_INDEX)
+    recovery: Literal["resync", "mirror"] = "resync"
 
     @field_validator("checkpoint")
     @classmethod
@@ -271,6 +274,9 @@ class CodecSpec(_Spec):
             raise FieldError((name,), f"only for kind {' or '.join(owners)}")
         if entry.settings_field is not None and getattr(self, entry.settings_field) is None:
             raise FieldError((entry.settings_field,), f"kind {self.kind} needs its settings")
+        if self.recovery not in entry.recoveries:
+            owners = [k for k in codec_kinds() if self.recovery in codec_entry(k).recoveries]
+            raise FieldError(("recovery",), f"only for kind {' or '.join(owners)}")
         entry.check_settings(self)
         return self
 

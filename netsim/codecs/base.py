@@ -44,6 +44,8 @@ class ShownPicture:
     ``units_decoded``: the codec's units (DHVC: scales; x264/x265: NAL units) that arrived
     usable and that were decoded. ``concealed``: part of the picture was filled in;
     ``frozen``: nothing of the frame could be decoded, the last picture is shown again.
+    ``desynced_since``: f when the decoder's state is (f, D), one that a mirrored recovery
+    frame can assume (DHVC, DESIGN 3); None otherwise.
     """
 
     frame_index: int
@@ -54,6 +56,7 @@ class ShownPicture:
     units_decoded: int
     concealed: bool
     frozen: bool = False
+    desynced_since: int | None = None
 
 
 @dataclass(frozen=True)

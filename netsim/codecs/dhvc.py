@@ -4,21 +4,23 @@
 run, codec-free stand-ins in tests) and ``FrameDecoder`` (``codec.Decoder``). Its frames travel
 as scale packets (``netsim.packetizer``): every fragment of a scale must arrive (or FEC rebuild
 it) for the scale to count as received; the decoder substitutes the mean for what is missing
-and reports D; an echo (f, j) asks for a re-sync from scale j (``EchoRecovery``).
+and reports D; an echo (f, j) asks for a re-sync from scale j (``EchoRecovery``), or with
+``codec.recovery: mirror`` for a mirrored recovery frame against the decoder's state
+(``MirrorRecovery``, DESIGN 3).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 
 from codec import DHVC as DhvcModel
 from codec import CheckpointError, Decoder, Encoder, load_model
 from codec.model.config import check_lambda
-from codec.types import DecodedFrame, EncodedFrame, ReceivedFrame
+from codec.types import NUM_SCALES, DecodedFrame, EncodedFrame, FrameType, ReceivedFrame
 from netsim.codecs.base import Assembled, EchoRecovery, ModelInfo, ShownPicture
 from netsim.codecs.registry import DHVC, CodecEntry, register_codec
 from netsim.fec import FecParams
@@ -31,12 +33,73 @@ if TYPE_CHECKING:
     from netsim.scenario import CodecSpec, Scenario
 
 
+if TYPE_CHECKING:
+    from netsim.feedback import Echo
+
+
+class MirrorRequest(NamedTuple):
+    """Ask for a mirrored recovery frame against the decoder state (``frame_index``,
+    ``scale``) (DESIGN 3)."""
+
+    frame_index: int
+    scale: int
+
+
+class MirrorRecovery(EchoRecovery):
+    """The sender's answer to feedback under ``codec.recovery: mirror`` (DESIGN 3).
+
+    An echo that names a mirrorable state (f, j) (``Echo.desynced_since``) asks for an M frame
+    assuming it (``MirrorRequest``); the encoder falls back to a re-sync from j when it cannot
+    rebuild that state. An echo without one (D dropped twice, or the decoder refused an M frame
+    while in sync) asks for a re-sync as ``EchoRecovery`` does. An echo is stale when it left
+    the receiver before the last M frame was decoded (its frame is before that M frame: the
+    receiver echoes again after an M frame that did not help), or, as for re-syncs, when a
+    re-sync covering its scale was encoded after its frame. The newest usable echo decides.
+    ``mirrored(frame_index)`` tells it which frames the encoder coded as M frames.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.request: int | MirrorRequest | None = None  # type: ignore[assignment]
+        self._last_mirror = -1
+
+    def consider(self, echo: Echo) -> bool:
+        if (
+            not 1 <= echo.scale <= NUM_SCALES
+            or echo.frame_index < self._last_cover[echo.scale]
+            or echo.frame_index < self._last_mirror
+        ):
+            return False
+        if echo.desynced_since is not None:
+            self.request = MirrorRequest(echo.desynced_since, echo.scale)
+        elif not isinstance(self.request, int) or echo.scale < self.request:
+            self.request = echo.scale
+        return True
+
+    def mirrored(self, frame_index: int) -> None:
+        """Frame ``frame_index`` was encoded as an M frame."""
+        self._last_mirror = frame_index
+
+    def encoded(self, frame_index: int, resync_from: int) -> None:
+        if frame_index == self._last_mirror:
+            self.request = None
+            return
+        if resync_from < 1:
+            return
+        for scale in range(resync_from, NUM_SCALES + 1):
+            self._last_cover[scale] = frame_index
+        pending = self.request.scale if isinstance(self.request, MirrorRequest) else self.request
+        if pending is not None and resync_from <= pending:
+            self.request = None
+
+
 class FrameEncoder(Protocol):
     """Produces the encoded frame ``frame_index`` (frames are requested in order, once each);
-    ``resync_from`` None for a regular frame (the encoder decides I or P) or j in 1..K for a
-    re-sync frame (DESIGN 3)."""
+    ``request`` None for a regular frame (the encoder decides I or P), j in 1..K for a
+    re-sync frame, or a ``MirrorRequest`` (DESIGN 3). An encoder with a true ``mirrors``
+    attribute answers feedback by mirrored recovery."""
 
-    def encode(self, frame_index: int, resync_from: int | None) -> EncodedFrame: ...
+    def encode(self, frame_index: int, request: int | MirrorRequest | None) -> EncodedFrame: ...
 
 
 class FrameDecoder(Protocol):
@@ -47,17 +110,21 @@ class FrameDecoder(Protocol):
 
 class DhvcFrameEncoder:
     """``FrameEncoder`` over ``codec.Encoder``, the video's frames (N x H x W x 3 uint8) and
-    the scenario's constant lambda."""
+    the scenario's constant lambda; ``mirrors``: answer feedback by mirrored recovery."""
 
-    def __init__(self, encoder: Encoder, frames: np.ndarray, lam: float) -> None:
+    def __init__(
+        self, encoder: Encoder, frames: np.ndarray, lam: float, *, mirrors: bool = False
+    ) -> None:
         self._encoder = encoder
         self._frames = frames
         self._lam = lam
+        self.mirrors = mirrors
 
-    def encode(self, frame_index: int, resync_from: int | None) -> EncodedFrame:
-        return self._encoder.encode(
-            self._frames[frame_index], lam=self._lam, resync_from=resync_from
-        )
+    def encode(self, frame_index: int, request: int | MirrorRequest | None) -> EncodedFrame:
+        frame = self._frames[frame_index]
+        if isinstance(request, MirrorRequest):
+            return self._encoder.encode(frame, lam=self._lam, mirror=tuple(request))
+        return self._encoder.encode(frame, lam=self._lam, resync_from=request)
 
 
 def assemble_scales(frame_index: int, assembly: FrameAssembly | None) -> Assembled[ReceivedFrame]:
@@ -71,13 +138,14 @@ def assemble_scales(frame_index: int, assembly: FrameAssembly | None) -> Assembl
         for scale_assembly in agreed.scales.values()
         if (assembled := assemble_scale(scale_assembly)) is not None
     ]
-    rate_parameter, resync_from, frame_type, _ = agreed.header
+    rate_parameter, resync_from, frame_type, _, mirror_from = agreed.header
     received = ReceivedFrame(
         frame_index=frame_index,
         lam=rate_parameter,
         resync_from=resync_from,
         frame_type=frame_type,
         scales={a.scale: a.payload for a in complete},
+        mirror_from=mirror_from,
     )
     recovered = tuple((a.scale, f) for a in complete for f in a.recovered_fragments)
     return Assembled(received, recovered)
@@ -91,8 +159,11 @@ class DhvcAdapter:
         self.encoder = encoder
         self.decoder = decoder
 
-    def encode(self, frame_index: int, resync_from: int | None) -> EncodedFrame:
-        return self.encoder.encode(frame_index, resync_from)
+    def encode(self, frame_index: int, resync_from: int | MirrorRequest | None) -> EncodedFrame:
+        frame = self.encoder.encode(frame_index, resync_from)
+        if frame.frame_type is FrameType.M and self._mirror is not None:
+            self._mirror.mirrored(frame.frame_index)
+        return frame
 
     def packetize(
         self,
@@ -124,7 +195,13 @@ class DhvcAdapter:
             units_sent=min(max_scales, len(frame.scales)),
         )
 
+    _mirror: MirrorRecovery | None = None
+
     def recovery(self) -> EchoRecovery:
+        """``MirrorRecovery`` when the encoder mirrors, else the paper's re-sync."""
+        if getattr(self.encoder, "mirrors", False):
+            self._mirror = MirrorRecovery()
+            return self._mirror
         return EchoRecovery()
 
     def fits(self, packet: Packet) -> bool:
@@ -142,6 +219,7 @@ class DhvcAdapter:
             x_hat=decoded.x_hat,
             first_desynced_scale=decoded.first_desynced_scale,
             echo_scale=decoded.echo_scale,
+            desynced_since=decoded.desynced_since,
             units_received=len(received.scales),
             units_decoded=decoded.scales_decoded,
             concealed=decoded.scales_decoded < len(decoded.outcomes),
@@ -159,6 +237,7 @@ class LoadedDhvc:
     originals: np.ndarray
     lam: float
     device: str
+    recovery: str = "resync"
 
     @property
     def model_info(self) -> ModelInfo:
@@ -171,7 +250,12 @@ class LoadedDhvc:
         )
 
     def adapter(self) -> DhvcAdapter:
-        return DhvcAdapter(DhvcFrameEncoder(self.encoder, self.originals, self.lam), self.decoder)
+        return DhvcAdapter(
+            DhvcFrameEncoder(
+                self.encoder, self.originals, self.lam, mirrors=self.recovery == "mirror"
+            ),
+            self.decoder,
+        )
 
 
 def load_dhvc(scenario: Scenario, originals: np.ndarray, device: str) -> LoadedDhvc:
@@ -196,6 +280,7 @@ def load_dhvc(scenario: Scenario, originals: np.ndarray, device: str) -> LoadedD
         originals=originals,
         lam=spec.lam,
         device=device,
+        recovery=spec.recovery,
     )
 
 
@@ -219,4 +304,11 @@ def check_dhvc_scenario(scenario: Scenario) -> None:
         raise FieldError(("sender", *err.field), err.message) from None
 
 
-register_codec(CodecEntry(kind=DHVC, load=load_dhvc, check_scenario=check_dhvc_scenario))
+register_codec(
+    CodecEntry(
+        kind=DHVC,
+        load=load_dhvc,
+        check_scenario=check_dhvc_scenario,
+        recoveries=("resync", "mirror"),
+    )
+)

@@ -52,7 +52,8 @@ class CodecEntry:
     scenario's root) when this codec cannot run the scenario. ``settings_field`` names the
     ``codec`` section's field that holds this kind's settings (None: it has none), which the
     kind then requires and every other kind refuses; ``check_settings`` checks the ``codec``
-    section further (``FieldError`` with a path below ``codec``).
+    section further (``FieldError`` with a path below ``codec``). ``recoveries``: the
+    answers to feedback it offers (``codec.recovery``), its default first.
     """
 
     kind: str
@@ -60,6 +61,7 @@ class CodecEntry:
     check_scenario: Callable[[Scenario], None] = _accept
     settings_field: str | None = None
     check_settings: Callable[[CodecSpec], None] = _accept
+    recoveries: tuple[str, ...] = ("resync",)
 
 
 class CodecRegistry:

@@ -218,7 +218,7 @@ def received_slices(
     agreed = None if assembly is None else assembly.agreed()
     if agreed is None:
         return ReceivedSlices.nothing(frame_index), ()
-    rate_parameter, _, frame_type, layout = agreed.header
+    rate_parameter, _, frame_type, layout, _ = agreed.header
     layer = agreed.scales.get(SLICE_LAYER)
     if layout is not PacketLayout.SLICES or layer is None:
         return ReceivedSlices.nothing(frame_index), ()

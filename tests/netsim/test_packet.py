@@ -31,7 +31,8 @@ def make_packet(**changes: object) -> Packet:
 
 def test_packet_round_trips_through_its_wire_format() -> None:
     for frame_type in FrameType:
-        packet = make_packet(frame_type=frame_type)
+        mirror_from = 5 if frame_type is FrameType.M else None
+        packet = make_packet(frame_type=frame_type, mirror_from=mirror_from)
         assert Packet.from_bytes(packet.to_bytes()) == packet
 
 

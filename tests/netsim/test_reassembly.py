@@ -39,7 +39,7 @@ def reassemble(packets: list[Packet]) -> tuple[ReceivedFrame, tuple[AssembledSca
 
 def test_header_helpers_read_the_repeated_fields() -> None:
     packet = packetize(encoded(resync_from=3, frame_index=5), first_seq=0, mtu_bytes=MTU)[1]
-    assert frame_header(packet) == (512.0, 3, FrameType.R, PacketLayout.SCALES)
+    assert frame_header(packet) == (512.0, 3, FrameType.R, PacketLayout.SCALES, None)
     assert scale_header(packet) == (2, 0, 400, packet.scale_crc32, packet.sync_tag)
 
 
