@@ -213,6 +213,9 @@ def train(
     synthetic_fraction: Annotated[
         float, typer.Option(help="Share of clips that are synthetic motion over photos.")
     ] = TRAIN.synthetic_fraction,
+    procedural_pictures: Annotated[
+        int, typer.Option(help="Dead-leaves and text pictures generated to join the photos.")
+    ] = TRAIN.procedural_pictures,
     loss_aware_fraction: Annotated[
         float,
         typer.Option(help="Share of clips that lose upper scales in a frame and recover."),
@@ -248,6 +251,7 @@ def train(
             lr_final_ratio=lr_final_ratio,
             warmup_steps=warmup_steps,
             synthetic_fraction=synthetic_fraction,
+            procedural_pictures=procedural_pictures,
             loss_aware_fraction=loss_aware_fraction,
             seed=seed,
             save_every=save_every,

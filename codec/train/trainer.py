@@ -37,6 +37,7 @@ from codec.model.device import resolve_device
 from codec.model.dhvc import DHVC, LossEvents, count_parameters
 from codec.pack.load import Pack
 from codec.train.config import TrainConfig
+from codec.train.procedural import procedural_pictures
 from codec.train.synth import DeviceSampler
 from codec.types import NUM_SCALES
 
@@ -172,8 +173,12 @@ def train(
     model = DHVC(get_preset(cfg.preset)).to(dev)
     ema = DHVC(get_preset(cfg.preset)).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    photos = [
+        *sources.photos,
+        *procedural_pictures(cfg.procedural_pictures, 4 * cfg.crop, cfg.seed),
+    ]
     sampler = DeviceSampler(
-        sources.photos,
+        photos,
         sources.clips,
         crop=cfg.crop,
         device=dev,
