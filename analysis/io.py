@@ -61,7 +61,8 @@ registered then; a trace is checked against the codecs registered when it is rea
 _LABEL_COLUMNS = {c.name: c for c in (*FRAME_SCHEMA, *PACKET_SCHEMA) if c.kind is ColumnKind.LABEL}
 
 FRAME_TYPES: tuple[str, ...] = LABELS["frame_type"]
-"""Values of ``frame_type``: GOP start, predicted frame, re-sync frame."""
+"""Values of ``frame_type``: GOP start, predicted frame, re-sync frame, mirrored recovery
+frame (I, P, R, M; ``netsim.trace``'s one definition)."""
 
 PACKET_FATES: tuple[str, ...] = LABELS["fate"]
 """Values of ``fate`` in packets.csv (``netsim.trace.Fate``)."""
@@ -171,7 +172,7 @@ def load_frames(path: Path) -> pd.DataFrame:
 
     Returns one row per frame sorted by ``frame``; integer columns are int64, rates and
     qualities float64 (``psnr`` in dB, ``bpp`` in bits per pixel, times in seconds),
-    ``frame_type`` a Categorical of I/P/R, ``echo_sent`` int64 (0 = no echo). Extra columns
+    ``frame_type`` a Categorical of I/P/R/M, ``echo_sent`` int64 (0 = no echo). Extra columns
     are kept as strings unless numeric.
     """
     path = Path(path)
