@@ -49,6 +49,7 @@ need the per-frame and per-packet traces (desync events, exposed-packet loss) ar
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import json
@@ -76,7 +77,7 @@ from pydantic import (
     model_validator,
 )
 
-from netsim.scenario import MAX_FRAMES, MAX_SEED, scenario_error_from_validation
+from netsim.scenario import MAX_FRAMES, MAX_SEED, load_scenario, scenario_error_from_validation
 from netsim.summary import SUMMARY_FILE, flatten_summary
 from netsim.trace import FRAMES_FILE, PACKETS_FILE
 
@@ -206,6 +207,10 @@ def load_sweep(path: Path) -> SweepSpec:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise SweepError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from error
+    except RecursionError:
+        raise SweepError(f"{path}: not valid YAML (nested too deeply)") from None
+    except (ValueError, OverflowError) as error:  # e.g. an integer of more than 4300 digits
+        raise SweepError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise SweepError(f"{path}: must hold a mapping with at least 'base'")
     data = {"name": path.stem, **data}
@@ -215,6 +220,8 @@ def load_sweep(path: Path) -> SweepSpec:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "(top level)"
         raise SweepError(f"{path}: field '{where}': {first['msg']}") from error
+    except RecursionError:
+        raise SweepError(f"{path}: a field is nested too deeply") from None
     base = spec.base if spec.base.is_absolute() else (path.parent / spec.base)
     if not base.is_file():
         raise SweepError(f"{path}: field 'base': scenario file {base} not found")
@@ -358,11 +365,11 @@ def apply_overrides(
         raise SweepError(f"{where}: {problem.message}") from None
 
 
-def build_scenario(task: RunTask) -> BaseModel:
-    """The scenario of one run: the base scenario file with the run's overrides applied."""
-    from netsim.scenario import load_scenario
-
-    base = load_scenario(task.base)
+def build_scenario(task: RunTask, base: BaseModel | None = None) -> BaseModel:
+    """The scenario of one run: the base scenario file with the run's overrides applied;
+    ``base``: that file's scenario when the caller has already loaded it."""
+    if base is None:
+        base = load_scenario(task.base)
     if not task.overrides:
         return base
     return apply_overrides(base, dict(task.overrides), {"base_dir": task.base.parent})
@@ -715,6 +722,8 @@ def check_sweep(
     that a bad field path or value raises here)."""
     tasks = expand(spec)
     check_output(spec, tasks)
+    if check is build_scenario:  # every run shares the base file: read it once, not per run
+        check = functools.partial(build_scenario, base=load_scenario(spec.base))
     if check is not None:
         for task in tasks:
             check(task)

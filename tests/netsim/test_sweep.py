@@ -344,3 +344,33 @@ def test_a_scheduler_without_workers_gives_one_line_after_the_wait(tmp_path: Pat
             )
         assert time.monotonic() - start < 20
     assert not any(task.finished for task in expand(spec))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "base: base.yaml\ngrid: {a: " + "[" * 20_000 + "]" * 20_000 + "}\n",
+        "base: base.yaml\nseeds: [" + "9" * 5000 + "]\n",
+    ],
+)
+def test_a_sweep_nested_too_deeply_or_with_a_huge_integer_is_one_line(
+    tmp_path: Path, text: str
+) -> None:
+    path = write_sweep(tmp_path)
+    path.write_text(text)
+    with pytest.raises(SweepError, match="grid.yaml") as caught:
+        load_sweep(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_checking_a_sweep_reads_its_base_scenario_once(tmp_path: Path, monkeypatch) -> None:
+    import netsim.sweep
+
+    base = Path(__file__).resolve().parents[2] / "scenarios" / "loss20.yaml"
+    grid = {"network.forward.loss.loss_rate": [0.1, 0.2, 0.3]}
+    spec = load_sweep(write_sweep(tmp_path, base=str(base), grid=grid, seeds=[0, 1]))
+    loads = []
+    real = netsim.sweep.load_scenario
+    monkeypatch.setattr(netsim.sweep, "load_scenario", lambda p: loads.append(p) or real(p))
+    assert len(check_sweep(spec)) == 6
+    assert loads == [base.resolve()]
