@@ -14,7 +14,7 @@ import importlib.util
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -108,6 +108,24 @@ def clip_decoder() -> tuple[str, Callable[[Path, int | None], np.ndarray]]:
     raise ImportError("decoding the pack's clips needs PyAV, OpenCV (cv2) or torchvision")
 
 
+def _entries_problem(files: list[Any]) -> str | None:
+    """Why the manifest's file list cannot be a pack's, or None: each entry names a file
+    inside the pack (a relative path without ``..``), its kind, split and size."""
+    for number, entry in enumerate(files, start=1):
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("path"), str)
+            and entry.get("kind") in ("photo", "clip")
+            and isinstance(entry.get("split"), str)
+            and type(entry.get("bytes")) is int
+        ):
+            return f"file entry {number} lacks a path, kind, split or size"
+        relative = PurePosixPath(entry["path"])
+        if not entry["path"] or relative.is_absolute() or ".." in relative.parts:
+            return f"file entry {number} names a file outside the pack ({entry['path']!r})"
+    return None
+
+
 def load_pack(
     root: Path | str = DEFAULT_PACK,
     split: str = "train",
@@ -131,7 +149,9 @@ def load_pack(
     manifest = read_manifest(root)
     if manifest is None:
         raise ValueError(f"{manifest_path} is unreadable: run `make data` to rebuild the pack")
-    entries = [e for e in manifest["files"] if e.get("split") == split]
+    if problem := _entries_problem(manifest["files"]):
+        raise ValueError(f"{manifest_path} {problem}: run `make data` to rebuild the pack")
+    entries = [e for e in manifest["files"] if e["split"] == split]
     if not entries:
         raise ValueError(f"{manifest_path} lists no {split} files: run `make data`")
     for entry in entries:
@@ -146,8 +166,12 @@ def load_pack(
         path = root / entry["path"]
         name = Path(entry["path"]).stem
         if entry["kind"] == "photo":
-            with Image.open(path) as image:
-                photos.append(np.asarray(image.convert("RGB")))
+            try:
+                with Image.open(path) as image:
+                    photos.append(np.asarray(image.convert("RGB")))
+            except (OSError, ValueError, Image.DecompressionBombError) as err:
+                reason = " ".join(str(err).split())[:100] or type(err).__name__
+                raise ValueError(f"{path} is damaged ({reason}): run `make data`") from None
             photo_names.append(name)
         else:
             if decode is None:

@@ -300,3 +300,34 @@ def test_real_pack_if_built() -> None:
     assert "val/clips/testMovie.mp4" in {e["path"] for e in files}
     pack = load_pack(REAL_PACK, "val", max_frames_per_clip=3)
     assert len(pack.photos) >= 10 and pack.clips[0].shape[0] == 3
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"path": "train/p.png", "kind": "photo", "split": "train"}, "lacks a path, kind"),
+        ({"path": "../p.png", "kind": "photo", "split": "train", "bytes": 3}, "outside the pack"),
+        ({"path": "/etc/hosts", "kind": "photo", "split": "train", "bytes": 3}, "outside"),
+        ("train/p.png", "lacks a path, kind"),
+    ],
+)
+def test_a_manifest_entry_that_names_no_file_of_the_pack_is_one_line(
+    tmp_path: Path, entry: object, message: str
+) -> None:
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": 1, "files": [entry]}))
+    with pytest.raises(ValueError, match=message) as caught:
+        load_pack(tmp_path, "train")
+    assert "\n" not in str(caught.value) and "manifest.json" in str(caught.value)
+
+
+def test_a_damaged_photo_of_the_pack_is_one_line_naming_it(tmp_path: Path) -> None:
+    photo = tmp_path / "train" / "p.png"
+    _write_photo(photo, 32, 32, seed=1)
+    data = bytearray(photo.read_bytes())
+    data[60:200] = bytes(140)
+    photo.write_bytes(bytes(data))
+    entry = {"path": "train/p.png", "kind": "photo", "split": "train", "bytes": len(data)}
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": 1, "files": [entry]}))
+    with pytest.raises(ValueError, match="p.png is damaged") as caught:
+        load_pack(tmp_path, "train")
+    assert "\n" not in str(caught.value)
