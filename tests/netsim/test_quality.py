@@ -1,0 +1,27 @@
+"""Measuring shown frames in batches (issue 18 item 1: measuring must stay cheap)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from codec.metrics import frame_quality
+from netsim.codecs.base import ShownPicture
+from netsim.quality import QualityObserver
+from netsim.trace import FrameTrace
+
+
+def test_batched_measuring_gives_each_frames_own_values_by_the_last_frame() -> None:
+    rng = np.random.default_rng(0)
+    originals = rng.integers(0, 256, (5, 48, 64, 3), dtype=np.uint8)
+    shown = np.clip(originals / 255.0 + rng.normal(0, 0.05, originals.shape), 0, 1)
+    shown = shown.astype(np.float32)
+    frames = FrameTrace(measures_quality=True)
+    observer = QualityObserver(originals, frames, batch_frames=2)
+    for i in range(4):
+        observer(ShownPicture(i, shown[i], 5, None, 4, 4, False))
+    assert len(frames._quality) == 4  # two full batches
+    observer(ShownPicture(4, shown[4], 5, None, 4, 4, False))  # the last frame: flushed
+    psnrs, ssims = frame_quality(originals, shown)
+    measured = [frames._quality[i] for i in range(5)]
+    assert [q.psnr for q in measured] == list(psnrs)
+    assert np.allclose([q.ms_ssim for q in measured], ssims, atol=1e-9)
