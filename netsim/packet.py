@@ -68,6 +68,7 @@ import zlib
 from dataclasses import dataclass
 from enum import IntEnum
 
+from codec.io.wire import wire_fields
 from codec.model.config import MAX_LAMBDA, MIN_LAMBDA
 from codec.types import MAX_MIRROR_AGE, NUM_SCALES, FrameType
 
@@ -90,6 +91,30 @@ MAX_QP = 51
 _HEADER = struct.Struct("<2sBBIIBBHHHdIIIHI")
 HEADER_SIZE_BYTES = _HEADER.size
 """Bytes of header in front of every payload."""
+
+PACKET_HEADER_FIELDS = wire_fields(
+    _HEADER.format,
+    (
+        "magic",
+        "version",
+        "frame_type",
+        "seq",
+        "frame_index",
+        "scale",
+        "resync_from",
+        "fragment_index",
+        "fragment_count",
+        "parity_count",
+        "rate_parameter",
+        "scale_length_bytes",
+        "scale_crc32",
+        "sync_tag",
+        "payload_length",
+        "checksum",
+    ),
+)
+"""The header's wire layout (module docstring), for tools and tests that damage packets."""
+_CHECKSUM = PACKET_HEADER_FIELDS[-1]
 
 MAX_FRAGMENTS = 256
 """Most fragments (data + parity) one scale may be split into (zfec's limit on n)."""
@@ -172,9 +197,7 @@ class Packet:
 
     def to_bytes(self) -> bytes:
         """The datagram as sent; ``Packet.from_bytes`` reverses it."""
-        header = self._header(checksum=0)
-        checksum = zlib.crc32(self.payload, zlib.crc32(header))
-        return self._header(checksum) + self.payload
+        return with_valid_checksum(self._header(checksum=0) + self.payload)
 
     def _header(self, checksum: int) -> bytes:
         return _HEADER.pack(
@@ -235,8 +258,7 @@ class Packet:
                 f"payload length field says {payload_length} bytes, "
                 f"the datagram carries {len(data) - HEADER_SIZE_BYTES}"
             )
-        zeroed = data[: HEADER_SIZE_BYTES - 4] + b"\x00\x00\x00\x00"
-        if zlib.crc32(data[HEADER_SIZE_BYTES:], zlib.crc32(zeroed)) != checksum:
+        if packet_checksum(data) != checksum:
             raise PacketFormatError("packet checksum mismatch (corrupt packet)")
         mirror_age, type_code = type_code >> _TYPE_BITS, type_code & ((1 << _TYPE_BITS) - 1)
         if type_code not in _FRAME_TYPES:
@@ -258,6 +280,23 @@ class Packet:
             layout=_LAYOUTS[version],
             mirror_from=frame_index - mirror_age if mirror_age else None,
         )
+
+
+def packet_checksum(datagram: bytes | bytearray) -> int:
+    """The checksum a datagram (at least a header long) must carry: CRC32 of its header, with
+    the checksum field zero, then its payload."""
+    zeroed = bytearray(datagram[:HEADER_SIZE_BYTES])
+    _CHECKSUM.write(zeroed, 0)
+    return zlib.crc32(bytes(datagram[HEADER_SIZE_BYTES:]), zlib.crc32(zeroed))
+
+
+def with_valid_checksum(datagram: bytes | bytearray) -> bytes:
+    """``datagram`` with its checksum field set to ``packet_checksum``, any other damage kept
+    (shorter than a header: unchanged), so that the damage reaches the field checks."""
+    out = bytearray(datagram)
+    if len(out) >= HEADER_SIZE_BYTES:
+        _CHECKSUM.write(out, packet_checksum(out))
+    return bytes(out)
 
 
 def _field_problem(

@@ -25,7 +25,7 @@ them into the Annex B NAL units that are whole.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from codec.h26x.realtime import split_nal_units
@@ -106,6 +106,13 @@ def slice_payloads(nal_units: tuple[bytes, ...], budget_bytes: int) -> list[byte
     return payloads
 
 
+def data_checksum(payloads: Sequence[bytes]) -> tuple[int, int]:
+    """(``scale length``, ``scale CRC32``) that a frame's slice packets carry for its data
+    payloads in packet order: their total length and the CRC32 of their concatenation."""
+    joined = b"".join(payloads)
+    return len(joined), zlib.crc32(joined)
+
+
 def packetize_slices(
     frame: SlicedFrame, *, first_seq: int, mtu_bytes: int, fec: FecParams | None = None
 ) -> list[Packet]:
@@ -129,8 +136,7 @@ def packetize_slices(
             f"frame {frame.frame_index} ({frame.payload_bits // 8} bytes) needs "
             f"{len(payloads) + len(parity)} packets, more than {MAX_FRAGMENTS}; raise mtu_bytes"
         )
-    joined = b"".join(payloads)
-    crc = zlib.crc32(joined)
+    length, crc = data_checksum(payloads)
     return [
         Packet(
             seq=first_seq + index,
@@ -142,7 +148,7 @@ def packetize_slices(
             rate_parameter=float(frame.qp),
             resync_from=frame.resync_from,
             frame_type=frame.frame_type,
-            scale_length_bytes=len(joined),
+            scale_length_bytes=length,
             scale_crc32=crc,
             sync_tag=0,
             payload=payload,
@@ -233,8 +239,8 @@ def received_slices(
         except FecError:
             rebuilt = None
         if rebuilt is not None:
-            joined = b"".join(rebuilt[i] for i in range(t.fragment_count))
-            if len(joined) == t.scale_length_bytes and zlib.crc32(joined) == t.scale_crc32:
+            rebuilt_data = [rebuilt[i] for i in range(t.fragment_count)]
+            if data_checksum(rebuilt_data) == (t.scale_length_bytes, t.scale_crc32):
                 recovered = tuple(i for i in range(t.fragment_count) if i not in data)
                 data = rebuilt
     received = ReceivedSlices(
