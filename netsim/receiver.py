@@ -49,18 +49,13 @@ class Receiver:
 
     Each frame's receiver half (``ShownFrame``) goes to the frame trace ``frames`` as it is
     decoded; then ``on_frame`` gets the shown picture (e.g. to measure its quality).
-
-    ``decoder`` (a DHVC ``FrameDecoder``, without ``codec``) is the older way to name the
-    codec, kept while ``benchmarks/fuzz.py`` uses it: it stands for
-    ``DhvcAdapter(encoder=None, decoder=decoder)``.
     """
 
     def __init__(
         self,
         env: simpy.Environment,
         *,
-        codec: CodecAdapter[Any, Any] | None = None,
-        decoder: Any = None,
+        codec: CodecAdapter[Any, Any],
         feedback: FeedbackLink,
         trace: PacketTrace,
         frames: FrameTrace,
@@ -76,10 +71,6 @@ class Receiver:
             raise ValueError("playout_delay_s and decode_time_s must be >= 0")
         if echo_timeout_s is not None and echo_timeout_s <= 0:
             raise ValueError("echo_timeout_s must be positive")
-        if codec is None:
-            from netsim.codecs.dhvc import DhvcAdapter  # the older ``decoder`` argument
-
-            codec = DhvcAdapter(encoder=None, decoder=decoder)  # type: ignore[arg-type]
         self.env = env
         self.codec = codec
         self.feedback = feedback

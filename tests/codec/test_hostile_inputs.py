@@ -30,9 +30,11 @@ from codec.model.config import check_lambda, get_preset
 from codec.stream.bitstream import (
     MAX_FRAME_PIXELS,
     MAX_FRAME_SIDE,
+    STREAM_HEADER_FIELDS,
     BitstreamError,
     FrameHeader,
     StreamHeader,
+    frame_header_field,
     max_payload_bytes,
     open_stream,
     read_stream,
@@ -41,10 +43,11 @@ from codec.types import NUM_SCALES, FrameType
 
 runner = CliRunner()
 TINY = ["--checkpoint", "none", "--preset", "tiny"]
-SIZE_OFFSET = 4 + 2 + 32  # magic, version, model id: then width u32, height u32
-FPS_OFFSET = SIZE_OFFSET + 8
-MIRROR_AGE_OFFSET = 2 + 4 + 1 + 1  # in a frame header: sync, index, type, resync_from
-LAMBDA_OFFSET = MIRROR_AGE_OFFSET + 1  # then mirror_age
+_STREAM_FIELDS = {field.name: field for field in STREAM_HEADER_FIELDS}
+SIZE_OFFSET = _STREAM_FIELDS["width"].offset  # width u32, then height u32
+FPS_OFFSET = _STREAM_FIELDS["fps_num"].offset  # numerator u32, then denominator u32
+MIRROR_AGE_OFFSET = frame_header_field("mirror_age").offset  # in a frame header
+LAMBDA_OFFSET = frame_header_field("lambda").offset
 
 
 def one_error_line(result, code: int = 2) -> str:
@@ -161,7 +164,7 @@ def test_payloads_larger_than_the_declared_size_can_hold_are_refused(tmp_path):
 def test_payloads_that_are_no_whole_coder_words_are_refused(tmp_path):
     for payloads in ([b"", b"abcd", b"abcd", b"abcd"], [b"abcde", b"abcd", b"abcd", b"abcd"]):
         data = bytearray(synthetic_stream(64, 64, [b"abcd"] * 4))
-        lengths_at = StreamHeader.SIZE + FrameHeader._FIXED.size
+        lengths_at = StreamHeader.SIZE + frame_header_field("scale1.length").offset
         struct.pack_into("<I", data, lengths_at, len(payloads[0]))
         data = bytes(data[: StreamHeader.SIZE + FrameHeader.SIZE]) + b"".join(payloads)
         assert "whole 4-byte words" in one_error_line(decode(tmp_path, data))
@@ -376,32 +379,28 @@ def test_the_entry_point_turns_ctrl_c_into_one_line_and_130(monkeypatch, capsys)
 
 
 def test_mutated_streams_decode_or_give_a_typed_one_line_error(stream_bytes, tmp_path):
-    """A seeded sample of byte flips, truncations, extensions and extreme header fields; the
-    full decode of each (as ``dhvc decode`` runs it) succeeds or raises ``ValueError`` with a
-    one-line message (``BitstreamError`` and ``CheckpointError`` are ``ValueError``)."""
+    """A seeded sample of the fuzz benchmark's .dhvc mutations (``tests.fuzzing``: flips,
+    truncations, extreme header fields, payloads damaged behind a re-sealed CRC, frames
+    reordered); the full decode of each (as ``dhvc decode`` runs it) succeeds or raises
+    ``ValueError`` with a one-line message within the guard's time limit."""
     from codec.stream.files import decode_file
+    from tests.fuzzing.guard import Guard
+    from tests.fuzzing.mutators import DhvcMutator
+    from tests.fuzzing.outcomes import CategoryResult, case_rng, run_case
 
-    rng = np.random.default_rng(2024)
+    mutator = DhvcMutator(stream_bytes, stream_bytes)
+    result, guard = CategoryResult("dhvc"), Guard()
     path = tmp_path / "m.dhvc"
-    extremes = [0, 1, 31, 32, 2**15, 2**31, 2**32 - 1]
     for case in range(200):
-        data = bytearray(stream_bytes)
-        kind = case % 4
-        if kind == 0:
-            for _ in range(rng.integers(1, 6)):
-                data[rng.integers(len(data))] = rng.integers(256)
-        elif kind == 1:
-            data = data[: rng.integers(len(data))]
-        elif kind == 2:
-            data += bytes(rng.integers(0, 256, rng.integers(1, 64), dtype=np.uint8))
-        else:
-            offset = int(rng.choice([SIZE_OFFSET, SIZE_OFFSET + 4, FPS_OFFSET, FPS_OFFSET + 4]))
-            struct.pack_into("<I", data, offset, int(rng.choice(extremes)))
-        path.write_bytes(bytes(data))
-        try:
-            decode_file(path, tmp_path / f"o{case}", 4, "none", "cpu")
-        except ValueError as err:
-            assert str(err) and "\n" not in str(err), (case, str(err))
+        _, data = mutator.mutate(case_rng(2024, "dhvc", case))
+        path.write_bytes(data)
+
+        def decode(out: Path = tmp_path / f"o{case}") -> str:
+            decode_file(path, out, 4, "none", "cpu")
+            return "decoded"
+
+        run_case(result, guard, case, "mutated", decode, 10.0, (ValueError,))
+    assert result.tried == 200 and not result.failures, result.failures[:3]
 
 
 @pytest.mark.parametrize(

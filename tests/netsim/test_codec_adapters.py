@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import simpy
 from PIL import Image
 
 import netsim.reassembly
@@ -35,18 +34,13 @@ from netsim.codecs import (
     registered_codec,
 )
 from netsim.codecs.base import ModelInfo
-from netsim.codecs.dhvc import DhvcAdapter
 from netsim.fec import FecParams
-from netsim.feedback import FeedbackLink
-from netsim.loss import NoLoss
 from netsim.packet import Packet
-from netsim.packetizer import assemble_scale, fits_scale_header, packetize, packetize_scale
+from netsim.packetizer import assemble_scale, fits_scale_header, packetize_scale
 from netsim.reassembly import FrameAssembly
-from netsim.receiver import Receiver
 from netsim.runner import run_scenario
 from netsim.scenario import Scenario, ScenarioError, load_scenario
-from netsim.trace import FrameTrace, PacketTrace, SentFrame
-from tests.netsim.fakes import FakeDecoder, FakeEncoder
+from netsim.trace import SentFrame
 
 JPEG = "jpeg-test"
 QUALITY = 50
@@ -250,24 +244,3 @@ def test_the_network_drivers_know_no_codec_by_type_or_name(module: object) -> No
     }
     assert not strings & set(builtin_codec_kinds())
     assert ".SLICES" not in source and ".SCALES" not in source  # no layout branches
-
-
-def test_the_receivers_older_decoder_argument_drives_the_dhvc_adapter() -> None:
-    """``benchmarks/fuzz.py`` still names a DHVC decoder instead of a codec adapter."""
-    env = simpy.Environment()
-    decoder = FakeDecoder()
-    receiver = Receiver(
-        env,
-        decoder=decoder,
-        feedback=FeedbackLink(delay_s=0.0, loss=NoLoss()),
-        trace=PacketTrace(),
-        frames=FrameTrace(),
-        frame_count=2,
-        fps=25.0,
-        playout_delay_s=0.05,
-    )
-    for packet in packetize(FakeEncoder().encode(0, None), first_seq=0, mtu_bytes=300):
-        receiver.deliver(packet)
-    env.run()
-    assert isinstance(receiver.codec, DhvcAdapter)
-    assert [sorted(r.scales) for r in decoder.received] == [[1, 2, 3, 4], []]

@@ -315,7 +315,7 @@ def test_impossible_settings_are_refused(options: dict[str, float], message: str
     with pytest.raises(ValueError, match=message):
         Receiver(
             simpy.Environment(),
-            decoder=FakeDecoder(),
+            codec=fake_codec(decoder=FakeDecoder()),  # type: ignore[arg-type]
             feedback=FeedbackLink(delay_s=0.0, loss=NoLoss()),
             trace=PacketTrace(),
             frames=FrameTrace(),

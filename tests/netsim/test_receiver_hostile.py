@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import struct
-import zlib
 
 import pytest
 import simpy
@@ -24,8 +22,10 @@ from netsim.packet import (
     MAX_FRAGMENTS,
     MAX_LAMBDA,
     MIN_LAMBDA,
+    PACKET_HEADER_FIELDS,
     Packet,
     PacketFormatError,
+    with_valid_checksum,
 )
 from netsim.packetizer import fits_scale_header, packetize
 from netsim.reassembly import FrameAssembly
@@ -249,22 +249,21 @@ def test_every_packet_the_packetizer_makes_fits_its_scale_header() -> None:
 # --- parsing ---------------------------------------------------------------------------------
 
 
-def datagram(packet: Packet, **fields: tuple[str, int, object]) -> bytes:
-    """``packet``'s bytes with header fields overwritten (fmt, offset, value), checksum fixed."""
+_HEADER_FIELDS = {field.name: field for field in PACKET_HEADER_FIELDS}
+
+
+def datagram(packet: Packet, **fields: object) -> bytes:
+    """``packet``'s bytes with header fields (``netsim.packet.PACKET_HEADER_FIELDS`` names)
+    overwritten, checksum re-sealed."""
     data = bytearray(packet.to_bytes())
-    for fmt, offset, value in fields.values():
-        struct.pack_into(fmt, data, offset, value)
-    data[HEADER_SIZE_BYTES - 4 : HEADER_SIZE_BYTES] = bytes(4)
-    checksum = zlib.crc32(
-        bytes(data[HEADER_SIZE_BYTES:]), zlib.crc32(bytes(data[:HEADER_SIZE_BYTES]))
-    )
-    struct.pack_into("<I", data, HEADER_SIZE_BYTES - 4, checksum)
-    return bytes(data)
+    for name, value in fields.items():
+        _HEADER_FIELDS[name].write(data, value)
+    return with_valid_checksum(data)
 
 
 def test_datagram_helper_rewrites_the_checksum() -> None:
     packet = genuine_packets()[5]
-    assert Packet.from_bytes(datagram(packet, lam=("<d", 20, 777.0))).rate_parameter == 777.0
+    assert Packet.from_bytes(datagram(packet, rate_parameter=777.0)).rate_parameter == 777.0
 
 
 @pytest.mark.parametrize(
@@ -286,7 +285,7 @@ def test_datagram_helper_rewrites_the_checksum() -> None:
     ],
 )
 def test_absurd_lambdas_are_refused_at_parse(lam: float) -> None:
-    data = datagram(genuine_packets()[0], lam=("<d", 20, lam))
+    data = datagram(genuine_packets()[0], rate_parameter=lam)
     with pytest.raises(PacketFormatError, match="lambda"):
         Packet.from_bytes(data)
     with pytest.raises(PacketFormatError, match="lambda"):
@@ -298,27 +297,27 @@ def test_every_preset_lambda_range_parses() -> None:
     for config in PRESETS.values():
         for lam in (config.lambda_min, config.lambda_max):
             assert MIN_LAMBDA <= lam <= MAX_LAMBDA
-            assert Packet.from_bytes(datagram(packet, lam=("<d", 20, lam))).rate_parameter == lam
+            assert Packet.from_bytes(datagram(packet, rate_parameter=lam)).rate_parameter == lam
 
 
 @pytest.mark.parametrize(
     "fields",
     [
-        {"scale": ("<B", 12, 0)},
-        {"scale": ("<B", 12, 5)},
-        {"scale": ("<B", 12, 255)},
-        {"resync_from": ("<B", 13, 9)},
-        {"fragment_index": ("<H", 14, 1)},  # one data fragment, no parity
-        {"fragment_index": ("<H", 14, 0xFFFF)},
-        {"fragment_count": ("<H", 16, 0)},
-        {"fragment_count": ("<H", 16, MAX_FRAGMENTS + 1)},
-        {"parity_count": ("<H", 18, MAX_FRAGMENTS)},
-        {"scale_length": ("<I", 28, 0xFFFFFFFF)},
-        {"scale_length": ("<I", 28, 0x10000)},  # more than one fragment can carry
-        {"frame_type": ("<B", 3, 3)},
-        {"version": ("<B", 2, 2)},
+        {"scale": 0},
+        {"scale": 5},
+        {"scale": 255},
+        {"resync_from": 9},
+        {"fragment_index": 1},  # one data fragment, no parity
+        {"fragment_index": 0xFFFF},
+        {"fragment_count": 0},
+        {"fragment_count": MAX_FRAGMENTS + 1},
+        {"parity_count": MAX_FRAGMENTS},
+        {"scale_length_bytes": 0xFFFFFFFF},
+        {"scale_length_bytes": 0x10000},  # more than one fragment can carry
+        {"frame_type": 3},
+        {"version": 2},
     ],
-    ids=lambda fields: "-".join(f"{k}={v[2]}" for k, v in fields.items()),
+    ids=lambda fields: "-".join(f"{k}={v}" for k, v in fields.items()),
 )
 def test_absurd_header_fields_are_refused_at_parse(fields: dict) -> None:
     single = next(p for p in genuine_packets() if p.fragment_count == 1 and p.scale == 1)
@@ -333,7 +332,7 @@ def test_an_empty_fec_scale_is_refused_at_parse() -> None:
     protected = packetize(frame, first_seq=0, mtu_bytes=MTU, fec={1: FecParams(1, 1)})[0]
     assert protected.parity_count == 1
     with pytest.raises(PacketFormatError, match="FEC"):
-        Packet.from_bytes(datagram(protected, scale_length=("<I", 28, 0)))
+        Packet.from_bytes(datagram(protected, scale_length_bytes=0))
 
 
 def test_every_truncation_of_every_packet_gives_the_typed_error() -> None:
