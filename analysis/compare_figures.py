@@ -5,11 +5,15 @@ Reads what the comparison runs wrote and writes, as .png and .pdf, into ``--out`
 
 * ``compare_psnr_vs_loss``: mean PSNR against the Bernoulli loss rate set, one line per codec,
   with t-intervals over seeds, from the sweeps ``sweeps/compare_{dhvc,x264,x265}.yaml``
-  (run them first: ``netsim sweep sweeps/compare_x264.yaml --workers 2``);
+  (run them first: ``netsim sweep sweeps/compare_x264.yaml --workers 2``), and DHVC's best
+  configuration as its own line (``sweeps/compare_dhvc_best.yaml``) when its sweep is there;
 * ``compare_unusable``: the share of frames frozen, and frozen or below 25 dB, from the same
   sweeps (each run's frames.csv);
 * ``compare_traces``: per-frame PSNR of one loss case side by side, from
   ``results/compare/compare_{codec}_{case}`` (``netsim run scenarios/compare/...``);
+* ``compare_damage_budget``: where the decibels go at ``--budget-loss`` (seed 1): the clean mean
+  PSNR of each configuration and what each frame state costs (``analysis.damage``), from the
+  sweeps' runs at that loss rate and at no loss;
 * with ``--video``: ``compare_video.mp4``, original | dhvc | x264 of that case, decoded anew.
 """
 
@@ -22,13 +26,15 @@ import numpy as np
 import pandas as pd
 import typer
 
+from analysis.damage import damage_budget
 from analysis.figures import (
     plot_codec_psnr_vs_loss,
     plot_codec_traces,
     plot_codec_unusable,
+    plot_damage_budget,
     save_figure,
 )
-from analysis.io import TraceError, load_frames
+from analysis.io import TraceError, load_frames, load_run
 from analysis.metrics import (
     UNUSABLE_PSNR_DB,
     codec_comparison,
@@ -45,19 +51,46 @@ RUNS = Path("results") / "compare"
 SCENARIOS = Path("scenarios") / "compare"
 
 
+BEST = "dhvc_best"
+"""DHVC's best configuration (issue 18), drawn beside the codecs when its sweep exists."""
+
+
 def sweep_tables(sweeps: Path) -> dict[str, pd.DataFrame]:
     """Each codec's sweep table with the frame fractions of each run added
-    (``analysis.metrics.codec_frame_fractions`` of the run's frames.csv)."""
+    (``analysis.metrics.codec_frame_fractions`` of the run's frames.csv); DHVC's best
+    configuration as ``dhvc_best`` after DHVC when its sweep exists."""
     tables = {}
-    for codec in CODECS:
+    names = [CODECS[0], BEST, *CODECS[1:]]
+    for codec in names:
         folder = sweeps / f"compare_{codec}"
         path = folder / "sweep_table.parquet"
         if not path.is_file():
+            if codec == BEST:
+                continue
             raise TraceError(f"{path}: not found (netsim sweep sweeps/compare_{codec}.yaml)")
         table = pd.read_parquet(path)
         fractions = [codec_frame_fractions(load_frames(folder / run)) for run in table["run"]]
         tables[codec] = pd.concat([table, pd.DataFrame(fractions)], axis=1)
     return tables
+
+
+def sweep_run(sweeps: Path, name: str, loss_rate: float, seed: int) -> Path:
+    """The folder of one run of sweep ``compare_{name}``."""
+    return sweeps / f"compare_{name}" / f"{LOSS_COLUMN}_{loss_rate}__seed_{seed}"
+
+
+def damage_budgets(sweeps: Path, loss_rate: float, seed: int = 1) -> dict[str, pd.DataFrame]:
+    """``analysis.damage.damage_budget`` of each configuration's sweep run at ``loss_rate``
+    against its run without loss (same seed); configurations without a sweep are left out."""
+    budgets = {}
+    for name in (CODECS[0], BEST, *CODECS[1:]):
+        lossy = sweep_run(sweeps, name, loss_rate, seed)
+        clean = sweep_run(sweeps, name, 0.0, seed)
+        if lossy.is_dir() and clean.is_dir():
+            budgets[name] = damage_budget(load_run(lossy), load_run(clean))
+    if not budgets:
+        raise TraceError(f"{sweeps}: no sweep run at loss rate {loss_rate} with seed {seed}")
+    return budgets
 
 
 def trace_series(runs: Path, case: str) -> pd.DataFrame:
@@ -96,6 +129,7 @@ def main(
     runs: Annotated[Path, typer.Option(help="Folder of the compare runs.")] = RUNS,
     case: Annotated[str, typer.Option(help="Loss case of the per-frame traces.")] = "loss10",
     video: Annotated[bool, typer.Option(help="Also write compare_video.mp4.")] = False,
+    budget_loss: Annotated[float, typer.Option(help="Loss rate of the damage budget.")] = 0.1,
 ) -> None:
     """Draw the codec comparison figures from the compare sweeps and runs."""
     try:
@@ -121,6 +155,14 @@ def main(
                 ),
                 out,
                 "compare_traces",
+            ),
+            *save_figure(
+                plot_damage_budget(
+                    damage_budgets(sweeps, budget_loss),
+                    f"Where the decibels go at {budget_loss:.0%} loss (seed 1, bikes)",
+                ),
+                out,
+                "compare_damage_budget",
             ),
         ]
         if video:

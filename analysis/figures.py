@@ -490,3 +490,31 @@ def plot_codec_unusable(
     panels[0].legend(fontsize="small", loc="best")
     figure.suptitle(_title("Frames the viewer cannot use", description))
     return figure
+
+
+def plot_damage_budget(budgets: Mapping[str, pd.DataFrame], title: str = "") -> Figure:
+    """Where the decibels go (issue 18): per run (``budgets``: label -> ``analysis.damage
+    .damage_budget`` table) a bar of the clean mean PSNR and, stacked down from its top, what
+    each frame state costs; the bar's bottom is the run's mean PSNR."""
+    figure = Figure(figsize=(1.6 + 1.8 * max(1, len(budgets)), 4.5), layout="constrained")
+    axes = figure.subplots()
+    causes: list[str] = []
+    for budget in budgets.values():
+        causes += [c for c in budget["cause"] if c != "clean" and c not in causes]
+    colours = {cause: f"C{i}" for i, cause in enumerate(causes)}
+    for x, budget in enumerate(budgets.values()):
+        clean = float(budget.loc[budget["cause"] == "clean", "db"].iloc[0])
+        axes.bar(x, clean, color="0.85", edgecolor="0.5", width=0.6)
+        top = clean
+        for _, row in budget[budget["cause"] != "clean"].iterrows():
+            axes.bar(x, -row["db"], bottom=top, color=colours[row["cause"]], width=0.6)
+            top -= row["db"]
+        axes.text(x, top, f"{top:.1f}", ha="center", va="top", fontsize="small")
+        axes.text(x, clean, f"{clean:.1f}", ha="center", va="bottom", fontsize="small")
+    axes.set_xticks(range(len(budgets)), list(budgets), fontsize="small")
+    axes.set_ylabel(PSNR_AXIS)
+    handles = [Line2D([], [], color=colours[c], lw=8) for c in causes]
+    axes.legend(handles, [f"cost: {c}" for c in causes], fontsize="small", loc="lower right")
+    axes.grid(True, axis="y", alpha=0.3)
+    figure.suptitle(title or "Where the decibels go: clean mean PSNR and what each state costs")
+    return figure

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from netsim.damage import frame_state
 from netsim.summary import SUMMARY_FILE
 from netsim.trace import (
     FRAME_SCHEMA,
@@ -38,8 +39,14 @@ class TraceError(ValueError):
 
 _SCALE_BITS = re.compile(r"^bits_s(\d+)$")
 
+DERIVED_FRAME_COLUMNS: frozenset[str] = frozenset({"state"})
+"""Columns of frames.csv that a reader computes from the others when an older trace lacks
+them (``state``: ``netsim.damage.frame_state`` of D and ``shown``)."""
+
 FRAME_COLUMNS: dict[str, ColumnKind] = {
-    c.name: c.kind for c in FRAME_SCHEMA if not _SCALE_BITS.match(c.name)
+    c.name: c.kind
+    for c in FRAME_SCHEMA
+    if not _SCALE_BITS.match(c.name) and c.name not in DERIVED_FRAME_COLUMNS
 }
 """Columns of frames.csv (``netsim.trace.FRAME_SCHEMA``) besides the per-scale ``bits_s<k>``
 columns, whose number K may differ from run to run. All are required but those with a
@@ -188,12 +195,29 @@ def load_frames(path: Path) -> pd.DataFrame:
     expected = [f"bits_s{k}" for k in range(1, len(scale_columns) + 1)]
     if scale_columns != expected:
         raise TraceError(f"{path}: per-scale columns must be {', '.join(expected)}")
-    frames = _validate(path, raw, {**FRAME_COLUMNS, **dict.fromkeys(expected, ColumnKind.FLOAT)})
-    frames = _numeric_extras(frames, FRAME_COLUMNS.keys() | set(expected))
+    if "state" not in raw.columns:
+        raw["state"] = _derived_states(raw, len(expected))
+    columns = {**FRAME_COLUMNS, "state": ColumnKind.LABEL}
+    frames = _validate(path, raw, {**columns, **dict.fromkeys(expected, ColumnKind.FLOAT)})
+    frames = _numeric_extras(frames, columns.keys() | set(expected))
     if frames["frame"].duplicated().any():
         row = int(np.flatnonzero(frames["frame"].duplicated().to_numpy())[0])
         raise TraceError(f"{path}: column 'frame' repeats frame {frames['frame'].iloc[row]}")
     return frames.sort_values("frame", kind="stable").reset_index(drop=True)
+
+
+def _derived_states(raw: pd.DataFrame, num_scales: int) -> pd.Series:
+    """``state`` of an older frames.csv from its ``first_desynced_scale`` and ``shown`` (an
+    unreadable D gives an empty cell, which validation then reports)."""
+    d = pd.to_numeric(raw["first_desynced_scale"].str.strip(), errors="coerce")
+    return pd.Series(
+        [
+            "" if pd.isna(v) else frame_state(int(v), shown.strip(), num_scales)
+            for v, shown in zip(d, raw["shown"], strict=True)
+        ],
+        index=raw.index,
+        dtype=object,
+    )
 
 
 def load_packets(path: Path) -> pd.DataFrame:

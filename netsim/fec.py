@@ -8,7 +8,7 @@ fragments of equal length; any k of them rebuild the payload. zfec is systematic
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import zfec
@@ -141,3 +141,68 @@ def _keeping_overhead(params: FecParams, data_packets: int, what: str) -> FecPar
             f"{MAX_FRAGMENTS}; raise mtu_bytes or lower the FEC overhead"
         )
     return FecParams(data_packets, parity)
+
+
+SCALE_IMPORTANCE: tuple[float, ...] = (8.0, 4.0, 2.0, 1.0)
+"""Weight of losing scale 1..K in ``allocate_unequal``: losing scale j substitutes every scale
+>= j and desynchronises them until recovery, so a lower scale costs more (roughly the dB a
+frame loses, halving per scale, from the compare runs' damage accounting)."""
+
+
+def scale_loss_probability(data: int, parity: int, loss_rate: float) -> float:
+    """Probability that a k-of-(k + m) coded scale cannot be rebuilt when each of its
+    fragments is lost independently with ``loss_rate`` (more than m of k + m lost)."""
+    n = data + parity
+    return float(
+        sum(
+            math.comb(n, lost) * loss_rate**lost * (1 - loss_rate) ** (n - lost)
+            for lost in range(parity + 1, n + 1)
+        )
+    )
+
+
+def allocate_unequal(
+    scale_bytes: Sequence[int],
+    *,
+    overhead_fraction: float,
+    fragment_bytes: int,
+    loss_rate: float,
+    max_fragments_per_scale: int = MAX_FRAGMENTS,
+    piece_overhead_bytes: int = 0,
+    importance: Sequence[float] = SCALE_IMPORTANCE,
+) -> dict[int, FecParams]:
+    """Unequal protection (DESIGN 4): parity fragments for the scales of one frame under one
+    budget of ``overhead_fraction`` times the frame's payload bytes.
+
+    Scale k (1-based; ``scale_bytes[k - 1]`` bytes) has ``ceil(bytes / fragment_bytes)`` data
+    fragments of equal length; each parity fragment costs that length plus
+    ``piece_overhead_bytes``. Parity is added one fragment at a time, greedily, to the scale
+    where it lowers the expected loss ``importance[k - 1] * scale_loss_probability`` the most
+    per byte, at the assumed fragment ``loss_rate``, while it fits the budget and the scale's
+    fragments stay within ``max_fragments_per_scale``. Returns the scales with parity.
+    """
+    budget = overhead_fraction * sum(scale_bytes)
+    data = {
+        k: max(1, math.ceil(size / fragment_bytes))
+        for k, size in enumerate(scale_bytes, start=1)
+        if size > 0
+    }
+    cost = {k: math.ceil(scale_bytes[k - 1] / data[k]) + piece_overhead_bytes for k in data}
+    parity = dict.fromkeys(data, 0)
+    spent = 0.0
+    while True:
+        best, best_gain = None, 0.0
+        for k in data:
+            if spent + cost[k] > budget or data[k] + parity[k] + 1 > max_fragments_per_scale:
+                continue
+            weight = importance[k - 1] if k <= len(importance) else importance[-1]
+            drop = scale_loss_probability(data[k], parity[k], loss_rate)
+            drop -= scale_loss_probability(data[k], parity[k] + 1, loss_rate)
+            gain = weight * drop / cost[k]
+            if gain > best_gain:
+                best, best_gain = k, gain
+        if best is None:
+            break
+        parity[best] += 1
+        spent += cost[best]
+    return {k: FecParams(data[k], m) for k, m in parity.items() if m > 0}

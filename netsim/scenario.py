@@ -48,6 +48,7 @@ from netsim.codecs.registry import DEFAULT_CODEC, codec_entry, codec_kinds
 from netsim.loss import gilbert_parameters
 from netsim.mahimahi import TraceFormatError, load_delivery_trace
 from netsim.packet import HEADER_SIZE_BYTES, MAX_FRAGMENTS
+from netsim.packing import PIECE_HEADER_BYTES
 from netsim.queueing import QueueDiscipline
 
 BUILTIN_PREFIX = "builtin:"
@@ -301,15 +302,40 @@ class FecSpec(_Spec):
         return self
 
 
+class FecBudgetSpec(_Spec):
+    """Unequal protection (DESIGN 4, ``netsim.fec.allocate_unequal``): parity bytes of at most
+    ``overhead_fraction`` of each frame's payload bytes, spread over the scales by their
+    importance, assuming fragments are lost with ``design_loss_rate``."""
+
+    overhead_fraction: FiniteFloat = Field(gt=0, le=1)
+    design_loss_rate: FiniteFloat = Field(0.1, gt=0, lt=1)
+
+
+PACKINGS = ("per_scale", "packed")
+"""Packet layouts of DHVC: one scale per packet (the paper's Fig. 22) or scales packed in
+order into as few packets as fit (``netsim.packing``)."""
+
+
 class SenderSpec(_Spec):
     """Packetization. Scales above ``max_scales`` are never sent (progressive decoding,
     paper Fig. 11). ``encode_time_ms`` is the simulated encoding time (0: instantaneous).
-    ``mtu_bytes`` and ``fec`` must be able to carry every scale (``check_packetization``)."""
+    ``packing``: ``per_scale`` (the paper's layout, the default) or ``packed`` (DHVC only).
+    FEC: per scale in ``fec``, or one budget spread over the scales by ``fec_budget`` (DHVC
+    only), not both. ``mtu_bytes`` and ``fec`` must be able to carry every scale
+    (``check_packetization``)."""
 
     mtu_bytes: StrictInt = Field(1200, ge=HEADER_SIZE_BYTES + 1, le=MAX_UDP_PAYLOAD_BYTES)
     max_scales: StrictInt = Field(NUM_SCALES, ge=1, le=NUM_SCALES)
     encode_time_ms: Duration = 0.0
     fec: dict[Scale, FecSpec] = Field(default_factory=dict)
+    packing: Literal[PACKINGS] = "per_scale"  # type: ignore[valid-type]
+    fec_budget: FecBudgetSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_fec_setting(self) -> SenderSpec:
+        if self.fec and self.fec_budget is not None:
+            raise FieldError(("fec_budget",), "give fec or fec_budget, not both")
+        return self
 
 
 # ----------------------------------------------------------------------------- loss models
@@ -495,11 +521,14 @@ class NetworkSpec(_Spec):
 class ReceiverSpec(_Spec):
     """Frame i is decoded at i / fps + ``playout_delay_ms`` with what has arrived by then.
     ``decode_time_ms`` is the simulated decoding time; ``echo_timeout_ms`` (unset: never) is
-    how long the receiver waits for a usable re-sync before repeating its echo."""
+    how long the receiver waits for a usable re-sync before repeating its echo.
+    ``concealment``: ``off`` shows the decoder's picture (the paper); ``auto`` shows the last
+    shown picture instead where that is better (``netsim.concealment``, DESIGN 2; DHVC)."""
 
     playout_delay_ms: Duration = 100.0
     decode_time_ms: Duration = 0.0
     echo_timeout_ms: FiniteFloat | None = Field(None, ge=MIN_ECHO_TIMEOUT_MS, le=MAX_DURATION_MS)
+    concealment: Literal["off", "auto"] = "off"
 
 
 class Scenario(_Spec):
@@ -594,6 +623,10 @@ def check_h26x(sender: SenderSpec, video: VideoSpec) -> None:
             ("sender", "mtu_bytes"),
             f"{sender.mtu_bytes} is too small for x264/x265 slices (at least {MIN_H26X_MTU_BYTES})",
         )
+    if sender.packing != "per_scale":
+        raise FieldError(("sender", "packing"), "x264/x265 send slice packets: per_scale only")
+    if sender.fec_budget is not None:
+        raise FieldError(("sender", "fec_budget"), "x264/x265 send one layer: use fec.1")
     for scale in sender.fec:
         if scale != 1:
             raise FieldError(
@@ -611,6 +644,10 @@ def check_packetization(sender: SenderSpec, video: VideoSpec, config: ModelConfi
     (``netsim.fec.FecParams.scaled_to``), which must still fit.
     """
     payload_bytes = sender.mtu_bytes - HEADER_SIZE_BYTES
+    if sender.packing == "packed":
+        payload_bytes -= PIECE_HEADER_BYTES
+        if payload_bytes < 1:
+            raise FieldError(("mtu_bytes",), f"{sender.mtu_bytes} leaves no room for a piece")
     size = f"{video.width_px}x{video.height_px}"
     scales = range(1, sender.max_scales + 1)
     budgets = {k: scale_budget_bytes(config, video.width_px, video.height_px, k) for k in scales}

@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from codec.types import IN_SYNC, FrameType
+from codec.types import IN_SYNC, NUM_SCALES, FrameType
 from netsim.codecs.base import ModelInfo
 from netsim.codecs.registry import DEFAULT_CODEC
+from netsim.damage import DamageSummary, damage_summary
 from netsim.scenario import Scenario
 from netsim.simulation import SimulationOutcome
 from netsim.stats import channel_loss_statistics, fate_counts
@@ -159,7 +160,8 @@ class RunSummary:
     (DESIGN 4b); ``frames_concealed`` and ``frames_frozen`` count the frames shown partly
     concealed and frozen (frames.csv's ``concealed`` and ``frozen``). For x264/x265,
     ``frames_in_sync`` counts frames after which the decoder's references were clean, and
-    ``echoes`` are picture-loss indications.
+    ``echoes`` are picture-loss indications. ``damage`` is the run's damage accounting
+    (``netsim.damage``: mean PSNR per frame state, recovery, packets per frame, SSIM-dB).
     """
 
     scenario: Scenario
@@ -183,6 +185,7 @@ class RunSummary:
     codec: str = DEFAULT_CODEC
     frames_concealed: int = 0
     frames_frozen: int = 0
+    damage: DamageSummary | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The content of summary.json: plain JSON values, NaN and infinities as None."""
@@ -257,6 +260,16 @@ def summarize(
         codec=scenario.codec.kind,
         frames_concealed=sum(r.concealed for r in records),
         frames_frozen=sum(r.frozen for r in records),
+        damage=damage_summary(
+            states=[r.state for r in records],
+            psnr_db=[r.psnr for r in records],
+            ms_ssim=[r.ms_ssim for r in records],
+            first_desynced_scale=[r.first_desynced_scale for r in records],
+            frame_types=[r.frame_type.value for r in records],
+            bits_total=[r.bits_total for r in records],
+            packets_sent=len(packets),
+            num_scales=len(records[0].bits_per_scale) if records else NUM_SCALES,
+        ),
     )
 
 

@@ -18,6 +18,9 @@ packets.csv's ``scale`` is the layer (1) and ``fragment`` the packet's index in 
 ``concealed`` marks a frame shown with part of it filled in (DHVC: a scale mean-substituted;
 x264/x265: a slice missing, concealed by FFmpeg) and ``frozen`` one of which nothing could be
 decoded, so the last picture was shown again (never for DHVC, which always decodes one).
+``shown`` says what the receiver showed (the decoder's picture, the last shown one repeated, or
+a blend: DHVC's concealment, DESIGN 2) and ``state`` the frame's state for the damage
+accounting (in sync, desynchronised from scale j, concealed; ``netsim.damage``).
 Columns added after the first traces carry a ``default`` that readers assume when an older
 trace lacks them.
 """
@@ -33,7 +36,9 @@ from typing import TypeVar
 
 from codec.types import NUM_SCALES, FrameType
 from netsim.codecs.registry import DEFAULT_CODEC, codec_kinds
+from netsim.damage import FRAME_STATES, ShownKind, frame_state
 from netsim.packet import Packet
+from netsim.packing import pieces_of
 
 
 class Fate(StrEnum):
@@ -132,6 +137,13 @@ FRAME_SCHEMA: tuple[Column, ...] = (
     Column("units_sent", ColumnKind.INT, default=str(NUM_SCALES)),
     Column("concealed", ColumnKind.FLAG, default="0"),
     Column("frozen", ColumnKind.FLAG, default="0"),
+    Column(
+        "shown",
+        ColumnKind.LABEL,
+        labels=tuple(kind.value for kind in ShownKind),
+        default=ShownKind.DECODED.value,
+    ),
+    Column("state", ColumnKind.LABEL, labels=FRAME_STATES),  # readers derive it when absent
 )
 """frames.csv, one row per frame (``FrameRecord``); ``bits_s1..bits_sK`` for K scales."""
 
@@ -226,7 +238,8 @@ class PacketTrace:
             hash(packet),
         )
         self._sent[packet.seq] = (meta, time_s, exposed_to_loss)
-        self._by_fragment[packet.frame_index, packet.scale, packet.fragment_index] = packet.seq
+        for piece in pieces_of(packet):  # a packed packet carries several scales' fragments
+            self._by_fragment[piece.frame_index, piece.scale, piece.fragment_index] = packet.seq
 
     def _own_seq(self, packet: Packet) -> int | None:
         """``packet.seq`` when ``packet`` is the packet sent under it, else None."""
@@ -342,6 +355,7 @@ class ShownFrame:
     decode_time_s: float
     concealed: bool = False
     frozen: bool = False
+    shown: ShownKind = ShownKind.DECODED
 
 
 @dataclass(frozen=True)
@@ -384,6 +398,7 @@ class FrameRecord:
     units_sent: int = NUM_SCALES
     concealed: bool = False
     frozen: bool = False
+    shown: ShownKind = ShownKind.DECODED
 
     @classmethod
     def join(
@@ -409,7 +424,13 @@ class FrameRecord:
             units_sent=sent.units_sent,
             concealed=shown.concealed,
             frozen=shown.frozen,
+            shown=shown.shown,
         )
+
+    @property
+    def state(self) -> str:
+        """The frame's state for the damage accounting (``netsim.damage.frame_state``)."""
+        return frame_state(self.first_desynced_scale, self.shown, len(self.bits_per_scale))
 
     @property
     def bits_total(self) -> int:
@@ -438,6 +459,8 @@ class FrameRecord:
             "units_sent": self.units_sent,
             "concealed": self.concealed,
             "frozen": self.frozen,
+            "shown": self.shown,
+            "state": self.state,
         }
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import numpy as np
 
 from codec.types import NUM_SCALES
+from netsim.damage import ShownKind
 
 if TYPE_CHECKING:
     from netsim.fec import FecParams
@@ -46,6 +47,8 @@ class ShownPicture:
     ``frozen``: nothing of the frame could be decoded, the last picture is shown again.
     ``desynced_since``: f when the decoder's state is (f, D), one that a mirrored recovery
     frame can assume (DHVC, DESIGN 3); None otherwise.
+    ``shown``: whether ``x_hat`` is the decoder's picture, the last shown picture repeated or
+    a blend of both (concealment, DESIGN 2; ``netsim.damage.ShownKind``).
     """
 
     frame_index: int
@@ -57,6 +60,7 @@ class ShownPicture:
     concealed: bool
     frozen: bool = False
     desynced_since: int | None = None
+    shown: ShownKind = ShownKind.DECODED
 
 
 @dataclass(frozen=True)

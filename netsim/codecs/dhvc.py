@@ -11,6 +11,7 @@ and reports D; an echo (f, j) asks for a re-sync from scale j (``EchoRecovery``)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol
@@ -20,12 +21,22 @@ import numpy as np
 from codec import DHVC as DhvcModel
 from codec import CheckpointError, Decoder, Encoder, load_model
 from codec.model.config import check_lambda
-from codec.types import NUM_SCALES, DecodedFrame, EncodedFrame, FrameType, ReceivedFrame
+from codec.types import (
+    NUM_SCALES,
+    DecodedFrame,
+    EncodedFrame,
+    FrameType,
+    ReceivedFrame,
+    ScaleOutcome,
+)
 from netsim.codecs.base import Assembled, EchoRecovery, ModelInfo, ShownPicture
 from netsim.codecs.registry import DHVC, CodecEntry, register_codec
-from netsim.fec import FecParams
-from netsim.packet import Packet
-from netsim.packetizer import assemble_scale, fits_scale_header, packetize
+from netsim.concealment import Concealment
+from netsim.damage import ShownKind
+from netsim.fec import FecParams, allocate_unequal
+from netsim.packet import HEADER_SIZE_BYTES, MAX_FRAGMENTS, Packet
+from netsim.packetizer import assemble_scale, fits_scale_header, max_payload_bytes, packetize
+from netsim.packing import PIECE_HEADER_BYTES, fits_piece, pack_frame, piece_payload_bytes
 from netsim.reassembly import FrameAssembly
 from netsim.trace import SentFrame
 
@@ -151,13 +162,36 @@ def assemble_scales(frame_index: int, assembly: FrameAssembly | None) -> Assembl
     return Assembled(received, recovered)
 
 
-class DhvcAdapter:
-    """``CodecAdapter`` of DHVC: scales 1..``max_scales`` as scale packets (FEC per scale), the
-    decoder's D and echo as they are; a frame is concealed when a scale was substituted."""
+@dataclass(frozen=True)
+class FecBudget:
+    """Unequal protection of every frame (``netsim.fec.allocate_unequal``): parity bytes of
+    at most ``overhead_fraction`` of the frame's payload at an assumed ``design_loss_rate``."""
 
-    def __init__(self, encoder: FrameEncoder, decoder: FrameDecoder) -> None:
+    overhead_fraction: float
+    design_loss_rate: float
+
+
+class DhvcAdapter:
+    """``CodecAdapter`` of DHVC: scales 1..``max_scales`` as scale packets, one scale per
+    packet or ``packed`` (``netsim.packing``); FEC per scale as the sender gives it, or
+    allocated per frame by ``fec_budget``; the decoder's D and echo as they are; a frame is
+    concealed when a scale was substituted, and with ``concealment`` the receiver shows the
+    last shown picture instead where its rule says so (``netsim.concealment``)."""
+
+    def __init__(
+        self,
+        encoder: FrameEncoder,
+        decoder: FrameDecoder,
+        *,
+        packing: str = "per_scale",
+        fec_budget: FecBudget | None = None,
+        concealment: Concealment | None = None,
+    ) -> None:
         self.encoder = encoder
         self.decoder = decoder
+        self.packing = packing
+        self.fec_budget = fec_budget
+        self.concealment = concealment
 
     def encode(self, frame_index: int, resync_from: int | MirrorRequest | None) -> EncodedFrame:
         frame = self.encoder.encode(frame_index, resync_from)
@@ -174,8 +208,35 @@ class DhvcAdapter:
         max_scales: int,
         fec: Mapping[int, FecParams],
     ) -> list[Packet]:
+        if self.fec_budget is not None:
+            fec = self._allocate(frame, mtu_bytes=mtu_bytes, max_scales=max_scales)
+        if self.packing == "packed":
+            return pack_frame(
+                frame, first_seq=first_seq, mtu_bytes=mtu_bytes, max_scales=max_scales, fec=fec
+            )
         return packetize(
             frame, first_seq=first_seq, mtu_bytes=mtu_bytes, max_scales=max_scales, fec=fec
+        )
+
+    def _allocate(
+        self, frame: EncodedFrame, *, mtu_bytes: int, max_scales: int
+    ) -> dict[int, FecParams]:
+        """This frame's unequal protection under ``fec_budget``: each scale's fragments at
+        most as many as the frame's packets (so that no packet holds two of one scale)."""
+        assert self.fec_budget is not None
+        sizes = [len(frame.scales[k].data) for k in range(max_scales)]
+        packed = self.packing == "packed"
+        room = piece_payload_bytes(mtu_bytes) if packed else max_payload_bytes(mtu_bytes)
+        budget = self.fec_budget
+        total = sum(sizes) * (1 + budget.overhead_fraction)
+        packets = max(2, math.ceil(total / (mtu_bytes - HEADER_SIZE_BYTES)))
+        return allocate_unequal(
+            sizes,
+            overhead_fraction=budget.overhead_fraction,
+            fragment_bytes=room,
+            loss_rate=budget.design_loss_rate,
+            max_fragments_per_scale=packets if packed else MAX_FRAGMENTS,
+            piece_overhead_bytes=PIECE_HEADER_BYTES if packed else HEADER_SIZE_BYTES,
         )
 
     def describe_sent(
@@ -205,7 +266,7 @@ class DhvcAdapter:
         return EchoRecovery()
 
     def fits(self, packet: Packet) -> bool:
-        return fits_scale_header(packet)
+        return fits_piece(packet) if self.packing == "packed" else fits_scale_header(packet)
 
     def assemble(
         self, frame_index: int, assembly: FrameAssembly | None
@@ -214,15 +275,22 @@ class DhvcAdapter:
 
     def decode(self, received: ReceivedFrame) -> ShownPicture:
         decoded = self.decoder.decode(received)
+        substituted = [
+            k for k, o in enumerate(decoded.outcomes, start=1) if o is not ScaleOutcome.DECODED
+        ]
+        x_hat, shown = decoded.x_hat, ShownKind.DECODED
+        if self.concealment is not None:
+            x_hat, shown = self.concealment.show(x_hat, min(substituted, default=None))
         return ShownPicture(
             frame_index=decoded.frame_index,
-            x_hat=decoded.x_hat,
+            x_hat=x_hat,
             first_desynced_scale=decoded.first_desynced_scale,
             echo_scale=decoded.echo_scale,
             desynced_since=decoded.desynced_since,
             units_received=len(received.scales),
             units_decoded=decoded.scales_decoded,
-            concealed=decoded.scales_decoded < len(decoded.outcomes),
+            concealed=bool(substituted),
+            shown=shown,
         )
 
 
@@ -238,6 +306,9 @@ class LoadedDhvc:
     lam: float
     device: str
     recovery: str = "resync"
+    packing: str = "per_scale"
+    fec_budget: FecBudget | None = None
+    concealment: bool = False
 
     @property
     def model_info(self) -> ModelInfo:
@@ -255,6 +326,9 @@ class LoadedDhvc:
                 self.encoder, self.originals, self.lam, mirrors=self.recovery == "mirror"
             ),
             self.decoder,
+            packing=self.packing,
+            fec_budget=self.fec_budget,
+            concealment=Concealment() if self.concealment else None,
         )
 
 
@@ -281,6 +355,13 @@ def load_dhvc(scenario: Scenario, originals: np.ndarray, device: str) -> LoadedD
         lam=spec.lam,
         device=device,
         recovery=spec.recovery,
+        packing=scenario.sender.packing,
+        fec_budget=(
+            None
+            if (budget := scenario.sender.fec_budget) is None
+            else FecBudget(budget.overhead_fraction, budget.design_loss_rate)
+        ),
+        concealment=scenario.receiver.concealment == "auto",
     )
 
 

@@ -44,6 +44,7 @@ from netsim.codecs.slices import (
     received_slices,
     usable_nal_units,
 )
+from netsim.damage import ShownKind
 from netsim.fec import FecParams
 from netsim.packet import Packet
 from netsim.reassembly import FrameAssembly
@@ -146,6 +147,7 @@ class H26xFrameDecoder:
             frozen=frozen,
             first_desynced_scale=self.first_desynced_scale,
             echo_scale=echo,
+            shown=ShownKind.REPEATED if frozen else ShownKind.DECODED,
         )
 
 

@@ -48,3 +48,38 @@ def test_scaling_keeps_the_overhead_ratio() -> None:
     assert FecParams(2, 1).scaled_to(5) == FecParams(5, 3)
     with pytest.raises(FecError):
         FecParams(1, 3).scaled_to(100)
+
+
+def test_unequal_protection_stays_within_the_budget_and_favours_low_scales() -> None:
+    from netsim.fec import allocate_unequal
+
+    sizes = [40, 150, 600, 2500]
+    fec = allocate_unequal(sizes, overhead_fraction=0.25, fragment_bytes=1133, loss_rate=0.1)
+    parity_bytes = sum(
+        -(-sizes[k - 1] // p.data_packets) * p.parity_packets for k, p in fec.items()
+    )
+    assert parity_bytes <= 0.25 * sum(sizes)
+    assert fec[1].parity_packets >= fec.get(4, FecParams(1, 0)).parity_packets
+    assert 1 in fec and 2 in fec
+
+
+def test_unequal_protection_respects_the_fragments_per_scale_cap_and_empty_scales() -> None:
+    from netsim.fec import allocate_unequal
+
+    fec = allocate_unequal(
+        [40, 0, 600],
+        overhead_fraction=1.0,
+        fragment_bytes=1133,
+        loss_rate=0.1,
+        max_fragments_per_scale=2,
+    )
+    assert 2 not in fec
+    assert all(p.data_packets + p.parity_packets <= 2 for p in fec.values())
+
+
+def test_scale_loss_probability_is_the_binomial_tail() -> None:
+    from netsim.fec import scale_loss_probability
+
+    assert scale_loss_probability(1, 0, 0.1) == pytest.approx(0.1)
+    assert scale_loss_probability(1, 1, 0.1) == pytest.approx(0.01)
+    assert scale_loss_probability(2, 1, 0.1) == pytest.approx(3 * 0.01 * 0.9 + 0.001)

@@ -1,0 +1,58 @@
+"""Concealment (issue 18 item 3): the shown picture is chosen from what the decoder knows and
+never changes the decoder's references."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from codec.types import ReceivedFrame
+from netsim.codecs.dhvc import DhvcAdapter
+from netsim.concealment import Concealment, ConcealmentRule
+from netsim.damage import ShownKind
+from tests.netsim.fakes import FakeDecoder, FakeEncoder
+
+
+def picture(value: float) -> np.ndarray:
+    return np.full((8, 8, 3), value, np.float32)
+
+
+def test_scale_1_substituted_repeats_the_last_shown_picture() -> None:
+    concealment = Concealment()
+    shown, kind = concealment.show(picture(0.2), None)
+    assert kind is ShownKind.DECODED and float(shown[0, 0, 0]) == np.float32(0.2)
+    shown, kind = concealment.show(picture(0.9), 1)
+    assert kind is ShownKind.REPEATED and float(shown[0, 0, 0]) == np.float32(0.2)
+    shown, kind = concealment.show(picture(0.5), 4)  # only scale 4 substituted: decoded
+    assert kind is ShownKind.DECODED and float(shown[0, 0, 0]) == np.float32(0.5)
+
+
+def test_the_first_frame_is_shown_as_decoded_even_without_scale_1() -> None:
+    shown, kind = Concealment().show(picture(0.3), 1)
+    assert kind is ShownKind.DECODED
+
+
+def test_a_blend_rule_mixes_the_decoded_and_the_last_shown_picture() -> None:
+    concealment = Concealment(ConcealmentRule(repeat_up_to_scale=0, blend_up_to_scale=2))
+    concealment.show(picture(0.0), None)
+    shown, kind = concealment.show(picture(1.0), 2)
+    assert kind is ShownKind.BLENDED and float(shown[0, 0, 0]) == 0.5
+
+
+def test_concealment_never_changes_what_the_decoder_is_given() -> None:
+    encoder = FakeEncoder()
+    plain, concealing = FakeDecoder(), FakeDecoder()
+    adapters = [
+        DhvcAdapter(encoder, plain),
+        DhvcAdapter(encoder, concealing, concealment=Concealment()),
+    ]
+    frames = [encoder.encode(i, None) for i in range(4)]
+    kept = [{1, 2, 3, 4}, {2, 3, 4}, set(), {1, 2, 3, 4}]
+    shown = []
+    for frame, scales in zip(frames, kept, strict=True):
+        received = frame.received(scales) if scales else ReceivedFrame.nothing(frame.frame_index)
+        results = [adapter.decode(received) for adapter in adapters]
+        assert results[0].first_desynced_scale == results[1].first_desynced_scale
+        shown.append(results[1].shown)
+    assert plain.received == concealing.received
+    # frame 3 arrives whole, but the decoder is still desynchronised from scale 1
+    assert shown == [ShownKind.DECODED] + [ShownKind.REPEATED] * 3
