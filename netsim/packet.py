@@ -57,6 +57,11 @@ Two layouts share the header (``PacketLayout``), told apart by the version byte:
   ``scale length`` and ``scale CRC32`` cover the concatenated data payloads; the rate
   parameter is the encoder's constant QP (an integer 0..``MAX_QP``); the sync tag is 0.
 
+* version 3, ``PACKED`` (DHVC, ``netsim.packing``): the payload is a sequence of *pieces*, each
+  a fragment of one scale behind that scale's own header; ``scale`` is the first piece's scale,
+  the fragment index and count number the frame's packets, ``scale length`` and ``scale
+  CRC32`` cover the payload, the sync tag is 0.
+
 The rate parameter is one neutral field: each codec adapter (``netsim.codecs``) writes and reads
 it in its own terms (``lam=packet.rate_parameter``, ``qp=int(packet.rate_parameter)``).
 """
@@ -77,10 +82,12 @@ MAGIC = b"DP"
 
 class PacketLayout(IntEnum):
     """What a packet's fragments are (its version byte on the wire): fragments of a DHVC
-    scale (1) or packets of an x264/x265 frame's NAL units (2)."""
+    scale (1), packets of an x264/x265 frame's NAL units (2), or packets of DHVC scales packed
+    in order, several to a packet (3, ``netsim.packing``)."""
 
     SCALES = 1
     SLICES = 2
+    PACKED = 3
 
 
 FORMAT_VERSION = PacketLayout.SCALES.value

@@ -17,7 +17,8 @@ import simpy
 from codec.types import IN_SYNC
 from netsim.codecs.base import CodecAdapter, ShownPicture
 from netsim.feedback import SIMULTANEITY_S, Echo, FeedbackLink
-from netsim.packet import Packet
+from netsim.packet import Packet, PacketFormatError
+from netsim.packing import pieces_of
 from netsim.reassembly import FrameAssembly
 from netsim.sender import frame_capture_time_s
 from netsim.trace import FrameTrace, PacketTrace, ShownFrame
@@ -36,6 +37,10 @@ class Receiver:
     packet that disagrees is discarded, and recorded as ``rejected`` in the trace, without
     costing the genuine packets of its frame anything. ``rejected_packets`` counts the in-time
     packets not used (rejected ones and duplicates).
+
+    A packed packet (``netsim.packing``) reaches the reassembly as its pieces, each a fragment
+    of its scale; a piece that is discarded marks its packet ``rejected`` in the trace (the
+    counts are per piece), and a packed packet whose pieces do not parse is rejected whole.
 
     Echoes (DESIGN 3): when the decoder reports that D dropped to j, the receiver echoes
     (frame, j). A re-sync frame that arrives unusable is covered by that rule: a frame with
@@ -86,6 +91,7 @@ class Receiver:
         self.next_frame = 0
         self.rejected_packets = 0
         self._assemblies: dict[int, FrameAssembly] = {}
+        self._carriers: dict[int, dict[Packet, Packet]] = {}
         self._last_echo_s: float | None = None
         self.process = env.process(self.run())
 
@@ -105,11 +111,20 @@ class Receiver:
         self.trace.arrived(packet, self.env.now, in_time=in_time)
         if not in_time:
             return
-        assembly = self._assemblies.get(packet.frame_index)
-        if assembly is None:
-            self._assemblies[packet.frame_index] = FrameAssembly(packet, self.codec.fits)
-        else:
-            assembly.add(packet)  # judged with the frame's other packets at the deadline
+        try:
+            pieces = pieces_of(packet)
+        except PacketFormatError:
+            self.rejected_packets += 1
+            self.trace.rejected(packet)
+            return
+        carriers = self._carriers.setdefault(frame_index, {})
+        for piece in pieces:
+            carriers.setdefault(piece, packet)
+            assembly = self._assemblies.get(frame_index)
+            if assembly is None:
+                self._assemblies[frame_index] = FrameAssembly(piece, self.codec.fits)
+            else:
+                assembly.add(piece)  # judged with the frame's other packets at the deadline
 
     def run(self) -> Generator[simpy.Event, object, None]:
         """SimPy process. Wakes at each frame's playout deadline (plus ``SIMULTANEITY_S``, so
@@ -124,10 +139,11 @@ class Receiver:
             start_s = deadline_s if self.env.now <= wake_s else self.env.now  # behind: now
             self.next_frame = frame_index + 1
             assembly = self._assemblies.pop(frame_index, None)
+            carriers = self._carriers.pop(frame_index, {})
             if assembly is not None:
                 self.rejected_packets += assembly.rejected_packets
                 for packet in assembly.discarded():
-                    self.trace.rejected(packet)
+                    self.trace.rejected(carriers.get(packet, packet))
             assembled = self.codec.assemble(frame_index, assembly)
             for layer, fragment in assembled.recovered:
                 self.trace.recovered(frame_index, layer, fragment)
@@ -150,6 +166,7 @@ class Receiver:
                     decode_time_s=self.decode_time_s,
                     concealed=shown.concealed,
                     frozen=shown.frozen,
+                    shown=shown.shown,
                 ),
             )
             if self.on_frame is not None:
