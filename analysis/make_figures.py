@@ -61,8 +61,8 @@ from analysis.metrics import (
     rate_share_by_scale,
     seed_intervals,
 )
+from codec.cli.base import progress_bar
 from codec.rd.results import RdFileError, read_rd
-from netsim.cli import progress_bar
 from netsim.runner import RunError
 from netsim.scenario import Scenario, ScenarioError
 from netsim.sweep import (

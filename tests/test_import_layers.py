@@ -163,6 +163,20 @@ def test_analysis_imports_no_codec_internals(path: Path):
     assert not wrong, f"{module_name(path)} imports {wrong}"
 
 
+def test_no_library_module_imports_a_command_line():
+    """The command lines are leaves: what they share lives in ``codec.cli.base``, so nothing
+    imports ``netsim.cli`` or ``codec.cli.dhvc`` (``analysis.make_figures`` included)."""
+    for path in [*sources("codec"), *sources("netsim"), *sources("analysis")]:
+        module = module_name(path)
+        wrong = [
+            n
+            for n in imports(path)
+            if (under(n, "netsim.cli") and module != "netsim.cli")
+            or (under(n, "codec.cli.dhvc") and not under(module, "codec.cli"))
+        ]
+        assert not wrong, f"{module} imports {wrong}"
+
+
 def test_the_checker_sees_lazy_and_from_imports(tmp_path: Path):
     probe = ROOT / "codec" / "model" / "config.py"
     assert "codec.types" in imports(probe)

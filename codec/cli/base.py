@@ -1,4 +1,5 @@
-"""What the testbed's command lines share (``dhvc`` here, ``netsim`` in ``netsim.cli``).
+"""What the testbed's command lines share (``dhvc`` here, ``netsim`` in ``netsim.cli``, ``make
+figures`` in ``analysis.make_figures``).
 
 * Errors for users are one line on stderr, ``error: MESSAGE``, exit code 2 (``fail``);
   Ctrl-C is one line, exit code 130, wherever it lands (``interrupted``, ``command``,
