@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from codec.h26x.realtime import STANDARD_CODECS, H26xDecoder, H26xEncoder, H26xSettings
+from codec.h26x.realtime import (
+    STANDARD_CODECS,
+    X265_CTU_PX,
+    H26xDecoder,
+    H26xEncoder,
+    H26xSettings,
+)
 from codec.types import IN_SYNC, NUM_SCALES, FrameType
 from netsim.codecs.base import Assembled, EchoRecovery, ModelInfo, ShownPicture
 from netsim.codecs.registry import CodecEntry, register_codec
@@ -265,21 +271,57 @@ def load_h26x(scenario: Scenario, originals: np.ndarray, device: str) -> LoadedH
     return LoadedH26x(settings, originals, scenario.codec.h26x.preset)
 
 
+MAX_X264_WIDTH_PX = 4096
+"""Widest x264 picture: libx264's ``slice-max-size`` mode reads past its buffers (a crash, not
+an error) on wider ones here (seen at 7168 and 8192 pixels)."""
+
+
 def check_h26x_scenario(scenario: Scenario) -> None:
-    """``CodecEntry.check_scenario``: ``netsim.scenario.check_h26x``."""
-    from netsim.scenario import check_h26x  # netsim.scenario reads this module's registry
+    """``CodecEntry.check_scenario``: ``netsim.scenario.check_h26x``, then the picture sizes
+    the encoders run: x265 needs at least one CTU (``X265_CTU_PX``) each way, x264 at most
+    ``MAX_X264_WIDTH_PX`` across."""
+    from netsim.scenario import FieldError, check_h26x  # it reads this module's registry
 
     check_h26x(scenario.sender, scenario.video)
+    video, kind = scenario.video, scenario.codec.kind
+    for name, side in (("width_px", video.width_px), ("height_px", video.height_px)):
+        if kind == "x265" and side < X265_CTU_PX:
+            raise FieldError(
+                ("video", name), f"x265 needs at least one {X265_CTU_PX}-pixel CTU, got {side}"
+            )
+    if kind == "x264" and video.width_px > MAX_X264_WIDTH_PX:
+        raise FieldError(
+            ("video", "width_px"),
+            f"x264 runs pictures up to {MAX_X264_WIDTH_PX} pixels wide here, got {video.width_px}",
+        )
 
 
 INTRA_REFRESH_ENCODERS = frozenset({"libx264"})
 """The PyAV encoders whose periodic intra refresh ``codec.h26x.realtime`` can switch on."""
 
 
+DHVC_ONLY_FIELDS = ("checkpoint", "preset", "lam")
+"""Fields of the ``codec`` section that only DHVC reads; x264/x265 refuse a value other than
+the default (compared with it, not with what was given: sweeps rebuild scenarios whole)."""
+
+
 def check_h26x_settings(spec: CodecSpec) -> None:
-    """``CodecEntry.check_settings``: intra refresh only where the encoder has it."""
+    """``CodecEntry.check_settings``: no setting the encoder would ignore (DHVC's model and
+    lambda, ``x265_slices`` for x264), intra refresh only where the encoder has it."""
     from netsim.scenario import FieldError  # netsim.scenario reads this module's registry
 
+    for name in DHVC_ONLY_FIELDS:
+        if getattr(spec, name) != type(spec).model_fields[name].default:
+            raise FieldError((name,), f"only for kind dhvc, {spec.kind} ignores it")
+    h26x = spec.h26x
+    if (
+        spec.kind != "x265"
+        and h26x is not None
+        and h26x.x265_slices != type(h26x).model_fields["x265_slices"].default
+    ):
+        raise FieldError(
+            ("h26x", "x265_slices"), f"only for kind x265 ({spec.kind} sizes slices to the MTU)"
+        )
     refresh = spec.h26x is not None and spec.h26x.intra_refresh
     if refresh and STANDARD_CODECS[spec.kind][0] not in INTRA_REFRESH_ENCODERS:
         raise FieldError(
