@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.io.atomic import TargetError, atomic_folder, check_writable_target
+from codec.io.atomic import TargetError, atomic_folder, check_writable_target, naming_target
 from codec.io.video import VideoError, read_frames, write_side_by_side_mp4
 from codec.model.device import DeviceError, resolve_device
 from netsim.codecs.base import LoadedCodec, ShownPicture, TimedCodec
@@ -198,12 +198,15 @@ def write_results(
 
     def write(folder: Path) -> None:
         output_start = time.perf_counter()
-        write_frames_csv(folder / "frames.csv", simulation.frames)
-        write_packets_csv(folder / "packets.csv", simulation.packets)
+        with naming_target(out_dir / "frames.csv"):
+            write_frames_csv(folder / "frames.csv", simulation.frames)
+        with naming_target(out_dir / "packets.csv"):
+            write_packets_csv(folder / "packets.csv", simulation.packets)
         if outcome.pictures is not None:
-            write_side_by_side_mp4(
-                folder / "video.mp4", inputs.originals, outcome.pictures, scenario.video.fps
-            )
+            with naming_target(out_dir / "video.mp4"):
+                write_side_by_side_mp4(
+                    folder / "video.mp4", inputs.originals, outcome.pictures, scenario.video.fps
+                )
         now = time.perf_counter()
         timing = RunTiming.of(
             wall_time_s=now - started_s,
@@ -222,10 +225,15 @@ def write_results(
             model=inputs.model_info,
             timing=timing,
         )
-        (folder / "summary.json").write_text(summary.to_json(), encoding="utf-8")
+        with naming_target(out_dir / "summary.json"):
+            (folder / "summary.json").write_text(summary.to_json(), encoding="utf-8")
         written.append(summary)
 
-    _write_atomically(out_dir, write)
+    try:
+        with naming_target(out_dir, folder=True):
+            _write_atomically(out_dir, write)
+    except TargetError as err:  # earlier results in out_dir are kept as they were
+        raise RunError(str(err)) from None
     return written[0]
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "atomic_folder",
     "check_writable_target",
     "cleanup_stale",
+    "naming_target",
     "write_bytes_atomic",
     "write_text_atomic",
 ]
@@ -245,6 +246,24 @@ def write_text_atomic(target: str | os.PathLike[str], text: str, encoding: str =
     with atomic_file(target) as temp:
         temp.write_text(text, encoding=encoding)
     return Path(target)
+
+
+@contextmanager
+def naming_target(target: str | os.PathLike[str], *, folder: bool = False) -> Iterator[None]:
+    """Re-raise an ``OSError`` from writing ``target`` (a full disk, a quota, an I/O error) as
+    a ``TargetError`` whose one line names the file as the user will find it: ``target``, or
+    for a ``folder`` target the file in it that the error names. Temporary names beside or
+    inside the target (``atomic_file``, ``atomic_folder``) are never shown."""
+    try:
+        yield
+    except TargetError:
+        raise
+    except OSError as err:
+        path = Path(target)
+        if folder and isinstance(err.filename, str) and err.filename:
+            path = path / Path(err.filename).name
+        reason = err.strerror or str(err) or type(err).__name__
+        raise TargetError(f"{path}: cannot write: {reason}") from None
 
 
 def atomic_folder(target: str | os.PathLike[str], fill: Callable[[Path], None]) -> Path:

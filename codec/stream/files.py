@@ -9,7 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.io.atomic import TargetError, atomic_file, atomic_folder, check_writable_target
+from codec.io.atomic import (
+    TargetError,
+    atomic_file,
+    atomic_folder,
+    check_writable_target,
+    naming_target,
+)
 from codec.io.video import check_frame_size, probe_video, read_frames, write_mp4, write_png_frames
 from codec.model.checkpoint import load_model
 from codec.model.config import PRESETS
@@ -98,12 +104,16 @@ def encode_file(
     if problem := frame_size_problem(info.width, info.height) or fps_problem(fps):
         raise ValueError(f"{video}: {problem}")  # a stream could not carry it
     pictures = read_frames(video, max_frames=frames)
+    if frames is not None and len(pictures) < frames:
+        raise ValueError(
+            f"{video}: --frames {frames} requested, the clip has {len(pictures)} frames"
+        )
     model = load_model(checkpoint, preset=preset, device=device)
     height, width = pictures.shape[1:3]
     header = StreamHeader(model.model_id, width, height, fps, gop)
     encoder = Encoder(model, gop=gop, device=device)
     total = 0
-    with atomic_file(output) as tmp, tmp.open("wb") as f:
+    with naming_target(output), atomic_file(output) as tmp, tmp.open("wb") as f:
         write_stream(f, header)
         total += StreamHeader.SIZE
         for i, picture in enumerate(pictures):
@@ -168,9 +178,11 @@ def decode_file(
         raise BitstreamError(f"{stream} holds no frames")
     array = np.stack(pictures)
     if output.suffix.lower() == ".mp4":
-        write_mp4(output, array, header.fps)
+        with naming_target(output):
+            write_mp4(output, array, header.fps)
     else:  # frames are written into a staging folder that replaces ``output`` whole
-        atomic_folder(output, lambda staging: write_png_frames(staging, array))
+        with naming_target(output, folder=True):
+            atomic_folder(output, lambda staging: write_png_frames(staging, array))
     return DecodeSummary(len(pictures), substituted, out_of_sync)
 
 
