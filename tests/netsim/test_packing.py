@@ -92,3 +92,25 @@ def test_adapter_with_packing_accepts_pieces_only() -> None:
     pieces = pieces_of(packed((40, 150, 600, 2500))[0])
     assert all(adapter.fits(piece) for piece in pieces)
     assert not DhvcAdapter(FakeEncoder(), FakeDecoder()).fits(pieces[0])
+
+
+def test_the_paper_scenarios_keep_one_scale_per_packet_and_no_concealment() -> None:
+    from pathlib import Path
+
+    from netsim.scenario import load_scenario
+
+    root = Path(__file__).parents[2] / "scenarios"
+    for path in [*root.glob("loss*.yaml"), *root.glob("compare/compare_dhvc_loss*.yaml")]:
+        s = load_scenario(path)
+        assert s.sender.packing == "per_scale" and s.receiver.concealment == "off", path
+
+
+def test_packing_and_a_fec_budget_are_refused_for_x264() -> None:
+    from netsim.scenario import ScenarioError, scenario_error_from_validation
+
+    h26x = {"kind": "x264", "h26x": {"qp": 21}}
+    for sender in ({"packing": "packed"}, {"fec_budget": {"overhead_fraction": 0.25}}):
+        with pytest.raises(Exception) as caught:
+            scenario(codec=h26x, sender=sender)
+        error = scenario_error_from_validation(None, caught.value, {"sender": sender})
+        assert isinstance(error, ScenarioError) and "sender" in str(error)
