@@ -79,9 +79,9 @@ DEFAULT_COUNTS = {
     "scenarios": 1_500,
     "runs": 20,
     "packets": 7_000,
-    "slices": 3_000,
+    "slices": 5_000,
     "sweeps": 600,
-    "loaders": 1_200,
+    "loaders": 1_500,
 }
 """Cases per category of ``run_all`` and of the benchmark's command line."""
 
