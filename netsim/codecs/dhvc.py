@@ -62,10 +62,11 @@ class MirrorRecovery(EchoRecovery):
     An echo that names a mirrorable state (f, j) (``Echo.desynced_since``) asks for an M frame
     assuming it (``MirrorRequest``); the encoder falls back to a re-sync from j when it cannot
     rebuild that state. An echo without one (D dropped twice, or the decoder refused an M frame
-    while in sync) asks for a re-sync as ``EchoRecovery`` does. An echo is stale when it left
+    while in sync) asks for a re-sync as ``EchoRecovery`` does. An echo is stale when a re-sync
+    covering its scale was encoded after its frame, and an echo naming a state also when it left
     the receiver before the last M frame was decoded (its frame is before that M frame: the
-    receiver echoes again after an M frame that did not help), or, as for re-syncs, when a
-    re-sync covering its scale was encoded after its frame. The newest usable echo decides.
+    receiver echoes again after an M frame that did not help; an M frame never helps a decoder
+    that asked for a re-sync). The newest usable echo decides.
     ``mirrored(frame_index)`` tells it which frames the encoder coded as M frames.
     """
 
@@ -78,7 +79,7 @@ class MirrorRecovery(EchoRecovery):
         if (
             not 1 <= echo.scale <= NUM_SCALES
             or echo.frame_index < self._last_cover[echo.scale]
-            or echo.frame_index < self._last_mirror
+            or (echo.desynced_since is not None and echo.frame_index < self._last_mirror)
         ):
             return False
         if echo.desynced_since is not None:

@@ -106,6 +106,15 @@ def test_an_echo_without_a_mirrorable_state_asks_for_a_resync() -> None:
     assert not recovery.consider(Echo(7, 2, 0.28))
 
 
+def test_a_resync_echo_sent_before_an_m_frame_still_counts() -> None:
+    recovery = MirrorRecovery()
+    recovery.consider(Echo(5, 3, 0.2, desynced_since=5))
+    recovery.mirrored(7)
+    recovery.encoded(7, 3)
+    assert recovery.consider(Echo(6, 1, 0.24))  # D dropped twice before the M frame arrived
+    assert recovery.request == 1
+
+
 def test_a_resync_the_encoder_fell_back_to_clears_the_mirror_request() -> None:
     recovery = MirrorRecovery()
     recovery.consider(Echo(30, 2, 1.2, desynced_since=2))
