@@ -115,14 +115,28 @@ def rd_loss(
 
 class _SpikeGuard:
     """Skips steps whose gradient norm is not finite or above ``factor`` x its running mean,
-    deciding on the device (no host sync). The first ``warmup`` steps only feed the mean."""
+    deciding on the device (no host sync). The first ``warmup`` steps only feed the mean.
 
-    def __init__(self, factor: float, device: torch.device, warmup: int = 20) -> None:
+    The gradient's scale moves when the schedule moves (intra to 3-frame clips: the first inter
+    frames cost hundreds of bits per pixel), so ``restart`` forgets the mean at each phase
+    change, and ``patience`` skipped steps in a row restart it too: without that, a mean learnt
+    on intra steps refuses every inter step and training stops moving."""
+
+    def __init__(
+        self, factor: float, device: torch.device, warmup: int = 20, patience: int = 50
+    ) -> None:
         self.factor = factor
         self.warmup = warmup
+        self.patience = patience
         self.mean = torch.zeros((), device=device)
         self.seen = torch.zeros((), device=device)
         self.skipped = torch.zeros((), device=device)
+        self.streak = torch.zeros((), device=device)
+
+    def restart(self) -> None:
+        """Forget the running mean: the next ``warmup`` steps feed it again."""
+        self.seen = torch.zeros_like(self.seen)
+        self.streak = torch.zeros_like(self.streak)
 
     def __call__(self, norm: torch.Tensor) -> torch.Tensor:
         """1.0 to apply this step's gradient, 0.0 to skip it; updates the running mean."""
@@ -134,16 +148,27 @@ class _SpikeGuard:
         self.mean = torch.where(ok, self.mean + rate * (safe - self.mean), self.mean)
         self.seen = self.seen + ok.float()
         self.skipped = self.skipped + (~ok).float()
+        self.streak = torch.where(ok, torch.zeros_like(self.streak), self.streak + 1.0)
+        stuck = self.streak >= self.patience
+        self.seen = torch.where(stuck, torch.zeros_like(self.seen), self.seen)
+        self.streak = torch.where(stuck, torch.zeros_like(self.streak), self.streak)
         return ok.float()
 
     def state_dict(self) -> dict:
-        return {"mean": self.mean, "seen": self.seen, "skipped": self.skipped}
+        return {
+            "mean": self.mean,
+            "seen": self.seen,
+            "skipped": self.skipped,
+            "streak": self.streak,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         device = self.mean.device
         self.mean, self.seen, self.skipped = (
             state[k].to(device) for k in ("mean", "seen", "skipped")
         )
+        # States saved before the streak existed start with none.
+        self.streak = state.get("streak", torch.zeros(())).to(device)
 
 
 def train(
@@ -235,6 +260,8 @@ def train(
         if should_stop is not None and should_stop():
             break
         frames, batch = cfg.frames_at(state.step), cfg.batch_at(state.step)
+        if state.step > 0 and frames != cfg.frames_at(state.step - 1):
+            guard.restart()  # a new phase: the gradient's scale moves
         x_seq = sampler.batch(batch, frames)
         lam = sample_lambdas(model.config, batch, lambda_gen, dev)
         events = None

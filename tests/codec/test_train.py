@@ -202,3 +202,19 @@ def test_procedural_pictures_are_fixed_by_the_seed_and_textured():
     assert not all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
     for picture in first:  # texture everywhere, not a flat card
         assert np.abs(np.diff(picture.astype(np.int16), axis=1)).mean() > 2.0
+
+
+def test_spike_guard_starts_again_when_the_gradient_scale_moves():
+    guard = _SpikeGuard(factor=4.0, device=torch.device("cpu"), warmup=3, patience=5)
+    for _ in range(10):
+        assert guard(torch.tensor(1.0)).item() == 1.0
+    # A new phase multiplies the norm by 100: a few steps are refused, then the guard
+    # restarts its mean instead of refusing every step from then on.
+    verdicts = [guard(torch.tensor(100.0)).item() for _ in range(12)]
+    assert verdicts[:5] == [0.0] * 5 and all(v == 1.0 for v in verdicts[5:])
+    guard.restart()  # at a phase change the first steps only feed the mean
+    assert guard(torch.tensor(1e4)).item() == 1.0
+    saved = guard.state_dict()
+    other = _SpikeGuard(factor=4.0, device=torch.device("cpu"), warmup=3, patience=5)
+    other.load_state_dict({k: v for k, v in saved.items() if k != "streak"})  # older states
+    assert other.streak.item() == 0.0
