@@ -276,10 +276,17 @@ MAX_X264_WIDTH_PX = 4096
 an error) on wider ones here (seen at 7168 and 8192 pixels)."""
 
 
+X265_MULTISLICE_LIMITS = (128, 1024, 8)
+"""(least width px, greatest height px, most slices) for x265 with more than one slice per
+picture: outside them libx265 aborted or crashed (not an error) in probes on this build:
+64x512 with 2 slices, 96x4096 and 128x4096 with 64, 128x4096 with 16, 448x2048 with 16;
+inside them every probe ran (128x512 with 2, 448x256 with 8)."""
+
+
 def check_h26x_scenario(scenario: Scenario) -> None:
     """``CodecEntry.check_scenario``: ``netsim.scenario.check_h26x``, then the picture sizes
-    the encoders run: x265 needs at least one CTU (``X265_CTU_PX``) each way, x264 at most
-    ``MAX_X264_WIDTH_PX`` across."""
+    the encoders run: x265 needs at least one CTU (``X265_CTU_PX``) each way and, with several
+    slices, ``X265_MULTISLICE_LIMITS``; x264 at most ``MAX_X264_WIDTH_PX`` across."""
     from netsim.scenario import FieldError, check_h26x  # it reads this module's registry
 
     check_h26x(scenario.sender, scenario.video)
@@ -288,6 +295,26 @@ def check_h26x_scenario(scenario: Scenario) -> None:
         if kind == "x265" and side < X265_CTU_PX:
             raise FieldError(
                 ("video", name), f"x265 needs at least one {X265_CTU_PX}-pixel CTU, got {side}"
+            )
+    slices = scenario.codec.h26x.x265_slices if scenario.codec.h26x is not None else 1
+    if kind == "x265" and slices > 1:
+        least_width, greatest_height, most_slices = X265_MULTISLICE_LIMITS
+        if slices > most_slices:
+            raise FieldError(
+                ("codec", "h26x", "x265_slices"),
+                f"x265 runs at most {most_slices} slices per picture here, got {slices}",
+            )
+        if video.width_px < least_width:
+            raise FieldError(
+                ("video", "width_px"),
+                f"x265 with {slices} slices needs pictures at least {least_width} pixels wide "
+                f"here (libx265 crashes on narrower ones), got {video.width_px}",
+            )
+        if video.height_px > greatest_height:
+            raise FieldError(
+                ("video", "height_px"),
+                f"x265 with {slices} slices runs pictures up to {greatest_height} pixels tall "
+                f"here (libx265 crashes on taller ones), got {video.height_px}",
             )
     if kind == "x264" and video.width_px > MAX_X264_WIDTH_PX:
         raise FieldError(

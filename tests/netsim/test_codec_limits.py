@@ -80,19 +80,50 @@ def test_dhvc_settings_given_to_a_standard_codec_are_refused(
 def test_x265_slices_given_to_x264_are_refused(tmp_path: Path) -> None:
     error = refused(scenario_file(tmp_path, {"codec.h26x.x265_slices": 4}))
     assert error.field == "codec.h26x.x265_slices"
-    load_scenario(scenario_file(tmp_path, {"codec.kind": "x265", "codec.h26x.x265_slices": 4}))
+    load_scenario(
+        scenario_file(
+            tmp_path,
+            {"codec.kind": "x265", "codec.h26x.x265_slices": 4, "video.width_px": 128},
+        )
+    )
 
 
 @pytest.mark.parametrize(
-    ("kind", "width_px", "height_px"), [("x265", 32, 32), ("x264", 4096, 16), ("x264", 16, 16)]
+    ("width_px", "height_px", "slices", "field"),
+    [
+        (64, 512, 2, "video.width_px"),
+        (448, 2048, 8, "video.height_px"),
+        (448, 256, 16, "codec.h26x.x265_slices"),
+    ],
+)
+def test_x265_slicings_that_crash_libx265_are_refused(
+    tmp_path: Path, width_px: int, height_px: int, slices: int, field: str
+) -> None:
+    error = refused(
+        scenario_file(
+            tmp_path,
+            {
+                "codec.kind": "x265",
+                "codec.h26x.x265_slices": slices,
+                "video.width_px": width_px,
+                "video.height_px": height_px,
+            },
+        )
+    )
+    assert error.field == field and "x265" in error.message
+
+
+@pytest.mark.parametrize(
+    ("kind", "width_px", "height_px", "slices"),
+    [("x265", 32, 32, 1), ("x265", 128, 512, 2), ("x264", 4096, 16, 8), ("x264", 16, 16, 8)],
 )
 def test_the_limits_themselves_validate_and_run(
-    tmp_path: Path, kind: str, width_px: int, height_px: int
+    tmp_path: Path, kind: str, width_px: int, height_px: int, slices: int
 ) -> None:
-    path = scenario_file(
-        tmp_path,
-        {"codec.kind": kind, "video.width_px": width_px, "video.height_px": height_px},
-    )
+    changes = {"codec.kind": kind, "video.width_px": width_px, "video.height_px": height_px}
+    if kind == "x265":
+        changes["codec.h26x.x265_slices"] = slices
+    path = scenario_file(tmp_path, changes)
     assert runner.invoke(app, ["validate", str(path)]).exit_code == 0
     result = runner.invoke(app, ["run", str(path), "--device", "cpu", "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
