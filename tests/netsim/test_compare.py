@@ -309,5 +309,5 @@ def test_x264_run_writes_identical_traces_twice(tmp_path: Path) -> None:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert summary.codec == "x264" and summary.frames == 12
     header = (tmp_path / "a" / "frames.csv").read_text().splitlines()[0].split(",")
-    assert header[-4:] == ["codec", "units_sent", "concealed", "frozen"]
+    assert header[-6:] == ["codec", "units_sent", "concealed", "frozen", "shown", "state"]
     assert summary.frames_frozen + summary.frames_concealed >= 1
