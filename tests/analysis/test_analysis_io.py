@@ -35,7 +35,7 @@ def test_load_run_returns_typed_tables(run_dir: Path) -> None:
     assert run.frames["frame"].dtype == np.int64
     assert run.frames["psnr"].dtype == np.float64
     assert run.frames["echo_sent"].dtype == np.int64
-    assert list(run.frames["frame_type"].cat.categories) == ["I", "P", "R"]
+    assert list(run.frames["frame_type"].cat.categories) == ["I", "P", "R", "M"]
     assert run.packets["fate"].dtype == "category"
     assert list(run.packets["fate"].cat.categories) == list(PACKET_FATES)
     assert run.summary["scenario"] == "loss40"

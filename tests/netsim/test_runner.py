@@ -132,7 +132,7 @@ def test_failure_while_writing_leaves_no_half_written_files(
         raise OSError("disk full")
 
     monkeypatch.setattr(netsim.runner, "write_packets_csv", broken_writer)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(RunError, match=r"packets\.csv: cannot write: disk full"):
         run_scenario(tiny, tmp_path / "out", frames=2)
     assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
 
