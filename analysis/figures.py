@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import math
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -397,6 +398,14 @@ CODEC_COLOURS: dict[str, str] = {
 """One colour per codec in the comparison figures (issue 13), in the registry's order."""
 
 
+def codec_colour(codec: str) -> str:
+    """The colour of ``codec`` in the comparison figures: the registry's, or for a variant row
+    such as ``dhvc_best`` one of the colours after them, fixed by its name."""
+    if codec in CODEC_COLOURS:
+        return CODEC_COLOURS[codec]
+    return f"C{len(CODEC_COLOURS) + zlib.crc32(codec.encode()) % (10 - len(CODEC_COLOURS))}"
+
+
 def plot_codec_psnr_vs_loss(
     comparison: pd.DataFrame,
     loss_column: str,
@@ -419,7 +428,7 @@ def plot_codec_psnr_vs_loss(
             yerr=yerr,
             marker="o",
             capsize=3,
-            color=CODEC_COLOURS.get(str(codec)),
+            color=codec_colour(str(codec)),
             label=f"{codec} (mean over {seeds} seeds, {confidence:.0%} t-interval)",
         )
     axes.set_xlabel("packet loss rate set, Bernoulli, every packet exposed (%)")
@@ -442,7 +451,7 @@ def plot_codec_traces(
     panels = figure.subplots(1, len(codecs), sharey=True, squeeze=False)[0]
     for axes, codec in zip(panels, codecs, strict=True):
         part = series[series["codec"] == codec].sort_values("frame")
-        axes.plot(part["frame"], part["psnr"], color=CODEC_COLOURS.get(codec), linewidth=1.4)
+        axes.plot(part["frame"], part["psnr"], color=codec_colour(str(codec)), linewidth=1.4)
         frozen = part[part["frozen"].astype(bool)]
         axes.plot(frozen["frame"], frozen["psnr"], **LOSS_STYLE)
         resync = part[part["frame_type"].astype(str) == "R"]
@@ -480,7 +489,7 @@ def plot_codec_unusable(
                 part[loss_column] * 100.0,
                 part[f"{value}_mean"] * 100.0,
                 marker="o",
-                color=CODEC_COLOURS.get(str(codec)),
+                color=codec_colour(str(codec)),
                 label=str(codec),
             )
         axes.set_title(name)
