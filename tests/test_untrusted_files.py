@@ -48,29 +48,20 @@ def _one_error_line(result) -> str:
     return errors[0]
 
 
+def _train_one_step(*options: str):
+    """``dhvc train`` of one step of the tiny preset on the sample data, with ``options``."""
+    steps = ["--intra-steps", "0", "--p3-steps", "0", "--p7-steps", "1"]
+    return runner.invoke(
+        dhvc_app, ["train", *options, "--data", "sample", "--preset", "tiny", *steps]
+    )
+
+
 def test_a_training_state_holding_code_is_refused_before_it_runs(payload, tmp_path):
     data, marker = payload
     state = tmp_path / "runs" / "state.pt"
     state.parent.mkdir()
     state.write_bytes(data)
-    result = runner.invoke(
-        dhvc_app,
-        [
-            "train",
-            "--state",
-            str(state),
-            "--data",
-            "sample",
-            "--preset",
-            "tiny",
-            "--intra-steps",
-            "0",
-            "--p3-steps",
-            "0",
-            "--p7-steps",
-            "1",
-        ],
-    )
+    result = _train_one_step("--state", str(state))
     line = _one_error_line(result)
     assert str(state) in line and "training state" in line
     assert not marker.exists()
@@ -98,25 +89,8 @@ def test_warm_start_weights_holding_code_are_refused_before_they_run(payload, tm
     data, marker = payload
     weights = tmp_path / "warm.pt"
     weights.write_bytes(data)
-    result = runner.invoke(
-        dhvc_app,
-        [
-            "train",
-            "--state",
-            str(tmp_path / "new" / "state.pt"),
-            "--resume",
-            str(weights),
-            "--data",
-            "sample",
-            "--preset",
-            "tiny",
-            "--intra-steps",
-            "0",
-            "--p3-steps",
-            "0",
-            "--p7-steps",
-            "1",
-        ],
+    result = _train_one_step(
+        "--state", str(tmp_path / "new" / "state.pt"), "--resume", str(weights)
     )
     line = _one_error_line(result)
     assert str(weights) in line
