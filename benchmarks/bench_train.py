@@ -7,7 +7,7 @@ itself (one host sync per window). On CUDA, GPU busy is the mean of NVML's utili
 (share of time a kernel was running) sampled every 50 ms over the timed window.
 
     python benchmarks/bench_train.py [--device cpu|cuda] [--preset base] [--compile]
-        [--no-channels-last]
+        [--no-channels-last] [--no-cpu-bf16]
         [--crop 128] [--batch 8] [--intra-batch 24] [--frames 1,3,7] [--steps 10]
         [--data sample|data/pack]
 
@@ -94,6 +94,7 @@ def bench_one(args: argparse.Namespace, frames: int, sources) -> dict:
         save_every=10**9,
         compile=args.compile,
         channels_last=args.channels_last,
+        cpu_bf16=args.cpu_bf16,
     )
     busy = _GpuBusy() if args.device == "cuda" else None
     started = {"done": False}
@@ -134,6 +135,12 @@ def main() -> None:
         default=True,
         help="the trainer's default; --no-channels-last is the NCHW path of before",
     )
+    parser.add_argument(
+        "--cpu-bf16",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the trainer's default; --no-cpu-bf16 keeps the MLPs in float32",
+    )
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--intra-batch", type=int, default=24)
@@ -151,6 +158,7 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
         "compile": args.compile,
         "channels_last": args.channels_last,
+        "cpu_bf16": args.cpu_bf16,
         "data": f"{args.data}: {sources.describe()}",
     }
     print(json.dumps(header))

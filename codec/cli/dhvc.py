@@ -230,6 +230,13 @@ def train(
     compile_model: Annotated[
         bool, typer.Option("--compile/--no-compile", help="torch.compile the model.")
     ] = TRAIN.compile,
+    cpu_bf16: Annotated[
+        bool,
+        typer.Option(
+            "--cpu-bf16/--no-cpu-bf16",
+            help="On the CPU, run the blocks' 1x1 MLPs in bfloat16 (AMX); the rest stays float32.",
+        ),
+    ] = TRAIN.cpu_bf16,
 ) -> None:
     """Train a model (intra, then 3-frame, then 7-frame clips), resumable."""
     from codec.cli.tables import train_table
@@ -257,6 +264,7 @@ def train(
             save_every=save_every,
             log_every=log_every,
             compile=compile_model,
+            cpu_bf16=cpu_bf16,
         )
         get_preset(preset)
         sources = training_sources(data)

@@ -6,11 +6,109 @@ All feature maps are NCHW float32; ``e`` is the lambda embedding, shape (B, E).
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# CPU training kernels (``cpu_training_kernels``): off everywhere else, so that the coder's
+# arithmetic never depends on them.
+_CPU_KERNELS = {"on": False, "bf16": False}
+
+
+@contextlib.contextmanager
+def cpu_training_kernels(bf16: bool = True) -> Iterator[None]:
+    """Within this context, the blocks train faster on the CPU (the trainer's CPU path):
+
+    * depth-wise convolutions compute their weight gradient as one grouped convolution with
+      the batch folded into the groups, about 2.5x faster than oneDNN's depth-wise weight
+      gradient on channels-last maps (their forward and input gradient are oneDNN's own);
+    * with ``bf16``, the 1x1 MLPs run under bfloat16 autocast, which the CPU's AMX units run
+      3-4x faster than float32 (normalisation, depth-wise convolutions, likelihoods and the
+      residual stream stay float32).
+
+    The forward functions are the same; only the rounding of the MLPs differs under ``bf16``.
+    Encoding and decoding never enter this context."""
+    saved = dict(_CPU_KERNELS)
+    _CPU_KERNELS.update(on=True, bf16=bf16)
+    try:
+        yield
+    finally:
+        _CPU_KERNELS.update(saved)
+
+
+class _DepthwiseConv(torch.autograd.Function):
+    """A depth-wise convolution (stride 1, 'same' padding) whose weight gradient is computed as
+    one grouped convolution of the input with the output gradient, the batch folded into the
+    groups."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, padding: int, dilation: int):  # type: ignore[override]
+        ctx.save_for_backward(x, weight)
+        ctx.padding, ctx.dilation = padding, dilation
+        return F.conv2d(x, weight, bias, padding=padding, dilation=dilation, groups=x.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[override]
+        x, weight = ctx.saved_tensors
+        b, c, h, w = x.shape
+        pad, dil = ctx.padding, ctx.dilation
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.ops.aten.convolution_backward(
+                grad_out,
+                x,
+                weight,
+                None,
+                [1, 1],
+                [pad, pad],
+                [dil, dil],
+                False,
+                [0, 0],
+                c,
+                [True, False, False],
+            )[0]
+        if ctx.needs_input_grad[1]:
+            corr = F.conv2d(
+                x.contiguous().view(1, b * c, h, w),
+                grad_out.contiguous().view(b * c, 1, h, w),
+                padding=pad,
+                groups=b * c,
+            )  # (1, B*C, 2 pad + 1, 2 pad + 1): the correlation at every shift
+            grad_w = corr.view(b, c, *corr.shape[-2:]).sum(0)[:, ::dil, ::dil].unsqueeze(1)
+        if ctx.needs_input_grad[2]:
+            grad_b = grad_out.sum(dim=(0, 2, 3))
+        return grad_x, grad_w, grad_b, None, None
+
+
+def depthwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """``conv(x)`` for a depth-wise 'same' convolution; inside ``cpu_training_kernels``, with
+    the faster weight gradient."""
+    if not (_CPU_KERNELS["on"] and torch.is_grad_enabled() and x.device.type == "cpu"):
+        return conv(x)
+    return _DepthwiseConv.apply(x, conv.weight, conv.bias, conv.padding[0], conv.dilation[0])
+
+
+def _bf16(x: torch.Tensor) -> torch.autocast:
+    on = _CPU_KERNELS["on"] and _CPU_KERNELS["bf16"] and x.device.type == "cpu"
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=on)
+
+
+def mlp(pw1: nn.Conv2d, pw2: nn.Conv2d, h: torch.Tensor) -> torch.Tensor:
+    """``pw2(gelu(pw1(h)))``; inside ``cpu_training_kernels(bf16=True)``, under bfloat16
+    autocast (the result is then bfloat16; the gated residual adds it in float32)."""
+    with _bf16(h):
+        return pw2(F.gelu(pw1(h)))
+
+
+def pointwise_gelu(conv: nn.Conv2d, h: torch.Tensor) -> torch.Tensor:
+    """``gelu(conv(h))`` for a 1x1 ``conv``, in float32; inside ``cpu_training_kernels(
+    bf16=True)``, the convolution and GELU run in bfloat16."""
+    with _bf16(h):
+        return F.gelu(conv(h)).float()
 
 
 class ChannelNorm(nn.Module):
@@ -84,8 +182,8 @@ class ConvNeXtBlock(nn.Module):
         self.pw2 = nn.Conv2d(mlp_ratio * channels, channels, 1)
 
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        h, gate = self.ada(self.dw(x), e)
-        return x + gate * self.pw2(F.gelu(self.pw1(h)))
+        h, gate = self.ada(depthwise(self.dw, x), e)
+        return x + gate * mlp(self.pw1, self.pw2, h)
 
 
 class STPB(nn.Module):
@@ -106,11 +204,12 @@ class STPB(nn.Module):
 
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         h, gate = self.ada1(x, e)
-        u = F.gelu(self.proj_in(h))
-        attn = self.pw(self.dw_dilated(self.dw(u)))
-        x = x + gate * self.proj_out(u * torch.sigmoid(attn))
+        u = pointwise_gelu(self.proj_in, h)
+        attn = self.pw(depthwise(self.dw_dilated, depthwise(self.dw, u)))
+        with _bf16(u):
+            x = x + gate * self.proj_out(u * torch.sigmoid(attn))
         h, gate = self.ada2(x, e)
-        return x + gate * self.mlp2(F.gelu(self.mlp1(h)))
+        return x + gate * mlp(self.mlp1, self.mlp2, h)
 
 
 class Stage(nn.Module):

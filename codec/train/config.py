@@ -44,6 +44,7 @@ class TrainConfig:
     procedural_pictures: int = 48
     loss_aware_fraction: float = 0.25
     channels_last: bool = True
+    cpu_bf16: bool = True  # CPU: the 1x1 MLPs in bfloat16 (layers.cpu_training_kernels)
     compile: bool = False
 
     def __post_init__(self) -> None:

@@ -13,7 +13,9 @@ The step is written for a GPU and runs unchanged on the CPU:
   EMA is one fused ``_foreach_lerp_``;
 * channels-last weights and activations (on the CPU too: oneDNN's depth-wise and 1x1
   convolutions and the fused channel LayerNorm run 1.4-4x faster that way than in NCHW);
-  on CUDA, bf16 autocast; optionally ``torch.compile`` of the model.
+  on CUDA, bf16 autocast; on the CPU, ``codec.model.layers.cpu_training_kernels`` (a faster
+  depth-wise weight gradient, and the blocks' 1x1 MLPs in bfloat16 on the AMX units unless
+  ``cpu_bf16`` is off); optionally ``torch.compile`` of the model.
 
 ``train`` resumes exactly from a full training state (model, EMA, optimizer, guard, step, every
 random stream) or warm-starts from shipped fp16 weights. It never prints: progress goes to the
@@ -22,6 +24,7 @@ random stream) or warm-starts from shipped fp16 weights. It never prints: progre
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import time
@@ -35,6 +38,7 @@ from codec.model.checkpoint import load_model, save_checkpoint
 from codec.model.config import ModelConfig, get_preset
 from codec.model.device import resolve_device
 from codec.model.dhvc import DHVC, LossEvents, count_parameters
+from codec.model.layers import cpu_training_kernels
 from codec.pack.load import Pack
 from codec.train.config import TrainConfig
 from codec.train.procedural import procedural_pictures
@@ -238,6 +242,13 @@ def train(
         model = model.to(memory_format=torch.channels_last)
         ema = ema.to(memory_format=torch.channels_last)  # the EMA lerp pairs like strides
     forward = torch.compile(model) if cfg.compile else model
+    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
+
+    def cpu_kernels() -> contextlib.AbstractContextManager:
+        if dev.type != "cpu":
+            return contextlib.nullcontext()
+        return cpu_training_kernels(bf16=cfg.cpu_bf16)
+
     params = list(model.parameters())
     ema_params = list(ema.parameters())
 
@@ -270,7 +281,7 @@ def train(
         lr = cfg.lr_at(state.step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        with autocast, cpu_kernels():
             loss, parts = rd_loss(forward, x_seq, lam, events)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
