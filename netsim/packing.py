@@ -187,7 +187,61 @@ def pack_frame(
         if target is None:
             packets.append(target := [])
         target.append(piece)
-    packets = [group for group in packets if group]
+    return _packets(frame, [group for group in packets if group], first_seq)
+
+
+def pack_frame_striped(
+    frame: EncodedFrame,
+    *,
+    first_seq: int,
+    mtu_bytes: int,
+    max_scales: int,
+    parity_fraction: float,
+) -> list[Packet]:
+    """Frame-level FEC in the packed layout: every scale is cut into P data pieces of equal
+    length, piece i of every scale in data packet i, and its m parity pieces in the m parity
+    packets after them, m = ceil(``parity_fraction`` * P) (the rule by which x264/x265 frames
+    get parity: one packet per 1/``parity_fraction`` data packets, rounded up). P is the
+    fewest data packets that hold the frame. Any m lost packets of the frame are repaired,
+    whatever scales they held; an empty scale travels as one empty piece in packet 0 and in
+    every parity packet (the receiver drops the copies).
+    Raises ``PackingError``."""
+    capacity = mtu_bytes - HEADER_SIZE_BYTES
+    sizes = [len(frame.scales[k].data) for k in range(max_scales)]
+    for data_packets in range(1, MAX_FRAGMENTS + 1):
+        parity_packets = max(1, math.ceil(parity_fraction * data_packets))
+        if data_packets + parity_packets > MAX_FRAGMENTS:
+            break
+        load = sum(PIECE_HEADER_BYTES + (math.ceil(n / data_packets) if n else 0) for n in sizes)
+        if load <= capacity:
+            break
+    else:  # pragma: no cover - the loop breaks at the latest when the fragments run out
+        data_packets = MAX_FRAGMENTS
+    if data_packets + parity_packets > MAX_FRAGMENTS or load > capacity:
+        raise PackingError(
+            f"frame {frame.frame_index} ({sum(sizes)} bytes) does not fit {MAX_FRAGMENTS} "
+            f"packets of {mtu_bytes} bytes with parity; raise mtu_bytes"
+        )
+    params = FecParams(data_packets, parity_packets)
+    groups: list[list[_Piece]] = [[] for _ in range(data_packets + parity_packets)]
+    for scale in range(1, max_scales + 1):
+        payload = frame.scales[scale - 1]
+        if not payload.data:  # in packet 0 and in every parity packet: any m losses keep it
+            empty = _Piece(scale, 0, 1, 0, payload, b"")
+            for index in (0, *range(data_packets, data_packets + parity_packets)):
+                groups[index].append(empty)
+            continue
+        fragments = fec_encode(payload.data, params)
+        for index, fragment in enumerate(fragments):
+            groups[index].append(
+                _Piece(scale, index, data_packets, parity_packets, payload, fragment)
+            )
+    return _packets(frame, groups, first_seq)
+
+
+def _packets(frame: EncodedFrame, packets: list[list[_Piece]], first_seq: int) -> list[Packet]:
+    """The packed packets that carry ``packets`` (lists of pieces), numbered from
+    ``first_seq``."""
     out = []
     for index, group in enumerate(packets):
         body = b"".join(piece.encode() for piece in group)

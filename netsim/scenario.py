@@ -302,13 +302,24 @@ class FecSpec(_Spec):
         return self
 
 
+FEC_ALLOCATIONS = ("unequal", "striped")
+"""How ``fec_budget`` spends its overhead: ``unequal`` (parity bytes per scale by importance,
+``netsim.fec.allocate_unequal``) or ``striped`` (frame-level FEC in the packed layout,
+``netsim.packing.pack_frame_striped``)."""
+
+
 class FecBudgetSpec(_Spec):
-    """Unequal protection (DESIGN 4, ``netsim.fec.allocate_unequal``): parity bytes of at most
+    """One FEC overhead budget per frame (DESIGN 4). ``unequal``: parity bytes of at most
     ``overhead_fraction`` of each frame's payload bytes, spread over the scales by their
-    importance, assuming fragments are lost with ``design_loss_rate``."""
+    importance (``netsim.fec.allocate_unequal``), assuming fragments are lost with
+    ``design_loss_rate``. ``striped`` (needs ``packing: packed``): every scale striped over
+    the frame's P data packets and ceil(``overhead_fraction`` * P) parity packets, the rule
+    by which x264/x265 frames get theirs, so any that many lost packets are repaired
+    (``netsim.packing.pack_frame_striped``; ``design_loss_rate`` unused)."""
 
     overhead_fraction: FiniteFloat = Field(gt=0, le=1)
     design_loss_rate: FiniteFloat = Field(0.1, gt=0, lt=1)
+    allocation: Literal[FEC_ALLOCATIONS] = "unequal"  # type: ignore[valid-type]
 
 
 PACKINGS = ("per_scale", "packed")
@@ -335,6 +346,9 @@ class SenderSpec(_Spec):
     def _one_fec_setting(self) -> SenderSpec:
         if self.fec and self.fec_budget is not None:
             raise FieldError(("fec_budget",), "give fec or fec_budget, not both")
+        budget = self.fec_budget
+        if budget is not None and budget.allocation == "striped" and self.packing != "packed":
+            raise FieldError(("fec_budget", "allocation"), "striped FEC needs packing: packed")
         return self
 
 
@@ -661,6 +675,18 @@ def check_packetization(sender: SenderSpec, video: VideoSpec, config: ModelConfi
             f"of model {config.name!r}) and a scale travels in at most {MAX_FRAGMENTS} "
             f"packets; use mtu_bytes >= {needed} or smaller frames",
         )
+    striped = sender.fec_budget is not None and sender.fec_budget.allocation == "striped"
+    if striped:
+        room = sender.mtu_bytes - HEADER_SIZE_BYTES - len(scales) * PIECE_HEADER_BYTES
+        data_packets = math.ceil(sum(budgets.values()) / max(room, 1))
+        parity = max(1, math.ceil(sender.fec_budget.overhead_fraction * data_packets))
+        if room < 1 or data_packets + parity > MAX_FRAGMENTS:
+            raise FieldError(
+                ("mtu_bytes",),
+                f"{sender.mtu_bytes} is too small for striped FEC on {size} frames: a frame may "
+                f"carry up to {sum(budgets.values())} bytes and travels in at most "
+                f"{MAX_FRAGMENTS} packets with its parity; raise mtu_bytes",
+            )
     for scale in scales:
         budget = budgets[scale]
         data_packets = math.ceil(budget / payload_bytes)

@@ -36,7 +36,13 @@ from netsim.damage import ShownKind
 from netsim.fec import FecParams, allocate_unequal
 from netsim.packet import HEADER_SIZE_BYTES, MAX_FRAGMENTS, Packet
 from netsim.packetizer import assemble_scale, fits_scale_header, max_payload_bytes, packetize
-from netsim.packing import PIECE_HEADER_BYTES, fits_piece, pack_frame, piece_payload_bytes
+from netsim.packing import (
+    PIECE_HEADER_BYTES,
+    fits_piece,
+    pack_frame,
+    pack_frame_striped,
+    piece_payload_bytes,
+)
 from netsim.reassembly import FrameAssembly
 from netsim.trace import SentFrame
 
@@ -165,11 +171,14 @@ def assemble_scales(frame_index: int, assembly: FrameAssembly | None) -> Assembl
 
 @dataclass(frozen=True)
 class FecBudget:
-    """Unequal protection of every frame (``netsim.fec.allocate_unequal``): parity bytes of
-    at most ``overhead_fraction`` of the frame's payload at an assumed ``design_loss_rate``."""
+    """One FEC budget for every frame (``netsim.scenario.FecBudgetSpec``): ``unequal``, parity
+    bytes of at most ``overhead_fraction`` of the frame's payload spread over the scales at an
+    assumed ``design_loss_rate`` (``netsim.fec.allocate_unequal``); ``striped``, frame-level
+    FEC over the packed packets (``netsim.packing.pack_frame_striped``)."""
 
     overhead_fraction: float
     design_loss_rate: float
+    allocation: str = "unequal"
 
 
 class DhvcAdapter:
@@ -209,6 +218,14 @@ class DhvcAdapter:
         max_scales: int,
         fec: Mapping[int, FecParams],
     ) -> list[Packet]:
+        if self.fec_budget is not None and self.fec_budget.allocation == "striped":
+            return pack_frame_striped(
+                frame,
+                first_seq=first_seq,
+                mtu_bytes=mtu_bytes,
+                max_scales=max_scales,
+                parity_fraction=self.fec_budget.overhead_fraction,
+            )
         if self.fec_budget is not None:
             fec = self._allocate(frame, mtu_bytes=mtu_bytes, max_scales=max_scales)
         if self.packing == "packed":
@@ -360,7 +377,7 @@ def load_dhvc(scenario: Scenario, originals: np.ndarray, device: str) -> LoadedD
         fec_budget=(
             None
             if (budget := scenario.sender.fec_budget) is None
-            else FecBudget(budget.overhead_fraction, budget.design_loss_rate)
+            else FecBudget(budget.overhead_fraction, budget.design_loss_rate, budget.allocation)
         ),
         concealment=scenario.receiver.concealment == "auto",
     )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from codec.types import NUM_SCALES
 from netsim.codecs.dhvc import DhvcAdapter
 from netsim.fec import FecParams
 from netsim.packet import HEADER_SIZE_BYTES, Packet, PacketFormatError, PacketLayout
-from netsim.packing import fits_piece, pack_frame, pieces_of
+from netsim.packing import fits_piece, pack_frame, pack_frame_striped, pieces_of
 from netsim.reassembly import FrameAssembly
 from netsim.simulation import simulate
 from tests.netsim.fakes import FakeDecoder, FakeEncoder, assemble, scenario, simulate_fakes
@@ -114,3 +116,62 @@ def test_packing_and_a_fec_budget_are_refused_for_x264() -> None:
             scenario(codec=h26x, sender=sender)
         error = scenario_error_from_validation(None, caught.value, {"sender": sender})
         assert isinstance(error, ScenarioError) and "sender" in str(error)
+
+
+def striped(sizes: tuple[int, ...], fraction: float = 0.25) -> list[Packet]:
+    frame = FakeEncoder(sizes).encode(1, None)
+    return pack_frame_striped(
+        frame, first_seq=10, mtu_bytes=MTU, max_scales=NUM_SCALES, parity_fraction=fraction
+    )
+
+
+@pytest.mark.parametrize(
+    ("sizes", "fraction", "data", "parity"),
+    [
+        # 3 packets would carry 14 + 50 + 200 + 834 bytes and 4 piece headers: 1,182 > 1,154
+        ((40, 150, 600, 2500), 0.25, 4, 1),
+        ((40, 150, 600, 2500), 0.5, 4, 2),
+        ((10, 20, 30, 40), 0.25, 1, 1),
+        ((0, 150, 600, 9000), 0.25, 10, 3),  # the empty scale rides in packet 0
+    ],
+)
+def test_striped_fec_repairs_any_parity_count_of_lost_packets(
+    sizes: tuple[int, ...], fraction: float, data: int, parity: int
+) -> None:
+    packets = striped(sizes, fraction)
+    assert len(packets) == data + parity
+    assert all(p.size_bytes <= MTU for p in packets)
+    sent = set(range(1, NUM_SCALES + 1))
+    for lost in itertools.combinations(range(len(packets)), parity):
+        kept = [p for i, p in enumerate(packets) if i not in lost]
+        assert received_scales(kept) == sent, lost
+    if data > 1:  # one more lost packet loses every non-empty scale
+        nonempty = {k for k, n in enumerate(sizes, start=1) if n}
+        assert not received_scales(packets[parity + 1 :]) & nonempty
+
+
+def test_striped_fec_needs_the_packed_layout_and_fits_the_largest_frame() -> None:
+    from netsim.scenario import ScenarioError, scenario_error_from_validation
+
+    budget = {"overhead_fraction": 0.25, "allocation": "striped"}
+    assert scenario(sender={"packing": "packed", "fec_budget": budget}).sender.fec_budget
+    sender = {"fec_budget": budget}
+    with pytest.raises(Exception) as caught:
+        scenario(sender=sender)
+    error = scenario_error_from_validation(None, caught.value, {"sender": sender})
+    assert isinstance(error, ScenarioError) and "packing: packed" in str(error)
+
+
+def test_a_striped_run_repairs_one_lost_packet_per_frame() -> None:
+    from netsim.codecs.dhvc import FecBudget
+
+    lost = [{"frame": f, "scale": 1, "fragment": f} for f in range(4)]  # scale: the first piece
+    loss = {"kind": "explicit", "packets": lost}
+    decoder = FakeDecoder()
+    budget = FecBudget(0.25, 0.1, "striped")
+    codec = DhvcAdapter(FakeEncoder(), decoder, packing="packed", fec_budget=budget)
+    s = scenario(network={"forward": {"kind": "unlimited", "loss": loss}})
+    outcome = simulate(s, codec=codec, frame_count=4, seed=0)
+    assert len(outcome.packets) == 5 * 4  # 4 data packets and 1 parity packet a frame
+    assert sum(p.fate.value != "delivered" for p in outcome.packets) == 4
+    assert all(set(r.scales) == {1, 2, 3, 4} for r in decoder.received)
