@@ -291,6 +291,14 @@ def check_h26x_scenario(scenario: Scenario) -> None:
 
     check_h26x(scenario.sender, scenario.video)
     video, kind = scenario.video, scenario.codec.kind
+    loss = scenario.network.forward.loss
+    for index, entry in enumerate(getattr(loss, "packets", ()) if loss.kind == "explicit" else ()):
+        if entry.scale != 1:
+            raise FieldError(
+                ("network", "forward", "loss", "packets", index, "scale"),
+                f"{kind} sends one layer (its slices are layer 1, fragment i the i-th slice "
+                f"packet): an explicit loss must name scale 1, got {entry.scale}",
+            )
     for name, side in (("width_px", video.width_px), ("height_px", video.height_px)):
         if kind == "x265" and side < X265_CTU_PX:
             raise FieldError(

@@ -128,3 +128,23 @@ def test_the_limits_themselves_validate_and_run(
     result = runner.invoke(app, ["run", str(path), "--device", "cpu", "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r" / "summary.json").is_file()
+
+
+@pytest.mark.parametrize("kind", ["x264", "x265"])
+def test_explicit_losses_on_layers_a_standard_codec_never_sends_are_refused(
+    tmp_path: Path, kind: str
+) -> None:
+    lost = [{"frame": 1, "scale": 1, "fragment": 0}, {"frame": 1, "scale": 3}]
+    loss = {"kind": "explicit", "packets": lost}
+    video = {"video.width_px": 128} if kind == "x265" else {}
+    error = refused(
+        scenario_file(tmp_path, {"codec.kind": kind, "network.forward.loss": loss, **video})
+    )
+    assert error.field == "network.forward.loss.packets[1].scale"
+    assert "scale 1" in error.message and "got 3" in error.message
+    load_scenario(
+        scenario_file(
+            tmp_path,
+            {"codec.kind": kind, "network.forward.loss": {**loss, "packets": lost[:1]}} | video,
+        )
+    )
