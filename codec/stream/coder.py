@@ -468,6 +468,14 @@ class Decoder:
     def model(self) -> DHVC:
         return self._ctx.model
 
+    def reset(self) -> None:
+        """Back to the state of a new decoder (no references, in sync, no lambda seen), keeping
+        the model and its entropy tables (building those is what a new decoder costs)."""
+        self._ctx.state = _ReferenceState()
+        self.first_desynced_scale = IN_SYNC
+        self.desynced_since = None
+        self.last_lambda = None
+
     @property
     def mirror_state(self) -> tuple[int, int] | None:
         """(f, D) when the decoder was in sync before frame f and D has not dropped since (the

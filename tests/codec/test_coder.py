@@ -45,6 +45,22 @@ def test_decoder_is_bit_exact_with_encoder_over_a_gop_of_real_video(tiny_model, 
         assert decoded.echo_scale is None
 
 
+def test_a_reset_decoder_decodes_a_new_stream_like_a_new_decoder(tiny_model, bikes_frames):
+    enc, dec = _pair(tiny_model, bikes_frames)
+    first = [enc.encode(frame, LAM) for frame in bikes_frames[:3]]
+    dec.decode(first[0].received())
+    dec.decode(first[1].received(scales={1}))  # scales 2-4 lost: desynchronised
+    assert dec.first_desynced_scale != IN_SYNC and dec.last_lambda is not None
+    dec.reset()
+    assert (dec.first_desynced_scale, dec.desynced_since, dec.last_lambda) == (IN_SYNC, None, None)
+    enc2, fresh = _pair(tiny_model, bikes_frames)
+    for frame in bikes_frames[3:6]:
+        encoded = enc2.encode(frame, LAM)
+        got, want = dec.decode(encoded.received()), fresh.decode(encoded.received())
+        assert np.array_equal(got.x_hat, want.x_hat) and got.outcomes == want.outcomes
+        assert np.array_equal(got.x_hat, encoded.x_hat)
+
+
 def test_payload_size_is_within_two_percent_of_estimated_bits(tiny_model, bikes_frames):
     enc = Encoder(tiny_model, gop=8)
     for frame in bikes_frames[:4]:

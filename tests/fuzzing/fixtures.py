@@ -23,7 +23,6 @@ from codec.io.video import read_frames
 from codec.model.checkpoint import load_model, save_checkpoint
 from codec.stream.bitstream import StreamHeader, write_frame, write_stream
 from codec.stream.coder import Decoder, Encoder
-from codec.types import IN_SYNC
 from netsim.codecs.h26x import H26xFrameEncoder
 from netsim.codecs.slices import packetize_slices, payload_budget_bytes
 from netsim.fec import FecParams
@@ -130,17 +129,11 @@ class Fixtures:
 
     def fresh_decoder(self) -> Decoder:
         """A decoder in its initial state (reset rather than rebuilt: building one costs the
-        Gaussian table). It reaches into the decoder's context because ``Decoder`` offers no
-        public reset; a change there fails the fuzz test at once."""
+        Gaussian table)."""
         if self._decoder is None:
             self._decoder = Decoder(self.model, FRAME_SIZE, FRAME_SIZE, device="cpu")
-        decoder = self._decoder
-        state = decoder._ctx.state
-        decoder._ctx.state = type(state)()
-        decoder.first_desynced_scale = IN_SYNC
-        decoder.desynced_since = None
-        decoder.last_lambda = None
-        return decoder
+        self._decoder.reset()
+        return self._decoder
 
     # --- x264/x265 slice packets ------------------------------------------------------------
 
