@@ -117,6 +117,44 @@ def test_a_killed_sweep_restarts_with_only_the_missing_runs(tmp_path: Path) -> N
     assert len(result.table) == len(tasks)
 
 
+def test_ctrl_c_ends_a_sweep_with_one_line_and_keeps_its_finished_runs(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, [0.2, 0.4, 0.6, 0.8], [0], frames=8)
+    spec = load_sweep(path)
+    tasks = expand(spec)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "netsim.cli", "sweep", str(path), "--workers", "1"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not any(t.finished for t in tasks):
+            assert process.poll() is None, "the sweep ended before Ctrl-C"
+            assert time.monotonic() < deadline, "no run finished in time"
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[-1].startswith("interrupted: finished runs are kept"), err[-2000:]
+    assert "Traceback" not in err and "Traceback" not in out
+    finished = {t.run_id for t in tasks if t.finished}
+    assert 0 < len(finished) < len(tasks)
+    for task in tasks:  # a run folder is whole or absent: nothing half-written is left
+        folder = spec.out_dir / task.run_id
+        assert task.finished or not folder.exists(), task.run_id
+    result = run_sweep(spec, workers=1)
+    assert set(result.skipped) == finished
+    assert set(result.ran) == {t.run_id for t in tasks} - finished
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
