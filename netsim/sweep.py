@@ -57,10 +57,13 @@ import logging
 import math
 import os
 import re
+import signal
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -568,6 +571,23 @@ def _worker_count(client: Any) -> int:
         return 0
 
 
+@contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Start the local cluster's worker processes with SIGINT ignored (they inherit it), so
+    that a terminal's Ctrl-C, which reaches the whole process group, stops only this process,
+    which then closes the cluster itself. Without this the workers died of the
+    KeyboardInterrupt and printed tracebacks under the sweep's one line. Only the main thread
+    may set signal handlers; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_tasks(
     tasks: Sequence[RunTask],
     *,
@@ -605,14 +625,15 @@ def run_tasks(
 
     cluster = None
     if scheduler is None:
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address="127.0.0.1:0",  # HTTP server on a free local port: no clash
-            silence_logs=logging.ERROR,
-            env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-        )
+        with _workers_ignore_ctrl_c():
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address="127.0.0.1:0",  # HTTP server on a free local port: no clash
+                silence_logs=logging.ERROR,
+                env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+            )
     where = "the local cluster" if scheduler is None else f"scheduler {scheduler}"
     done = already_done
     try:
