@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from codec.types import EncodedFrame, ScalePayload
@@ -190,6 +190,24 @@ def pack_frame(
     return _packets(frame, [group for group in packets if group], first_seq)
 
 
+def striped_layout(
+    scale_bytes: Sequence[int], mtu_bytes: int, parity_fraction: float
+) -> tuple[int, int] | None:
+    """(P, m) of ``pack_frame_striped`` for scales of these sizes: the fewest data packets P
+    whose share of every scale (one piece each, header included) fits a packet, and
+    m = ceil(``parity_fraction`` * P) parity packets; None when P + m would pass
+    ``MAX_FRAGMENTS``."""
+    capacity = mtu_bytes - HEADER_SIZE_BYTES
+    for data_packets in range(1, MAX_FRAGMENTS):
+        parity_packets = max(1, math.ceil(parity_fraction * data_packets))
+        if data_packets + parity_packets > MAX_FRAGMENTS:
+            return None
+        shares = (math.ceil(n / data_packets) for n in scale_bytes)
+        if sum(PIECE_HEADER_BYTES + share for share in shares) <= capacity:
+            return data_packets, parity_packets
+    return None
+
+
 def pack_frame_striped(
     frame: EncodedFrame,
     *,
@@ -206,22 +224,14 @@ def pack_frame_striped(
     whatever scales they held; an empty scale travels as one empty piece in packet 0 and in
     every parity packet (the receiver drops the copies).
     Raises ``PackingError``."""
-    capacity = mtu_bytes - HEADER_SIZE_BYTES
     sizes = [len(frame.scales[k].data) for k in range(max_scales)]
-    for data_packets in range(1, MAX_FRAGMENTS + 1):
-        parity_packets = max(1, math.ceil(parity_fraction * data_packets))
-        if data_packets + parity_packets > MAX_FRAGMENTS:
-            break
-        load = sum(PIECE_HEADER_BYTES + (math.ceil(n / data_packets) if n else 0) for n in sizes)
-        if load <= capacity:
-            break
-    else:  # pragma: no cover - the loop breaks at the latest when the fragments run out
-        data_packets = MAX_FRAGMENTS
-    if data_packets + parity_packets > MAX_FRAGMENTS or load > capacity:
+    layout = striped_layout(sizes, mtu_bytes, parity_fraction)
+    if layout is None:
         raise PackingError(
             f"frame {frame.frame_index} ({sum(sizes)} bytes) does not fit {MAX_FRAGMENTS} "
             f"packets of {mtu_bytes} bytes with parity; raise mtu_bytes"
         )
+    data_packets, parity_packets = layout
     params = FecParams(data_packets, parity_packets)
     groups: list[list[_Piece]] = [[] for _ in range(data_packets + parity_packets)]
     for scale in range(1, max_scales + 1):

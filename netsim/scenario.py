@@ -48,7 +48,7 @@ from netsim.codecs.registry import DEFAULT_CODEC, codec_entry, codec_kinds
 from netsim.loss import gilbert_parameters
 from netsim.mahimahi import TraceFormatError, load_delivery_trace
 from netsim.packet import HEADER_SIZE_BYTES, MAX_FRAGMENTS
-from netsim.packing import PIECE_HEADER_BYTES
+from netsim.packing import PIECE_HEADER_BYTES, striped_layout
 from netsim.queueing import QueueDiscipline
 
 BUILTIN_PREFIX = "builtin:"
@@ -676,17 +676,19 @@ def check_packetization(sender: SenderSpec, video: VideoSpec, config: ModelConfi
             f"packets; use mtu_bytes >= {needed} or smaller frames",
         )
     striped = sender.fec_budget is not None and sender.fec_budget.allocation == "striped"
-    if striped:
-        room = sender.mtu_bytes - HEADER_SIZE_BYTES - len(scales) * PIECE_HEADER_BYTES
-        data_packets = math.ceil(sum(budgets.values()) / max(room, 1))
-        parity = max(1, math.ceil(sender.fec_budget.overhead_fraction * data_packets))
-        if room < 1 or data_packets + parity > MAX_FRAGMENTS:
-            raise FieldError(
-                ("mtu_bytes",),
-                f"{sender.mtu_bytes} is too small for striped FEC on {size} frames: a frame may "
-                f"carry up to {sum(budgets.values())} bytes and travels in at most "
-                f"{MAX_FRAGMENTS} packets with its parity; raise mtu_bytes",
-            )
+    if (
+        striped
+        and striped_layout(
+            list(budgets.values()), sender.mtu_bytes, sender.fec_budget.overhead_fraction
+        )
+        is None
+    ):
+        raise FieldError(
+            ("mtu_bytes",),
+            f"{sender.mtu_bytes} is too small for striped FEC on {size} frames: a frame may "
+            f"carry up to {sum(budgets.values())} bytes and travels in at most "
+            f"{MAX_FRAGMENTS} packets with its parity; raise mtu_bytes",
+        )
     for scale in scales:
         budget = budgets[scale]
         data_packets = math.ceil(budget / payload_bytes)

@@ -45,6 +45,28 @@ def write_sweep(folder: Path, rates: list[float], seeds: list[int], frames: int 
     return path
 
 
+def start_sweep(path: Path, tasks: list, **popen: object) -> subprocess.Popen:
+    """`netsim sweep` of ``path`` with one worker in a session of its own, returned once one
+    of ``tasks`` has finished (the sweep still running); killed if that does not happen."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "netsim.cli", "sweep", str(path), "--workers", "1"],
+        cwd=ROOT,
+        start_new_session=True,
+        **popen,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not any(t.finished for t in tasks):
+            assert process.poll() is None, "the sweep ended before a run finished"
+            assert time.monotonic() < deadline, "no run finished in time"
+            time.sleep(0.2)
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+    return process
+
+
 def test_a_bad_field_path_exits_2_with_one_line_before_running(tmp_path: Path) -> None:
     path = write_sweep(tmp_path, [0.2], [0])
     data = yaml.safe_load(path.read_text())
@@ -93,22 +115,9 @@ def test_a_killed_sweep_restarts_with_only_the_missing_runs(tmp_path: Path) -> N
     path = write_sweep(tmp_path, [0.2, 0.4, 0.6, 0.8], [0], frames=8)
     spec = load_sweep(path)
     tasks = expand(spec)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "netsim.cli", "sweep", str(path), "--workers", "1"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while not any(t.finished for t in tasks):
-            assert process.poll() is None, "the sweep ended before it could be killed"
-            assert time.monotonic() < deadline, "no run finished in time"
-            time.sleep(0.2)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)  # the sweep and its dask workers
-        process.wait()
+    process = start_sweep(path, tasks, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.killpg(process.pid, signal.SIGKILL)  # the sweep and its dask workers
+    process.wait()
     finished = {t.run_id for t in tasks if t.finished}
     assert 0 < len(finished) < len(tasks)
     result = run_sweep(spec, workers=1)
@@ -121,20 +130,8 @@ def test_ctrl_c_ends_a_sweep_with_one_line_and_keeps_its_finished_runs(tmp_path:
     path = write_sweep(tmp_path, [0.2, 0.4, 0.6, 0.8], [0], frames=8)
     spec = load_sweep(path)
     tasks = expand(spec)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "netsim.cli", "sweep", str(path), "--workers", "1"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    process = start_sweep(path, tasks, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 240
-        while not any(t.finished for t in tasks):
-            assert process.poll() is None, "the sweep ended before Ctrl-C"
-            assert time.monotonic() < deadline, "no run finished in time"
-            time.sleep(0.2)
         os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
         out, err = process.communicate(timeout=120)
     finally:
