@@ -21,6 +21,18 @@ share of frames where the substituted picture is worse than the repeated one::
 With scale 1 substituted the substituted picture is no better than the last one (worse on half
 the frames), so the last shown picture is repeated; with only scales >= 2 substituted the
 substituted picture is better, and is shown. A blend never beats the better of the two.
+
+Better than repeating the last picture is moving it on (``ConcealmentRule.extrapolate_frames``,
+``netsim.motion``): when the last two pictures shown as decoded were consecutive frames and the
+motion between them is predictable, a frame with scale 1 substituted shows the last decoded
+picture extrapolated along that motion, k frames on for the k-th frame since it, up to
+``extrapolate_frames`` frames; then, or where the motion is unknown, the last shown picture is
+repeated. The field is estimated once per pair, so a run of concealed frames costs one
+estimate. Measured on the best DHVC configuration (``compare_dhvc_best_loss{10,20}.yaml``,
+seeds 0-2, 131 frames with scale 1 substituted, 83 of them with a usable field), the
+extrapolated picture against the last shown one repeated: +2.61 dB one frame on (never
+worse), +0.62 dB two on (worse on 3 of 24), +0.09 dB three on (worse on 7 of 24, so the rule
+stops at two).
 """
 
 from __future__ import annotations
@@ -30,17 +42,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from netsim.damage import ShownKind
+from netsim.motion import MotionField, estimate_motion, extrapolate
 
 
 @dataclass(frozen=True)
 class ConcealmentRule:
     """Which picture to show for a frame whose first substituted scale is j: the last shown
     picture when j <= ``repeat_up_to_scale``, a blend (``blend_weight`` of the decoder's
-    picture) when j <= ``blend_up_to_scale``, else the decoder's picture."""
+    picture) when j <= ``blend_up_to_scale``, else the decoder's picture. Within
+    ``extrapolate_frames`` frames of the last decoded picture, the repeated picture is that one
+    moved on along its motion, where the motion is known and predictable (0: never; module
+    docstring)."""
 
     repeat_up_to_scale: int = 1
     blend_up_to_scale: int = 1
     blend_weight: float = 0.5
+    extrapolate_frames: int = 2
 
 
 DEFAULT_RULE = ConcealmentRule()
@@ -48,11 +65,32 @@ DEFAULT_RULE = ConcealmentRule()
 
 
 class Concealment:
-    """The receiver's concealment state over a run: the last shown picture."""
+    """The receiver's concealment state over a run: the last shown picture, the last two
+    pictures shown as decoded (with their frame numbers) and the motion between them."""
 
     def __init__(self, rule: ConcealmentRule = DEFAULT_RULE) -> None:
         self.rule = rule
         self._last: np.ndarray | None = None
+        self._frame = -1
+        self._decoded: list[tuple[int, np.ndarray]] = []
+        self._field: MotionField | None = None
+
+    def _moved_on(self) -> np.ndarray | None:
+        """The last decoded picture extrapolated to this frame, or None where the motion is
+        unknown (the last two decoded pictures are not consecutive) or unpredictable."""
+        if len(self._decoded) < 2:
+            return None
+        (older_frame, older), (newer_frame, newer) = self._decoded
+        ahead = self._frame - newer_frame
+        if ahead > self.rule.extrapolate_frames:
+            return None
+        if newer_frame - older_frame != 1 or older.shape != newer.shape:
+            return None
+        if self._field is None:
+            self._field = estimate_motion(older, newer)
+        if not self._field.usable:
+            return None
+        return extrapolate(newer, self._field, ahead)
 
     def show(
         self, x_hat: np.ndarray, first_substituted_scale: int | None
@@ -62,14 +100,24 @@ class Concealment:
         every scale decoded)."""
         rule = self.rule
         j = first_substituted_scale
+        self._frame += 1
+        moved_on = None
         if j is None or self._last is None or self._last.shape != x_hat.shape:
             shown, kind = x_hat, ShownKind.DECODED
         elif j <= rule.repeat_up_to_scale:
-            shown, kind = self._last, ShownKind.REPEATED
+            if rule.extrapolate_frames > 0:
+                moved_on = self._moved_on()
+            if moved_on is None:
+                shown, kind = self._last, ShownKind.REPEATED
+            else:
+                shown, kind = moved_on, ShownKind.EXTRAPOLATED
         elif j <= rule.blend_up_to_scale:
             w = np.float32(rule.blend_weight)
             shown, kind = w * x_hat + (np.float32(1) - w) * self._last, ShownKind.BLENDED
         else:
             shown, kind = x_hat, ShownKind.DECODED
+        if kind is ShownKind.DECODED:
+            self._decoded = [*self._decoded[-1:], (self._frame, x_hat)]
+            self._field = None
         self._last = shown
         return shown, kind

@@ -8,7 +8,8 @@ A shown frame is in one of these states (``FrameState``, frames.csv's ``state``)
   after the frame (D = J <= K: scales >= J were substituted by their means, DESIGN 2; for
   x264/x265 D = 1 while the references are damaged);
 * ``concealed``: the receiver showed something else than the decoder's picture: the last
-  shown picture again or a blend of it (``ShownKind``, DESIGN 2's concealment), or, for
+  shown picture again, a blend of it, or the last decoded picture moved on along its motion
+  (``ShownKind``, DESIGN 2's concealment), or, for
   x264/x265, a frozen frame.
 
 The damage accounting of a run (``DamageSummary``, in summary.json and, from traces, in
@@ -43,6 +44,7 @@ class ShownKind(StrEnum):
     DECODED = "decoded"  # the decoder's picture (mean-substituted where scales were missing)
     REPEATED = "repeated"  # the last shown picture again
     BLENDED = "blended"  # a blend of the decoder's picture and the last shown one
+    EXTRAPOLATED = "extrapolated"  # the last decoded picture moved on (netsim.motion)
 
 
 IN_SYNC_STATE = "in_sync"

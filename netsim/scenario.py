@@ -536,8 +536,9 @@ class ReceiverSpec(_Spec):
     """Frame i is decoded at i / fps + ``playout_delay_ms`` with what has arrived by then.
     ``decode_time_ms`` is the simulated decoding time; ``echo_timeout_ms`` (unset: never) is
     how long the receiver waits for a usable re-sync before repeating its echo.
-    ``concealment``: ``off`` shows the decoder's picture (the paper); ``auto`` shows the last
-    shown picture instead where that is better (``netsim.concealment``, DESIGN 2; DHVC)."""
+    ``concealment``: ``off`` shows the decoder's picture (the paper); ``auto`` shows, where
+    scale 1 was substituted, the last decoded picture moved on along its motion (up to two
+    frames) or the last shown picture (``netsim.concealment``, DESIGN 2; DHVC)."""
 
     playout_delay_ms: Duration = 100.0
     decode_time_ms: Duration = 0.0

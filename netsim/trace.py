@@ -18,9 +18,10 @@ packets.csv's ``scale`` is the layer (1) and ``fragment`` the packet's index in 
 ``concealed`` marks a frame shown with part of it filled in (DHVC: a scale mean-substituted;
 x264/x265: a slice missing, concealed by FFmpeg) and ``frozen`` one of which nothing could be
 decoded, so the last picture was shown again (never for DHVC, which always decodes one).
-``shown`` says what the receiver showed (the decoder's picture, the last shown one repeated, or
-a blend: DHVC's concealment, DESIGN 2) and ``state`` the frame's state for the damage
-accounting (in sync, desynchronised from scale j, concealed; ``netsim.damage``).
+``shown`` says what the receiver showed (the decoder's picture, the last shown one repeated, a
+blend, or the last decoded one moved on along its motion: DHVC's concealment, DESIGN 2) and
+``state`` the frame's state for the damage accounting (in sync, desynchronised from scale j,
+concealed; ``netsim.damage``).
 Columns added after the first traces carry a ``default`` that readers assume when an older
 trace lacks them.
 """

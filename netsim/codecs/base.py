@@ -47,8 +47,9 @@ class ShownPicture:
     ``frozen``: nothing of the frame could be decoded, the last picture is shown again.
     ``desynced_since``: f when the decoder's state is (f, D), one that a mirrored recovery
     frame can assume (DHVC, DESIGN 3); None otherwise.
-    ``shown``: whether ``x_hat`` is the decoder's picture, the last shown picture repeated or
-    a blend of both (concealment, DESIGN 2; ``netsim.damage.ShownKind``).
+    ``shown``: whether ``x_hat`` is the decoder's picture, the last shown picture repeated, a
+    blend of both, or the last decoded picture extrapolated along its motion (concealment,
+    DESIGN 2; ``netsim.damage.ShownKind``).
     """
 
     frame_index: int

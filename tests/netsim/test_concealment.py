@@ -56,3 +56,38 @@ def test_concealment_never_changes_what_the_decoder_is_given() -> None:
     assert plain.received == concealing.received
     # frame 3 arrives whole, but the decoder is still desynchronised from scale 1
     assert shown == [ShownKind.DECODED] + [ShownKind.REPEATED] * 3
+
+
+def test_a_lost_frame_of_a_moving_scene_is_extrapolated_then_held() -> None:
+    from tests.netsim.test_motion import frame, psnr, texture
+
+    scene = texture()
+    frames = [frame(scene, 0, 2 * t) for t in range(5)]
+    concealment = Concealment()
+    concealment.show(frames[0], None)
+    concealment.show(frames[1], None)
+    shown, kinds = [], []
+    for t in (2, 3, 4):  # scale 1 lost three times in a row
+        picture_t, kind = concealment.show(np.zeros_like(frames[t]), 1)
+        shown.append(picture_t)
+        kinds.append(kind)
+    assert kinds == [ShownKind.EXTRAPOLATED, ShownKind.EXTRAPOLATED, ShownKind.REPEATED]
+    assert psnr(shown[0], frames[2]) > psnr(frames[1], frames[2]) + 3
+    assert shown[2] is shown[1]  # past extrapolate_frames the last shown picture is held
+
+
+def test_no_extrapolation_without_two_consecutive_decoded_pictures() -> None:
+    from tests.netsim.test_motion import frame, texture
+
+    scene = texture()
+    concealment = Concealment()
+    concealment.show(frame(scene, 0, 0), None)
+    lost = np.zeros_like(frame(scene, 0, 0))
+    assert concealment.show(lost, 1)[1] is ShownKind.REPEATED  # only one decoded picture
+    concealment.show(frame(scene, 0, 4), None)
+    _, kind = concealment.show(lost, 1)  # the decoded pair is two frames apart
+    assert kind is ShownKind.REPEATED
+    off = Concealment(ConcealmentRule(extrapolate_frames=0))
+    off.show(frame(scene, 0, 0), None)
+    off.show(frame(scene, 0, 2), None)
+    assert off.show(lost, 1)[1] is ShownKind.REPEATED
