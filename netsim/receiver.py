@@ -30,7 +30,10 @@ class Receiver:
     Frame i's deadline is its capture time i / fps plus ``playout_delay_s``. Packets that
     arrive by then (within ``SIMULTANEITY_S``) are in time; later ones count as lost. Decoding
     takes ``decode_time_s`` of simulated time (0 unless the scenario models it); the echo leaves
-    when decoding ends.
+    when decoding ends. With ``decode_wait_s`` the receiver decodes a frame earlier:
+    ``decode_wait_s`` after the first packet of it or of a later frame arrived (a reordering
+    wait), when that comes before the deadline (and after the previous frame was decoded), so
+    that its echo leaves sooner; packets of a frame that arrive after it was decoded are late.
 
     At the deadline, when every in-time packet of the frame is known, the frame's and each
     scale's header are decided by agreement of the packets (``netsim.reassembly``): a stray
@@ -71,9 +74,12 @@ class Receiver:
         echo_timeout_s: float | None = None,
         send_echoes: bool = True,
         on_frame: Callable[[ShownPicture], None] | None = None,
+        decode_wait_s: float | None = None,
     ) -> None:
         if playout_delay_s < 0 or decode_time_s < 0:
             raise ValueError("playout_delay_s and decode_time_s must be >= 0")
+        if decode_wait_s is not None and decode_wait_s < 0:
+            raise ValueError("decode_wait_s must be >= 0")
         if echo_timeout_s is not None and echo_timeout_s <= 0:
             raise ValueError("echo_timeout_s must be positive")
         self.env = env
@@ -88,7 +94,10 @@ class Receiver:
         self.echo_timeout_s = echo_timeout_s
         self.send_echoes = send_echoes
         self.on_frame = on_frame
+        self.decode_wait_s = decode_wait_s
         self.next_frame = 0
+        self._first_arrival_s: dict[int, float] = {}
+        self._arrival: simpy.Event | None = None
         self.rejected_packets = 0
         self._assemblies: dict[int, FrameAssembly] = {}
         self._carriers: dict[int, dict[Packet, Packet]] = {}
@@ -111,6 +120,11 @@ class Receiver:
         self.trace.arrived(packet, self.env.now, in_time=in_time)
         if not in_time:
             return
+        if frame_index not in self._first_arrival_s:
+            self._first_arrival_s[frame_index] = self.env.now
+            if frame_index >= self.next_frame and self._arrival is not None:
+                self._arrival.succeed()
+                self._arrival = None
         try:
             pieces = pieces_of(packet)
         except PacketFormatError:
@@ -130,14 +144,20 @@ class Receiver:
         """SimPy process. Wakes at each frame's playout deadline (plus ``SIMULTANEITY_S``, so
         that packets due at the deadline itself are counted in time), decodes the frame with
         the scales complete by then, waits ``decode_time_s``, and sends an echo if needed.
-        Waits on nothing but the clock; packets are pushed to ``deliver`` by the link."""
+        Waits on the clock, and with ``decode_wait_s`` on each frame's first packet too;
+        packets are pushed to ``deliver`` by the link."""
         for frame_index in range(self.frame_count):
             deadline_s = self.deadline_s(frame_index)
             wake_s = deadline_s + SIMULTANEITY_S
-            if wake_s > self.env.now:
+            early = False
+            if self.decode_wait_s is not None:
+                early = yield from self._wait_for_early_decode(frame_index, wake_s)
+            if not early and wake_s > self.env.now:
                 yield self.env.timeout(wake_s - self.env.now)
-            start_s = deadline_s if self.env.now <= wake_s else self.env.now  # behind: now
+            # decoding starts now when early or behind the clock, else at the deadline
+            start_s = self.env.now if early or self.env.now > wake_s else deadline_s
             self.next_frame = frame_index + 1
+            self._first_arrival_s.pop(frame_index, None)
             assembly = self._assemblies.pop(frame_index, None)
             carriers = self._carriers.pop(frame_index, {})
             if assembly is not None:
@@ -171,6 +191,31 @@ class Receiver:
             )
             if self.on_frame is not None:
                 self.on_frame(shown)
+
+    def _wait_for_early_decode(
+        self, frame_index: int, wake_s: float
+    ) -> Generator[simpy.Event, object, bool]:
+        """Wait for the first packet of frame ``frame_index`` or of a later frame and then
+        ``decode_wait_s`` (plus ``SIMULTANEITY_S``, so that packets due then are in time);
+        True when that ends before ``wake_s`` and the frame is to be decoded now, False when it
+        is decoded at its deadline (nothing arrived, or the wait would reach the deadline)."""
+        assert self.decode_wait_s is not None
+        while self.env.now < wake_s:
+            first_s = min(
+                (t for f, t in self._first_arrival_s.items() if f >= frame_index), default=None
+            )
+            if first_s is None:
+                self._arrival = self.env.event()
+                yield self.env.any_of([self._arrival, self.env.timeout(wake_s - self.env.now)])
+                self._arrival = None
+                continue
+            ready_s = first_s + self.decode_wait_s + SIMULTANEITY_S
+            if ready_s >= wake_s:
+                return False
+            if ready_s > self.env.now:
+                yield self.env.timeout(ready_s - self.env.now)
+            return True
+        return False
 
     def _echo_for(self, decoded: ShownPicture, now_s: float) -> int | None:
         """The j of the echo to send after this frame (a new drop of D, or a repeat after the

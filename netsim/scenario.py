@@ -538,12 +538,17 @@ class ReceiverSpec(_Spec):
     how long the receiver waits for a usable re-sync before repeating its echo.
     ``concealment``: ``off`` shows the decoder's picture (the paper); ``auto`` shows, where
     scale 1 was substituted, the last decoded picture moved on along its motion (up to two
-    frames) or the last shown picture (``netsim.concealment``, DESIGN 2; DHVC)."""
+    frames) or the last shown picture (``netsim.concealment``, DESIGN 2; DHVC).
+    ``decode_wait_ms`` (unset: the paper's rule, decode at the deadline) lets the receiver
+    decode a frame, and send its echo, that long after the first packet of the frame or of a
+    later one arrived, when that is before the deadline; packets of the frame that come later
+    count as late. Every codec's receiver follows it."""
 
     playout_delay_ms: Duration = 100.0
     decode_time_ms: Duration = 0.0
     echo_timeout_ms: FiniteFloat | None = Field(None, ge=MIN_ECHO_TIMEOUT_MS, le=MAX_DURATION_MS)
     concealment: Literal["off", "auto"] = "off"
+    decode_wait_ms: Duration | None = None
 
 
 class Scenario(_Spec):

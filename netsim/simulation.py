@@ -177,6 +177,11 @@ def simulate(
         ),
         send_echoes=network.feedback.enabled,
         on_frame=on_frame,
+        decode_wait_s=(
+            None
+            if scenario.receiver.decode_wait_ms is None
+            else scenario.receiver.decode_wait_ms / 1000.0
+        ),
     )
     forward_loss = build_loss_model(network.forward.loss, streams.forward_loss)
     link = ForwardLink(

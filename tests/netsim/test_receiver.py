@@ -308,6 +308,7 @@ def test_frame_headers_reach_the_decoder_from_the_packets() -> None:
         ({"decode_time_s": -0.001}, "decode_time_s"),
         ({"echo_timeout_s": 0.0}, "echo_timeout_s"),
         ({"echo_timeout_s": -1.0}, "echo_timeout_s"),
+        ({"decode_wait_s": -0.001}, "decode_wait_s"),
     ],
 )
 def test_impossible_settings_are_refused(options: dict[str, float], message: str) -> None:
@@ -332,3 +333,61 @@ def test_packets_arriving_after_the_deadline_are_late_even_when_the_receiver_is_
     run = receive(arrivals, frame_count=2, decode_time_s=0.06)
     assert run.decoder.received[1].scales == {}
     assert {r.fate for r in run.trace.records() if r.frame == 1} == {Fate.LATE}
+
+
+def test_with_a_decode_wait_a_frame_is_decoded_that_long_after_its_first_packet() -> None:
+    frames = frame_packets(3)
+    arriving = [frames[0], without_scales(frames[1], 1), frames[2]]
+    run = receive(promptly(arriving), frame_count=3, decode_wait_s=0.005)
+    first = [i / FPS + 0.01 for i in range(3)]
+    assert run.decoder.times == pytest.approx(
+        [t + 0.005 + SIMULTANEITY_S for t in first], abs=1e-12
+    )
+    # the echo of frame 1's loss leaves at once, not at the deadline (0.14)
+    assert run.echo_list() == [(1, 1, pytest.approx(first[1] + 0.005 + SIMULTANEITY_S))]
+    assert run.shown_decoded == [0, 1, 2]
+
+
+def test_with_a_decode_wait_a_packet_after_the_early_decode_is_late() -> None:
+    frames = frame_packets(1)
+    (packets,) = frames
+    straggler = packets[-1]
+    arrivals = [(0.01, p) for p in packets[:-1]] + [(0.03, straggler)]
+    run = receive(arrivals, frame_count=1, decode_wait_s=0.005)
+    assert run.decoder.times == pytest.approx([0.015 + SIMULTANEITY_S], abs=1e-12)
+    assert {r.seq: r.fate for r in run.trace.records()}[straggler.seq] is Fate.LATE
+    # without the wait it would have been in time
+    assert receive(arrivals, frame_count=1).trace.records()[-1].fate is Fate.DELIVERED
+
+
+def test_with_a_decode_wait_a_frame_without_packets_waits_for_a_later_frames_or_its_deadline() -> (
+    None
+):
+    frames = frame_packets(3)
+    arrivals = promptly([frames[0], [], frames[2]])
+    sent = [*frames[0], *frames[1], *frames[2]]
+    run = receive(arrivals, frame_count=3, sent=sent, decode_wait_s=0.005)
+    # frame 1 is given up 5 ms after frame 2's first packet, and frame 2 decoded with it
+    ready_2 = 2 / FPS + 0.015 + SIMULTANEITY_S
+    assert run.decoder.times == pytest.approx([0.015 + SIMULTANEITY_S, ready_2, ready_2])
+    assert run.echo_list()[0][:2] == (1, 1)
+    lost_at_end = receive(promptly(frames[:2]), frame_count=3, sent=sent, decode_wait_s=0.005)
+    assert lost_at_end.decoder.times[2] == pytest.approx(deadline(2) + SIMULTANEITY_S, abs=1e-12)
+    slow = receive(promptly(frames), frame_count=3, decode_wait_s=0.5)
+    assert slow.decoder.times == pytest.approx(
+        [deadline(i) + SIMULTANEITY_S for i in range(3)], abs=1e-12
+    )
+
+
+def test_with_a_decode_wait_reordering_beyond_the_wait_makes_packets_late() -> None:
+    frames = frame_packets(2)
+    arrivals = [(0.05, p) for p in frames[1]] + [(0.07, p) for p in frames[0]]
+    run = receive(arrivals, frame_count=2, decode_wait_s=0.001)
+    assert run.shown_decoded == [0, 1]
+    assert run.decoder.times == pytest.approx([0.051 + SIMULTANEITY_S] * 2, abs=1e-12)
+    assert run.decoder.received[0].scales == {}
+    fates = {r.seq: r.fate for r in run.trace.records()}
+    assert {fates[p.seq] for p in frames[0]} == {Fate.LATE}
+    patient = receive(arrivals, frame_count=2, decode_wait_s=0.03)
+    assert patient.decoder.times == pytest.approx([0.08 + SIMULTANEITY_S] * 2, abs=1e-12)
+    assert sorted(patient.decoder.received[0].scales) == [1, 2, 3, 4]
