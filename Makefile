@@ -38,13 +38,15 @@ figures: ## Run the scenarios the figures need and write figures/*.png and .pdf
 	$(PY) -m analysis.make_figures --out figures
 
 COMPARE_CASE ?= loss10
-compare: ## Run DHVC (paper-faithful and best), x264 and x265 under the same loss (6 sweeps, ~9 min on 2 cores) and write figures/compare_*.png
+compare: ## Run DHVC (paper-faithful and best), x264 and x265 under the same loss (8 sweeps, ~11 min on 2 cores) and write figures/compare_*.png
 	$(VENV)/bin/netsim sweep sweeps/compare_dhvc.yaml --workers 2
 	$(VENV)/bin/netsim sweep sweeps/compare_dhvc_best.yaml --workers 2
 	$(VENV)/bin/netsim sweep sweeps/compare_dhvc_best_fec.yaml --workers 2
 	$(VENV)/bin/netsim sweep sweeps/compare_x264_fec.yaml --workers 2
 	$(VENV)/bin/netsim sweep sweeps/compare_x264.yaml --workers 2
 	$(VENV)/bin/netsim sweep sweeps/compare_x265.yaml --workers 2
+	$(VENV)/bin/netsim sweep sweeps/compare_dhvc_best_early.yaml --workers 2
+	$(VENV)/bin/netsim sweep sweeps/compare_x264_early.yaml --workers 2
 	for codec in dhvc x264 x265; do \
 	  test -f results/compare/compare_$${codec}_$(COMPARE_CASE)/summary.json || \
 	  $(VENV)/bin/netsim run scenarios/compare/compare_$${codec}_$(COMPARE_CASE).yaml \

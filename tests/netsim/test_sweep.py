@@ -19,6 +19,7 @@ from netsim.sweep import (
     RunTask,
     SweepError,
     apply_overrides,
+    build_scenario,
     check_sweep,
     execute,
     expand,
@@ -374,3 +375,13 @@ def test_checking_a_sweep_reads_its_base_scenario_once(tmp_path: Path, monkeypat
     monkeypatch.setattr(netsim.sweep, "load_scenario", lambda p: loads.append(p) or real(p))
     assert len(check_sweep(spec)) == 6
     assert loads == [base.resolve()]
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[2] / "sweeps").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_every_shipped_sweep_builds_every_scenario_of_its_grid(path: Path) -> None:
+    tasks = expand(load_sweep(path))
+    assert tasks
+    for task in tasks:
+        build_scenario(task)
