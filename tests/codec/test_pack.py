@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import struct
 import sys
 import types
+import zlib
 from pathlib import Path
 
 import av
@@ -17,7 +20,7 @@ from codec.pack import __main__ as make_data
 from codec.pack import fetch
 from codec.pack.__main__ import main
 from codec.pack.build import PackSettings, build_pack, is_up_to_date, manifest_markdown
-from codec.pack.catalogue import DataPackError, Source, SourceSpec
+from codec.pack.catalogue import DataPackError, Source, SourceSpec, catalogue
 from codec.pack.load import clip_decoder, load_pack, read_manifest
 
 REAL_PACK = Path(__file__).resolve().parents[2] / "data" / "pack"
@@ -251,6 +254,133 @@ def test_debian_copyright_credit() -> None:
     assert credit("usr/share/backgrounds/Picture_0B_by_freespace.jpg")[1] == 'Trevor "Freespace"'
     assert credit("usr/share/backgrounds/Dragonfly_by_Bolly.jpg")[1] == "Bolly"
     assert credit("usr/share/backgrounds/other.jpg") == ("GPL-2+", "walls contributors")
+
+
+def _rcc(files: dict[str, bytes], compressed: tuple[str, ...] = ()) -> bytes:
+    """A Qt resource archive (``rcc`` format 2) of ``files`` (resource path: bytes); the
+    ``compressed`` ones stored zlib-compressed, as ``rcc`` does. Folders are numbered breadth
+    first, so that each one's children are consecutive records."""
+    tree: dict = {}
+    for path, data in files.items():
+        *folders, name = path.strip("/").split("/")
+        node = tree
+        for folder in folders:
+            node = node.setdefault(folder, {})
+        node[name] = (path, data)
+    names, payload = bytearray(), bytearray()
+    records: dict[int, bytes] = {}
+    name_at = {0: 0}
+    queue, next_index = [(0, tree)], 1
+    while queue:
+        index, folder = queue.pop(0)
+        children = sorted(folder.items())
+        first, next_index = next_index, next_index + len(children)
+        records[index] = struct.pack(">IHII", name_at[index], 2, len(children), first)
+        for child, (name, value) in enumerate(children, start=first):
+            name_at[child] = len(names)
+            names += struct.pack(">HI", len(name), 0) + name.encode("utf-16-be")
+            if isinstance(value, dict):
+                queue.append((child, value))
+                continue
+            path, data = value
+            flags = 1 if path in compressed else 0
+            stored = struct.pack(">I", len(data)) + zlib.compress(data) if flags else data
+            records[child] = struct.pack(">IHHHI", name_at[child], flags, 0, 0, len(payload))
+            payload += struct.pack(">I", len(stored)) + stored
+    tree_bytes = b"".join(records[i] + bytes(8) for i in range(len(records)))
+    data_at, names_at = 20, 20 + len(payload)
+    header = struct.pack(">4sIIII", b"qres", 2, names_at + len(names), data_at, names_at)
+    return header + bytes(payload) + bytes(names) + tree_bytes
+
+
+_README = (
+    "Copyright: Someone, 2020\nLicense: CC-BY-SA 4.0\nFiles:\nmap.svg\n\n"
+    "Copyright: Daniel Schwen\nLicense: CC-BY-SA 4.0\n"
+    "Source: https://commons.wikimedia.org/wiki/File:Chichen_Itza_3.jpg\nFiles:\n"
+    "wonders/chichenItza.webp\n\n"
+    "Copyright: Urse Ovidiu\nLicense: Public Domain\nFiles:\nwonders/colosseum.webp\n"
+    "egypt/redPyramid.webp\n\n\n"
+    "Copyright: Charles J. Sharp\nFiles: india/tiger.webp\n"
+    "Source: https://example.org/tiger.jpg\nLicense: CC-BY-3.0\nComments: cropping\n"
+)
+
+
+def _gcompris_cache(cache: Path, archive: bytes) -> None:
+    """An unpacked ``gcompris-qt-data`` in the fetch cache holding ``archive`` as ``m.rcc``."""
+    unpacked = cache / "apt" / "gcompris-qt-data"
+    (unpacked / "usr/share/gcompris-qt/rcc").mkdir(parents=True)
+    (unpacked / "usr/share/gcompris-qt/rcc/m.rcc").write_bytes(archive)
+    (unpacked / ".version").write_text("3.1-2\n")
+
+
+def test_resource_archive_members_with_their_readme_credit(tmp_path: Path) -> None:
+    photo = io.BytesIO()
+    Image.fromarray(_texture(24, 32, 5)).save(photo, format="WEBP", lossless=True)
+    root = "/gcompris/src/activities/explore_monuments/resource"
+    files = {
+        f"{root}/README": _README.encode(),
+        f"{root}/wonders/chichenItza.webp": photo.getvalue(),
+        f"{root}/wonders/colosseum.webp": b"colosseum",
+        f"{root}/india/tiger.webp": b"tiger",
+        f"{root}/india/unlisted.webp": b"unlisted",
+        "/gcompris/src/activities/other/ActivityInfo.qml": b"qml",
+    }
+    _gcompris_cache(
+        tmp_path, _rcc(files, compressed=(f"{root}/README", f"{root}/india/tiger.webp"))
+    )
+
+    def spec(member: str, **credit: str) -> SourceSpec:
+        original = f"usr/share/gcompris-qt/rcc/m.rcc:{root}/{member}"
+        return SourceSpec("gcompris-qt-data", original, "photo", "train", "x", **credit)
+
+    got = fetch.fetch_sources(
+        [
+            spec("wonders/chichenItza.webp"),
+            spec("wonders/colosseum.webp"),
+            spec("india/tiger.webp"),
+        ],
+        tmp_path,
+    )
+    assert [s.version for s in got] == ["3.1-2"] * 3
+    assert [(s.licence, s.credit) for s in got] == [
+        (
+            "CC-BY-SA-4.0",
+            "Daniel Schwen (https://commons.wikimedia.org/wiki/File:Chichen_Itza_3.jpg)",
+        ),
+        ("public domain", "Urse Ovidiu"),
+        ("CC-BY-3.0", "Charles J. Sharp (https://example.org/tiger.jpg)"),
+    ]
+    assert got[0].file.read_bytes() == photo.getvalue()
+    assert got[2].file.read_bytes() == b"tiger"
+    with Image.open(got[0].file) as image:
+        assert image.size == (32, 24)
+    given = spec("india/unlisted.webp", licence="CC0-1.0", credit="Me")
+    assert fetch.fetch_sources([given], tmp_path)[0].credit == "Me"
+    with pytest.raises(DataPackError, match=r"unlisted\.webp: no licence for it"):
+        fetch.fetch_sources([spec("india/unlisted.webp")], tmp_path)
+    with pytest.raises(DataPackError, match=r"nothere\.webp is not in the archive"):
+        fetch.fetch_sources([spec("nothere.webp")], tmp_path)
+
+
+@pytest.mark.parametrize(
+    "archive",
+    [b"", b"qres" + bytes(3), b"PK\x03\x04" + bytes(40), _rcc({"/a/b": b"x"})[:-30]],
+)
+def test_a_damaged_resource_archive_is_one_line(tmp_path: Path, archive: bytes) -> None:
+    _gcompris_cache(tmp_path, archive)
+    spec = SourceSpec(
+        "gcompris-qt-data", "usr/share/gcompris-qt/rcc/m.rcc:/a/b", "photo", "train", "x"
+    )
+    with pytest.raises(DataPackError) as caught:
+        fetch.fetch_sources([spec], tmp_path)
+    assert "\n" not in str(caught.value) and "m.rcc:/a/b" in str(caught.value)
+
+
+def test_the_catalogue_reads_gcompris_photos_from_its_archives() -> None:
+    specs = [s for s in catalogue() if s.package == "gcompris-qt-data"]
+    assert specs and all(s.split == "train" and s.kind == "photo" for s in specs)
+    assert all(fetch._rcc_member(s.original) is not None for s in specs)
+    assert len({s.name for s in specs}) == len(specs)
 
 
 def test_load_pack_round_trip(pack: Path) -> None:
