@@ -351,7 +351,9 @@ def evaluate_cmd(
     lambdas: Annotated[
         str | None, typer.Option(help="Comma-separated lambdas (default: 6 over the range).")
     ] = None,
-    anchors: Annotated[str, typer.Option(help="Comma-separated: x264,x265 or ''.")] = "x264,x265",
+    anchors: Annotated[
+        str, typer.Option(help="Comma-separated: x264,x265, jpeg (with --intra) or ''.")
+    ] = "x264,x265",
     qps: Annotated[str, typer.Option(help="Comma-separated anchor QPs.")] = "22,27,32,37,42",
     size: Annotated[
         str | None,
@@ -417,7 +419,7 @@ def evaluate_cmd(
             frames,
             (1 if intra else DEFAULT_GOP) if gop is None else gop,
             numbers(lambdas, float, "lambdas"),
-            [a for a in anchors.split(",") if a.strip()],
+            [a.strip() for a in anchors.split(",") if a.strip()],
             model,
             output,
             size=wh,

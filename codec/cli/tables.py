@@ -8,6 +8,8 @@ from typing import Any
 
 from rich.table import Table
 
+from codec.rd.anchors import knob
+
 _METRICS = (("psnr", "PSNR"), ("ms_ssim", "MS-SSIM"))
 
 
@@ -58,10 +60,10 @@ def rate_points_table(rd: Mapping[str, Any]) -> Table:
         table.add_column(name, justify="right")
     for codec, points in rd["codecs"].items():
         for point in sorted(points, key=lambda p: p["bpp"]):
-            knob = "lambda" if "lambda" in point else "qp"
+            setting = knob(codec)
             table.add_row(
                 codec,
-                f"{knob} {point[knob]:g}",
+                f"{setting} {point[setting]:g}",
                 f"{point['bpp']:.4f}",
                 f"{point['psnr']:.2f}",
                 f"{point['ms_ssim']:.4f}",

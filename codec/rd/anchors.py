@@ -1,4 +1,5 @@
-"""The anchors of ``dhvc eval``: libx264 and libx265 through PyAV, low delay at constant QP.
+"""The anchors of ``dhvc eval``: libx264 and libx265 through PyAV, low delay at constant QP,
+and, for intra-only evaluations, baseline JPEG through Pillow at fixed qualities.
 
 Bit accounting: the bytes of every encoded packet (Annex B: parameter sets and slices) except
 SEI NAL units, which carry the encoder's version and option strings and are not needed to
@@ -8,12 +9,14 @@ in ``anchor_settings``, as written to rd.json.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Sequence
 from fractions import Fraction
 
 import av
 import numpy as np
+from PIL import Image
 
 from codec.h26x.nal import STANDARD_CODECS, strip_sei
 from codec.rd.dhvc import mean_quality
@@ -26,6 +29,52 @@ ANCHORS = STANDARD_CODECS
 
 FPS = Fraction(25)
 """Frame rate the anchors are told (constant QP makes it irrelevant to their bits)."""
+
+JPEG = "jpeg"
+"""The still-image anchor of intra-only evaluations (Pillow's libjpeg, baseline JPEG)."""
+
+JPEG_QUALITIES = (95, 85, 75, 60, 45, 30)
+"""Pillow JPEG qualities of the JPEG anchor, best first."""
+
+KNOBS = {JPEG: "quality"}
+"""Each anchor's rate setting as it appears in its rate points (the video anchors': ``qp``)."""
+
+
+def knob(codec: str) -> str:
+    """The rate setting that names ``codec``'s points: ``lambda``, ``qp`` or ``quality``."""
+    return "lambda" if codec == "dhvc" else KNOBS.get(codec, "qp")
+
+
+def jpeg_settings(qualities: Sequence[int] = JPEG_QUALITIES) -> dict:
+    """Every setting the JPEG anchor runs with, as written to ``rd.json``."""
+    return {
+        "encoder": "Pillow JPEG (libjpeg)",
+        "pillow": Image.__version__,
+        "qualities": [int(q) for q in qualities],
+        "subsampling": "4:2:0 (Pillow's default)",
+        "optimize": False,
+        "progressive": False,
+        "bits": "the whole JPEG file (headers and default Huffman tables included)",
+        "color": "RGB -> YCbCr and back inside libjpeg (JFIF, full range)",
+    }
+
+
+def evaluate_jpeg(originals: np.ndarray, quality: int) -> dict:
+    """One JPEG rate point (quality, bpp, psnr, ms_ssim): every frame of ``originals``
+    (N x H x W x 3 uint8) a baseline JPEG file at ``quality`` (1..95)."""
+    if not 1 <= quality <= 95:
+        raise ValueError(f"JPEG quality must be 1..95, got {quality}")
+    count, height, width = originals.shape[:3]
+    decoded, bits = [], 0
+    for frame in originals:
+        buffer = io.BytesIO()
+        Image.fromarray(frame, "RGB").save(buffer, "JPEG", quality=int(quality))
+        bits += 8 * buffer.tell()
+        buffer.seek(0)
+        decoded.append(np.array(Image.open(buffer).convert("RGB")))
+    mean_psnr, mean_ms_ssim = mean_quality(originals, decoded)
+    bpp = bits / (count * height * width)
+    return {"quality": int(quality), "bpp": bpp, "psnr": mean_psnr, "ms_ssim": mean_ms_ssim}
 
 
 def anchor_settings(anchor: str, gop: int, qps: Sequence[int], intra: bool = False) -> dict:

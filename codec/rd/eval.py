@@ -25,7 +25,17 @@ import numpy as np
 from codec.metrics import PSNR_CAP_DB
 from codec.model.dhvc import DHVC
 from codec.pack.load import DEFAULT_PACK
-from codec.rd.anchors import ANCHORS, DEFAULT_QPS, anchor_settings, evaluate_anchor
+from codec.rd.anchors import (
+    ANCHORS,
+    DEFAULT_QPS,
+    JPEG,
+    JPEG_QUALITIES,
+    anchor_settings,
+    evaluate_anchor,
+    evaluate_jpeg,
+    jpeg_settings,
+    knob,
+)
 from codec.rd.bdrate import METRICS, MIN_OVERLAP, bd_quality, bd_rate, bd_rates, monotone
 from codec.rd.dhvc import default_lambdas, dhvc_settings, evaluate_dhvc
 from codec.rd.results import write_rd
@@ -87,10 +97,10 @@ def set_average(entries: Sequence[dict], anchors: Sequence[str]) -> dict:
     """
     codecs: dict[str, list[dict]] = {}
     for codec in entries[0]["codecs"]:
-        knob = "lambda" if codec == "dhvc" else "qp"
+        setting = knob(codec)
         curves = [e["codecs"][codec] for e in entries]
         codecs[codec] = [
-            {knob: points[0][knob]}
+            {setting: points[0][setting]}
             | {key: float(np.mean([p[key] for p in points])) for key in ("bpp", *METRICS)}
             for points in zip(*curves, strict=True)
         ]
@@ -146,9 +156,11 @@ def evaluate(
     appear when all sources share them). Raises ``VideoError`` for an unusable source or frames
     below ``MIN_SIDE``; ``ValueError`` for bad arguments. Nothing is written on an error.
     """
-    unknown = [a for a in anchors if a not in ANCHORS]
+    unknown = [a for a in anchors if a not in ANCHORS and a != JPEG]
     if unknown:
-        raise ValueError(f"unknown anchor(s) {unknown}; choose from {sorted(ANCHORS)}")
+        raise ValueError(f"unknown anchor(s) {unknown}; choose from {sorted([*ANCHORS, JPEG])}")
+    if JPEG in anchors and not intra:
+        raise ValueError("the jpeg anchor codes stills: it needs intra-only mode (--intra)")
     if (frames is not None and frames < 1) or gop < 1:
         raise ValueError(f"frames and gop must be >= 1, got frames={frames}, gop={gop}")
     if intra and gop != 1:
@@ -163,10 +175,15 @@ def evaluate(
     specs = [video] if isinstance(video, str | os.PathLike) else list(video)
     sources = load_sources(specs, frames, size, pack_root)
 
-    points_per_source = len(lam_values) + len(anchors) * len(qps)
+    settings_of = {JPEG: jpeg_settings(JPEG_QUALITIES)}
+    rates = {anchor: JPEG_QUALITIES if anchor == JPEG else qps for anchor in anchors}
+    points_per_source = len(lam_values) + sum(len(r) for r in rates.values())
     points_total = points_per_source * len(sources)
     point = 0
-    settings = {anchor: anchor_settings(anchor, gop, qps, intra) for anchor in anchors}
+    settings = {
+        anchor: settings_of.get(anchor) or anchor_settings(anchor, gop, qps, intra)
+        for anchor in anchors
+    }
 
     def report(index: int, codec: str, setting: str, done: int) -> None:
         if on_progress is not None:
@@ -196,12 +213,16 @@ def evaluate(
             codecs["dhvc"].append(evaluate_dhvc(model, originals, gop, lam, on_frame))
         for anchor in anchors:
             codecs[anchor] = []
-            for qp in qps:
+            for rate in rates[anchor]:
                 point += 1
-                result, version = evaluate_anchor(anchor, originals, gop, qp)
-                settings[anchor]["encoder_version"] = version or settings[anchor]["encoder_version"]
+                if anchor == JPEG:
+                    result = evaluate_jpeg(originals, rate)
+                else:
+                    result, version = evaluate_anchor(anchor, originals, gop, rate)
+                    found = version or settings[anchor]["encoder_version"]
+                    settings[anchor]["encoder_version"] = found
                 codecs[anchor].append(result)
-                report(index, anchor, f"qp={qp}", count)
+                report(index, anchor, f"{knob(anchor)}={rate}", count)
         entries.append(
             {
                 "video": source.name,

@@ -13,7 +13,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-_STYLES = {"dhvc": "o-", "x264": "s--", "x265": "^--"}
+_STYLES = {"dhvc": "o-", "x264": "s--", "x265": "^--", "jpeg": "d:"}
 """Line style per codec; others get ``.-``."""
 
 _PANELS = (("psnr", "PSNR", "RGB PSNR (dB)"), ("ms_ssim", "MS-SSIM", "RGB MS-SSIM (0-1)"))

@@ -6,12 +6,13 @@ import av
 import numpy as np
 import pytest
 from av.video.frame import PictureType
+from PIL import Image
 
 from codec import Encoder, load_model
 from codec.h26x.nal import nal_units, strip_sei
 from codec.io.video import VideoError, write_png_frames
 from codec.metrics import psnr
-from codec.rd.anchors import encode_anchor
+from codec.rd.anchors import JPEG_QUALITIES, encode_anchor, evaluate_jpeg
 from codec.rd.bdrate import MIN_OVERLAP, bd_quality, bd_rate, quality_overlap
 from codec.rd.dhvc import FRAME_HEADER_BYTES, default_lambdas
 from codec.rd.eval import evaluate
@@ -297,3 +298,38 @@ def test_bd_quality_is_the_mean_gain_of_a_curve_shifted_up_and_undefined_like_bd
     value, reason = bd_quality(anchor, better, "psnr")
     assert reason is None and value == pytest.approx(1.5, abs=1e-6)
     assert bd_quality(anchor, better[:1], "psnr")[0] is None
+
+
+def test_jpeg_anchor_codes_stills_and_its_rate_points_follow_quality(model, clip, tmp_path):
+    folder, frames = clip
+    rd = evaluate(folder, FRAMES, 1, LAMBDAS, ["jpeg"], model, tmp_path / "rd.json", intra=True)
+    points = rd["codecs"]["jpeg"]
+    assert [p["quality"] for p in points] == list(JPEG_QUALITIES)
+    pairs = zip(points, points[1:], strict=False)
+    assert all(a["bpp"] > b["bpp"] and a["psnr"] > b["psnr"] for a, b in pairs)
+    # the bits are the JPEG files' bytes, the quality that of the decoded files
+    quality = JPEG_QUALITIES[0]
+    files = []
+    for frame in frames:
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, "JPEG", quality=quality)
+        files.append(buffer.getvalue())
+    decoded = [np.array(Image.open(io.BytesIO(f)).convert("RGB")) for f in files]
+    pixels = frames.shape[0] * frames.shape[1] * frames.shape[2]
+    assert points[0]["bpp"] == 8 * sum(len(f) for f in files) / pixels
+    assert points[0]["psnr"] == pytest.approx(
+        np.mean([psnr(a, b) for a, b in zip(frames, decoded, strict=True)])
+    )
+    assert evaluate_jpeg(frames, quality) == points[0]
+    assert rd["anchor_settings"]["jpeg"]["qualities"] == list(JPEG_QUALITIES)
+    assert set(rd["bd_rate"]["jpeg"]) >= {"psnr", "ms_ssim"}
+    assert read_rd(tmp_path / "rd.json") == rd
+
+
+def test_jpeg_anchor_needs_intra_mode_and_a_valid_quality(model, clip, tmp_path):
+    folder, frames = clip
+    with pytest.raises(ValueError, match="jpeg anchor codes stills"):
+        evaluate(folder, FRAMES, GOP, LAMBDAS, ["jpeg"], model, tmp_path / "rd.json")
+    with pytest.raises(ValueError, match="quality must be 1..95"):
+        evaluate_jpeg(frames, 100)
+    assert not (tmp_path / "rd.json").exists()
