@@ -220,6 +220,10 @@ def train(
         float,
         typer.Option(help="Share of clips that lose upper scales in a frame and recover."),
     ] = TRAIN.loss_aware_fraction,
+    intra_every: Annotated[
+        int,
+        typer.Option(help="In the clip phases every N-th step is an intra step (0: never)."),
+    ] = TRAIN.intra_every,
     seed: Annotated[int, typer.Option(help="Seed of every random stream.")] = TRAIN.seed,
     save_every: Annotated[int, typer.Option(help="Save state every N steps.")] = TRAIN.save_every,
     log_every: Annotated[
@@ -260,6 +264,7 @@ def train(
             synthetic_fraction=synthetic_fraction,
             procedural_pictures=procedural_pictures,
             loss_aware_fraction=loss_aware_fraction,
+            intra_every=intra_every,
             seed=seed,
             save_every=save_every,
             log_every=log_every,

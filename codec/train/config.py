@@ -21,7 +21,9 @@ class TrainConfig:
     4 x ``crop`` px join the photos (``codec.train.procedural``; 48 add about a fifth to the
     pack's photo tiles). The learning rate warms
     up linearly over ``warmup_steps``, then follows one cosine from ``lr`` down to
-    ``lr * lr_final_ratio`` at ``p7_steps``.
+    ``lr * lr_final_ratio`` at ``p7_steps``. With ``intra_every`` = N (0: never), every N-th
+    step of the clip phases is an intra step instead (``intra_batch_size`` single frames): in
+    a 7-frame clip only one frame in seven is intra-coded, and intra coding falls behind.
     """
 
     preset: str = DEFAULT_PRESET
@@ -43,6 +45,7 @@ class TrainConfig:
     synthetic_fraction: float = 0.5
     procedural_pictures: int = 48
     loss_aware_fraction: float = 0.25
+    intra_every: int = 0
     channels_last: bool = True
     cpu_bf16: bool = True  # CPU: the 1x1 MLPs in bfloat16 (layers.cpu_training_kernels)
     compile: bool = False
@@ -64,18 +67,28 @@ class TrainConfig:
             raise ValueError(
                 f"loss_aware_fraction must lie in [0, 1], got {self.loss_aware_fraction}"
             )
+        if self.intra_every == 1 or not 0 <= self.intra_every <= 1_000_000:
+            raise ValueError(f"intra_every must be 0 (off) or 2..1000000, got {self.intra_every}")
         if self.spike_factor <= 1 or self.save_every < 1 or self.log_every < 1:
             raise ValueError("need spike_factor > 1, save_every >= 1 and log_every >= 1")
 
-    def frames_at(self, step: int) -> int:
-        """Sequence length of the schedule at ``step`` (0-based)."""
+    def phase_at(self, step: int) -> int:
+        """The phase of the schedule at ``step`` (0-based): 1 intra, 3 or 7 the clip length."""
         if step < self.intra_steps:
             return 1
         return 3 if step < self.p3_steps else 7
 
+    def interleaved_intra(self, step: int) -> bool:
+        """Whether ``step`` is an intra step inside a clip phase (``intra_every``)."""
+        return self.intra_every > 0 and step >= self.intra_steps and step % self.intra_every == 0
+
+    def frames_at(self, step: int) -> int:
+        """Sequence length at ``step`` (0-based): the phase's, 1 on an interleaved intra step."""
+        return 1 if self.interleaved_intra(step) else self.phase_at(step)
+
     def batch_at(self, step: int) -> int:
         """Clips per step at ``step``."""
-        return self.intra_batch_size if step < self.intra_steps else self.batch_size
+        return self.intra_batch_size if self.frames_at(step) == 1 else self.batch_size
 
     def lr_at(self, step: int) -> float:
         """Linear warm-up, then cosine decay to ``lr * lr_final_ratio`` at ``total_steps``."""

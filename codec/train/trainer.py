@@ -217,6 +217,7 @@ def train(
     lambda_gen = torch.Generator(device=dev)
     lambda_gen.manual_seed(cfg.seed + 1)
     guard = _SpikeGuard(cfg.spike_factor, dev)
+    intra_guard = _SpikeGuard(cfg.spike_factor, dev)  # interleaved intra steps (intra_every)
     state = TrainState()
     if state_path.exists():
         saved = load_train_state(state_path, dev)
@@ -226,6 +227,8 @@ def train(
         sampler.load_state_dict(saved["sampler"])
         lambda_gen.set_state(saved["lambda_rng"].cpu())
         guard.load_state_dict(saved["guard"])
+        if saved.get("intra_guard") is not None:  # states saved before intra_every lack it
+            intra_guard.load_state_dict(saved["intra_guard"])
         torch.set_rng_state(saved["torch_rng"].cpu())
         if dev.type == "cuda" and saved.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), dev)
@@ -254,7 +257,16 @@ def train(
 
     def save() -> None:
         _save(
-            state_path, weights_out, model, ema, optimizer, sampler, lambda_gen, guard, state, cfg
+            state_path,
+            weights_out,
+            model,
+            ema,
+            optimizer,
+            sampler,
+            lambda_gen,
+            (guard, intra_guard),
+            state,
+            cfg,
         )
 
     start_time = time.monotonic()
@@ -263,7 +275,7 @@ def train(
     )
     window = torch.zeros(5, device=dev)  # sums of loss, bpp, mse, psnr, grad norm
     window_steps, window_pixels, tick = 0, 0, time.monotonic()
-    skipped_before = int(guard.skipped.item())
+    skipped_before = int((guard.skipped + intra_guard.skipped).item())
     model.train()
     while state.step < stop_step:
         if max_seconds is not None and time.monotonic() - start_time > max_seconds:
@@ -271,8 +283,9 @@ def train(
         if should_stop is not None and should_stop():
             break
         frames, batch = cfg.frames_at(state.step), cfg.batch_at(state.step)
-        if state.step > 0 and frames != cfg.frames_at(state.step - 1):
+        if state.step > 0 and cfg.phase_at(state.step) != cfg.phase_at(state.step - 1):
             guard.restart()  # a new phase: the gradient's scale moves
+        active = intra_guard if cfg.interleaved_intra(state.step) else guard
         x_seq = sampler.batch(batch, frames)
         lam = sample_lambdas(model.config, batch, lambda_gen, dev)
         events = None
@@ -286,7 +299,7 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        skip = guard(norm) == 0
+        skip = active(norm) == 0
         for p in params:
             if p.grad is not None:
                 p.grad.masked_fill_(skip, 0.0)  # also clears NaN/inf, unlike a multiplication
@@ -300,7 +313,7 @@ def train(
         state.step += 1
         if state.step % cfg.log_every == 0 or state.step == stop_step:
             means = (window / window_steps).tolist()  # the one host sync per log window
-            skipped_now = int(guard.skipped.item())
+            skipped_now = int((guard.skipped + intra_guard.skipped).item())
             now = time.monotonic()
             stats = StepStats(
                 step=state.step,
@@ -367,8 +380,9 @@ def _warm_start_weights(path: Path, model: DHVC) -> dict[str, torch.Tensor]:
 
 
 def _save(
-    state_path, weights_out, model, ema, optimizer, sampler, lambda_gen, guard, state, cfg
+    state_path, weights_out, model, ema, optimizer, sampler, lambda_gen, guards, state, cfg
 ) -> None:
+    guard, intra_guard = guards
     state_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = state_path.with_suffix(".tmp")
     cuda = next(model.parameters()).device.type == "cuda"
@@ -380,6 +394,7 @@ def _save(
             "sampler": sampler.state_dict(),
             "lambda_rng": lambda_gen.get_state(),
             "guard": guard.state_dict(),
+            "intra_guard": intra_guard.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state() if cuda else None,
             "step": state.step,

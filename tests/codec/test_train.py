@@ -106,7 +106,14 @@ def test_cli_train_prints_its_last_log_window_as_a_table(tmp_path: Path, sources
 
 
 def test_bad_training_configs_are_refused():
-    for bad in ({"crop": 100}, {"p3_steps": 1, "intra_steps": 2}, {"batch_size": 0}):
+    bad_configs = (
+        {"crop": 100},
+        {"p3_steps": 1, "intra_steps": 2},
+        {"batch_size": 0},
+        {"intra_every": 1},
+        {"intra_every": -2},
+    )
+    for bad in bad_configs:
         with pytest.raises(ValueError):
             replace(CFG, **bad)
 
@@ -218,3 +225,35 @@ def test_spike_guard_starts_again_when_the_gradient_scale_moves():
     other = _SpikeGuard(factor=4.0, device=torch.device("cpu"), warmup=3, patience=5)
     other.load_state_dict({k: v for k, v in saved.items() if k != "streak"})  # older states
     assert other.streak.item() == 0.0
+
+
+def test_intra_every_interleaves_intra_steps_in_the_clip_phases_only():
+    cfg = TrainConfig(intra_steps=10, p3_steps=20, p7_steps=100, intra_every=4)
+    assert [cfg.frames_at(s) for s in (0, 3, 8, 10, 11, 12, 16, 19, 20, 21, 24)] == [
+        1, 1, 1, 3, 3, 1, 1, 3, 1, 7, 1,
+    ]  # fmt: skip
+    assert cfg.phase_at(12) == 3 and cfg.phase_at(24) == 7
+    assert cfg.batch_at(12) == cfg.intra_batch_size and cfg.batch_at(13) == cfg.batch_size
+    assert [
+        TrainConfig(intra_steps=10, p3_steps=20, p7_steps=100).frames_at(s) for s in (12, 24)
+    ] == [3, 7]
+
+
+def test_training_with_interleaved_intra_steps_runs_and_resumes_exactly(tmp_path: Path, sources):
+    cfg = replace(CFG, intra_every=2)
+    whole = train(cfg, tmp_path / "a" / "state.pt", sources)
+    assert [row["frames"] for row in whole.history] == [1, 1, 1, 3, 1]
+    train(cfg, tmp_path / "b" / "state.pt", sources, max_steps=3)
+    resumed = train(cfg, tmp_path / "b" / "state.pt", sources)
+    assert _losses(resumed) == _losses(whole)
+    assert "intra_guard" in torch.load(tmp_path / "b" / "state.pt", weights_only=False)
+
+
+def test_a_state_saved_before_intra_every_still_resumes(tmp_path: Path, sources):
+    path = tmp_path / "state.pt"
+    train(CFG, path, sources, max_steps=3)
+    saved = torch.load(path, weights_only=False)
+    del saved["intra_guard"]
+    torch.save(saved, path)
+    resumed = train(replace(CFG, intra_every=2), path, sources)
+    assert resumed.step == CFG.p7_steps
