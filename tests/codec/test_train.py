@@ -12,7 +12,7 @@ import torch
 
 from codec import load_model
 from codec.train.data import sample_sources
-from codec.train.trainer import TrainConfig, _SpikeGuard, train
+from codec.train.trainer import TrainConfig, _SpikeGuard, load_train_state, train
 
 CFG = TrainConfig(
     preset="tiny",
@@ -246,13 +246,13 @@ def test_training_with_interleaved_intra_steps_runs_and_resumes_exactly(tmp_path
     train(cfg, tmp_path / "b" / "state.pt", sources, max_steps=3)
     resumed = train(cfg, tmp_path / "b" / "state.pt", sources)
     assert _losses(resumed) == _losses(whole)
-    assert "intra_guard" in torch.load(tmp_path / "b" / "state.pt", weights_only=False)
+    assert "intra_guard" in load_train_state(tmp_path / "b" / "state.pt")
 
 
 def test_a_state_saved_before_intra_every_still_resumes(tmp_path: Path, sources):
     path = tmp_path / "state.pt"
     train(CFG, path, sources, max_steps=3)
-    saved = torch.load(path, weights_only=False)
+    saved = load_train_state(path)
     del saved["intra_guard"]
     torch.save(saved, path)
     resumed = train(replace(CFG, intra_every=2), path, sources)
