@@ -28,3 +28,24 @@ def test_shipped_model_codes_real_video_bit_exactly_with_inter_frames_cheaper():
         quality.append(psnr(frame, decoded.x_hat))
     assert min(quality) > 22.0, quality
     assert max(bits[1:]) < bits[0], bits
+
+
+CAMPAIGN_CHECKPOINT = DEFAULT_CHECKPOINT.parent / "dhvc-base.pt"
+"""The CPU campaign's latest `base` weights (docs/MODEL_CARD.md), committed beside the default."""
+
+
+def test_all_committed_weights_stay_under_15_mb_together():
+    total = sum(path.stat().st_size for path in DEFAULT_CHECKPOINT.parent.glob("*.pt"))
+    assert total < 15 * 10**6, total
+
+
+def test_campaign_weights_load_as_base_and_code_real_video_bit_exactly():
+    model = load_model(CAMPAIGN_CHECKPOINT)
+    assert model.config.name == "base"
+    frames = read_frames("sample:bikes", max_frames=2, size=(192, 128))
+    encoder, decoder = Encoder(model, gop=32), Decoder(model, 128, 192)
+    for frame in frames:
+        encoded = encoder.encode(frame, 1024.0)
+        decoded = decoder.decode(encoded.received())
+        assert np.array_equal(decoded.x_hat, encoded.x_hat)
+        assert psnr(frame, decoded.x_hat) > 25.0
