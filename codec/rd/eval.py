@@ -175,13 +175,14 @@ def evaluate(
     specs = [video] if isinstance(video, str | os.PathLike) else list(video)
     sources = load_sources(specs, frames, size, pack_root)
 
-    settings_of = {JPEG: jpeg_settings(JPEG_QUALITIES)}
     rates = {anchor: JPEG_QUALITIES if anchor == JPEG else qps for anchor in anchors}
     points_per_source = len(lam_values) + sum(len(r) for r in rates.values())
     points_total = points_per_source * len(sources)
     point = 0
     settings = {
-        anchor: settings_of.get(anchor) or anchor_settings(anchor, gop, qps, intra)
+        anchor: jpeg_settings(JPEG_QUALITIES)
+        if anchor == JPEG
+        else anchor_settings(anchor, gop, qps, intra)
         for anchor in anchors
     }
 
