@@ -19,8 +19,9 @@ into ``results/<run>/``, and writes, as .png and .pdf:
 
 Every title says what was measured (clip, size, frames, lambda, seed). A result is reused when
 its summary.json is newer than the scenario file, the checkpoint, the video and any trace file,
-and records the same effective scenario, frame count and seed. Simulator runs are deterministic
-per seed and figures are saved without dates (``analysis.figures.save_figure``), so running
+and records the same effective scenario, frame count, seed and model id
+(``netsim.sweep.is_current``). Simulator runs are deterministic per seed and figures are
+saved without dates (``analysis.figures.save_figure``), so running
 ``make figures`` again, or on a fresh clone, writes the same bytes.
 """
 
@@ -49,7 +50,7 @@ from analysis.figures import (
     plot_rd,
     save_figure,
 )
-from analysis.io import SUMMARY_FILE, TraceError, load_run, load_summary
+from analysis.io import SUMMARY_FILE, TraceError, load_run
 from analysis.metrics import (
     annotate_frames,
     describe_rd,
@@ -76,6 +77,7 @@ from netsim.sweep import (
     load_sweep,
     run_tasks,
 )
+from netsim.sweep import is_current as records_this_run
 
 LOSS_SCENARIOS = ("loss20", "loss40", "loss60", "loss80")
 CLEAN_SCENARIO = "clean"
@@ -236,25 +238,13 @@ def scenario_inputs(task: RunTask, scenario: Scenario) -> list[Path]:
 
 def is_current(task: RunTask) -> bool:
     """True when ``task.out_dir`` holds results of exactly this run that are newer than every
-    input (see module docstring)."""
+    input and were made with the weights the scenario loads now (see module docstring)."""
     summary_path = task.out_dir / SUMMARY_FILE
     if not summary_path.is_file():
         return False
     scenario = scenario_of(task)
     newest_input = max(path.stat().st_mtime for path in scenario_inputs(task, scenario))
-    if summary_path.stat().st_mtime <= newest_input:
-        return False
-    try:
-        summary = load_summary(summary_path)
-    except TraceError:
-        return False
-    frames = scenario.video.frames if task.frames is None else task.frames
-    seed = scenario.seed if task.seed is None else task.seed
-    return (
-        summary.get("scenario") == json.loads(scenario.model_dump_json())
-        and summary.get("frames") == frames
-        and summary.get("seed") == seed
-    )
+    return summary_path.stat().st_mtime > newest_input and records_this_run(task)
 
 
 def run_in_process(task: RunTask, on_frame: Callable[[int, int], None] | None = None) -> None:
@@ -288,13 +278,11 @@ def rd_is_current(rd_path: Path, checkpoint: Path | None, frames: int | None = N
 
 def checkpoint_model_id(checkpoint: Path | None) -> str | None:
     """The ``model_id`` stored in a checkpoint file (None for random weights or none stored)."""
+    from codec.model.checkpoint import read_checkpoint_header
+
     if checkpoint is None or not checkpoint.is_file():
         return None
-    import torch
-
-    payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    model_id = payload.get("model_id") if isinstance(payload, dict) else None
-    return str(model_id) if model_id is not None else None
+    return read_checkpoint_header(checkpoint)[1]
 
 
 def shown_path(path: Path) -> str:

@@ -309,7 +309,9 @@ def _render_sweep(console: Console, name: str, result: Any) -> None:
         table.add_row(*(cell(value) for value in row))
     console.print(table)
     console.print(
-        f"ran {len(result.ran)}, skipped {len(result.skipped)} finished, "
+        f"ran {len(result.ran)}"
+        + (f" ({len(result.stale)} replacing stale results)" if result.stale else "")
+        + f", skipped {len(result.skipped)} finished, "
         f"failed {len(result.failed)} in {result.wall_s:.1f} s; table: "
         + ", ".join(str(p) for p in result.table_paths),
         highlight=False,

@@ -41,7 +41,7 @@ from pydantic import (
 )
 
 from codec.io.video import SAMPLE_PREFIX, VideoError, resolve_source
-from codec.model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, read_checkpoint_config
+from codec.model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, read_checkpoint_header
 from codec.model.config import DEFAULT_PRESET, ModelConfig, get_preset
 from codec.types import NUM_SCALES, coded_size
 from netsim.codecs.registry import DEFAULT_CODEC, codec_entry, codec_kinds
@@ -599,28 +599,52 @@ def model_config_for(checkpoint: str, preset: str | None) -> ModelConfig:
             return get_preset(preset or DEFAULT_PRESET)
         except ValueError as err:
             raise FieldError(("preset",), str(err)) from None
-    path = DEFAULT_CHECKPOINT if checkpoint == "default" else Path(checkpoint)
-    try:
-        stat = path.stat()
-        config = _checkpoint_config(str(path), stat.st_mtime_ns, stat.st_size)
-    except OSError as err:
-        raise FieldError(("checkpoint",), f"{path}: {err.strerror or err}") from None
-    except CheckpointError as err:
-        raise FieldError(("checkpoint",), str(err)) from None
+    config, _ = _checkpoint_header(checkpoint)
     if preset is not None and preset != config.name:
         raise FieldError(
-            ("preset",), f"checkpoint {path} holds preset {config.name!r}, not {preset!r}"
+            ("preset",),
+            f"checkpoint {_checkpoint_path(checkpoint)} holds preset {config.name!r}, "
+            f"not {preset!r}",
         )
     return config
 
 
+def expected_model_id(scenario: Scenario) -> str | None:
+    """The model id a run of ``scenario`` records in its summary.json (``model.id``) when it
+    loads the weights that are there now: the id stored in the checkpoint (``default``: the
+    shipped file of today), ``<preset>-random`` for ``checkpoint: none``. ``None`` where the
+    run's weights have no id to check against (x264/x265, a checkpoint that stores none).
+    Raises ``FieldError`` naming ``checkpoint`` if the file cannot be read."""
+    codec = scenario.codec
+    if codec.kind != "dhvc":
+        return None
+    if codec.checkpoint == "none":
+        return f"{codec.preset or DEFAULT_PRESET}-random"
+    return _checkpoint_header(codec.checkpoint)[1]
+
+
+def _checkpoint_path(checkpoint: str) -> Path:
+    return DEFAULT_CHECKPOINT if checkpoint == "default" else Path(checkpoint)
+
+
+def _checkpoint_header(checkpoint: str) -> tuple[ModelConfig, str | None]:
+    """Config and model id of a scenario's checkpoint file (not ``none``); ``FieldError``."""
+    path = _checkpoint_path(checkpoint)
+    try:
+        stat = path.stat()
+        return _read_header(str(path), stat.st_mtime_ns, stat.st_size)
+    except OSError as err:
+        raise FieldError(("checkpoint",), f"{path}: {err.strerror or err}") from None
+    except CheckpointError as err:
+        raise FieldError(("checkpoint",), str(err)) from None
+
+
 @functools.lru_cache(maxsize=16)
-def _checkpoint_config(path: str, mtime_ns: int, size_bytes: int) -> ModelConfig:
-    """The config stored in a checkpoint file, remembered per file version (reading one takes
-    a tenth of a second, and sweeps validate the same checkpoint many times)."""
+def _read_header(path: str, mtime_ns: int, size_bytes: int) -> tuple[ModelConfig, str | None]:
+    """The config and model id stored in a checkpoint file, remembered per file version
+    (reading one takes a tenth of a second, and sweeps check the same checkpoint many times)."""
     del mtime_ns, size_bytes  # part of the cache key only
-    config = read_checkpoint_config(Path(path))
-    return config
+    return read_checkpoint_header(Path(path))
 
 
 def scale_budget_bytes(config: ModelConfig, width_px: int, height_px: int, scale: int) -> int:

@@ -378,6 +378,35 @@ def build_scenario(task: RunTask, base: BaseModel | None = None) -> BaseModel:
     return apply_overrides(base, dict(task.overrides), {"base_dir": task.base.parent})
 
 
+def is_current(task: RunTask, base: BaseModel | None = None) -> bool:
+    """True when ``task.out_dir`` holds a finished run that is exactly this run as it would run
+    now: its summary.json records the same effective scenario (the base file with the run's
+    overrides), frame count and seed, and the model id of the weights that scenario loads
+    today (``netsim.scenario.expected_model_id``). A run made before its scenario file or the
+    shipped weights changed is stale, and a sweep runs it again. ``base`` as in
+    :func:`build_scenario`."""
+    from netsim.scenario import expected_model_id
+
+    if not task.finished:
+        return False
+    try:
+        summary = read_summary(task.out_dir / SUMMARY_FILE)
+    except SweepError:
+        return False
+    scenario = build_scenario(task, base)
+    frames = scenario.video.frames if task.frames is None else task.frames
+    seed = scenario.seed if task.seed is None else task.seed
+    if (
+        summary.get("scenario") != json.loads(scenario.model_dump_json())
+        or summary.get("frames") != frames
+        or summary.get("seed") != seed
+    ):
+        return False
+    model_id = expected_model_id(scenario)
+    recorded = summary.get("model")
+    return model_id is None or (isinstance(recorded, dict) and recorded.get("id") == model_id)
+
+
 Runner = Callable[[RunTask, Path], None]
 """Simulates one run and writes its result files into the given (new) folder."""
 
@@ -479,8 +508,9 @@ class RunEvent:
 
 @dataclass(frozen=True)
 class SweepResult:
-    """What a sweep did: the table of every finished run, where it was written, the runs that
-    ran, were skipped, or failed (run id -> one-line error), and the sweep's wall time."""
+    """What a sweep did: the table of every current run, where it was written, the runs that
+    ran (``stale``: those of them that replaced an outdated result), were skipped, or failed
+    (run id -> one-line error), and the sweep's wall time."""
 
     table: pd.DataFrame
     table_paths: tuple[Path, ...]
@@ -488,6 +518,8 @@ class SweepResult:
     skipped: tuple[str, ...]
     failed: Mapping[str, str] = field(default_factory=dict)
     wall_s: float = 0.0
+    stale: tuple[str, ...] = ()
+    """Runs that had finished before, with another scenario or other weights, and ran again."""
 
 
 def read_summary(path: Path) -> dict[str, Any]:
@@ -525,16 +557,21 @@ def _parquet_bytes(table: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def gather(tasks: Sequence[RunTask], out_dir: Path) -> tuple[pd.DataFrame, tuple[Path, ...]]:
-    """The sweep table of every finished run of ``tasks`` (a row per run, in task order; see
-    the module docstring), written to ``out_dir/sweep_table.parquet`` and ``.csv``, each
-    atomically (``codec.io.atomic.write_bytes_atomic``)."""
+def gather(
+    tasks: Sequence[RunTask],
+    out_dir: Path,
+    current: Callable[[RunTask], bool] = lambda task: task.finished,
+) -> tuple[pd.DataFrame, tuple[Path, ...]]:
+    """The sweep table of every run of ``tasks`` that is ``current`` (default: finished; a row
+    per run, in task order; see the module docstring), written to
+    ``out_dir/sweep_table.parquet`` and ``.csv``, each atomically
+    (``codec.io.atomic.write_bytes_atomic``)."""
     from codec.io.atomic import write_bytes_atomic  # the codec package loads torch
 
     rows = [
         table_row(task, read_summary(task.out_dir / SUMMARY_FILE))
         for task in tasks
-        if task.finished
+        if current(task)
     ]
     columns = ["run", *(tasks[0].parameters if tasks else {}), *RESULT_COLUMNS]
     table = pd.DataFrame(rows, columns=None if rows else columns)
@@ -760,20 +797,28 @@ def run_sweep(
     check: Callable[[RunTask], Any] | None = build_scenario,
     on_event: Callable[[RunEvent], None] | None = None,
     worker_wait_s: float = DEFAULT_WORKER_WAIT_S,
+    current: Callable[[RunTask], bool] | None = None,
 ) -> SweepResult:
-    """Run every unfinished run of ``spec`` (see :func:`run_tasks`) and gather the table.
+    """Run every run of ``spec`` that is not current (see :func:`run_tasks`) and gather the
+    table.
 
     Every input is checked in this process before any cluster starts (:func:`check_sweep`;
-    ``check=None`` where the caller has just built every scenario). Runs already finished are
-    reported as skipped and not run again. ``on_event`` hears about every run as it settles.
-    The table lists every finished run, those of earlier sweeps included.
+    ``check=None`` where the caller has just built every scenario). ``current`` says whether a
+    run's results can stand (default :func:`is_current`: finished, with today's scenario and
+    weights); current runs are reported as skipped and not run again, and a finished run that
+    is not current runs again (``SweepResult.stale``). ``on_event`` hears about every run as it
+    settles. The table lists every current run, those of earlier sweeps included.
     """
     if workers < 1:
         raise SweepError(f"sweep '{spec.name}': workers must be at least 1, not {workers}")
     start = time.perf_counter()
     tasks = check_sweep(spec, check)
-    todo = [task for task in tasks if not task.finished]
-    skipped = tuple(task.run_id for task in tasks if task.finished)
+    if current is None:
+        current = functools.partial(is_current, base=load_scenario(spec.base))
+    done = {task.run_id for task in tasks if current(task)}
+    todo = [task for task in tasks if task.run_id not in done]
+    stale = tuple(task.run_id for task in todo if task.finished)
+    skipped = tuple(task.run_id for task in tasks if task.run_id in done)
     for done, run_id in enumerate(skipped, start=1):
         if on_event is not None:
             on_event(RunEvent(run_id, RunStatus.SKIPPED, done, len(tasks)))
@@ -787,7 +832,7 @@ def run_sweep(
         total=len(tasks),
         worker_wait_s=worker_wait_s,
     )
-    table, paths = gather(tasks, spec.results_dir)
+    table, paths = gather(tasks, spec.results_dir, current)
     return SweepResult(
         table=table,
         table_paths=tuple(paths),
@@ -795,4 +840,5 @@ def run_sweep(
         skipped=skipped,
         failed=failed,
         wall_s=time.perf_counter() - start,
+        stale=tuple(run_id for run_id in stale if run_id in ran),
     )

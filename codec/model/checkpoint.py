@@ -108,8 +108,14 @@ def _first_sentence(err: BaseException) -> str:
 def read_checkpoint_config(path: Path) -> ModelConfig:
     """The model config stored in the checkpoint at ``path`` (``CheckpointError`` if the file
     is not a DHVC checkpoint), without building the model."""
-    config, _, _ = _read_checkpoint(Path(path))
-    return config
+    return read_checkpoint_header(path)[0]
+
+
+def read_checkpoint_header(path: Path) -> tuple[ModelConfig, str | None]:
+    """The model config and model id (``None`` when the file stores none) of the checkpoint at
+    ``path``, without building the model; ``CheckpointError`` if it is not a DHVC checkpoint."""
+    config, _, model_id = _read_checkpoint(Path(path))
+    return config, model_id
 
 
 def _read_checkpoint(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor], str | None]:

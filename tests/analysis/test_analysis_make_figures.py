@@ -26,6 +26,7 @@ from analysis.make_figures import (
     psnr_vs_loss_figure,
     scenario_of,
 )
+from netsim.scenario import expected_model_id
 from netsim.sweep import SweepError
 from tests.analysis.synthetic_traces import write_synthetic_run
 from tests.analysis.test_analysis_figures import legend_texts
@@ -85,6 +86,7 @@ def write_matching_summary(task, frames: int) -> None:
         "scenario": json.loads(scenario.model_dump_json()),
         "seed": scenario.seed,
         "frames": frames,
+        "model": {"id": expected_model_id(scenario)},
     }
     (task.out_dir / "summary.json").write_text(json.dumps(summary))
 
@@ -97,6 +99,11 @@ def test_results_are_reused_only_when_current(tmp_path: Path) -> None:
     assert not is_current(task)  # nothing there yet
     write_matching_summary(task, frames=4)
     assert is_current(task)
+    summary = json.loads((task.out_dir / "summary.json").read_text())
+    made_by_other_weights = {**summary, "model": {"id": "tiny-0123456789abcdef"}}
+    (task.out_dir / "summary.json").write_text(json.dumps(made_by_other_weights))
+    assert not is_current(task)  # the weights the scenario loads have changed since
+    write_matching_summary(task, frames=4)
     other = plan_figures(scenarios, tmp_path / "results", frames=5, overrides=TINY).loss[0].task
     assert not is_current(other)  # another frame count
     lam = plan_figures(

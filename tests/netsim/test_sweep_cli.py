@@ -181,3 +181,39 @@ def test_every_sweep_input_is_checked_before_the_first_run(
     (line,) = result.output.strip().splitlines()
     assert re.match(f"error: .*{message}", line), line
     assert not (tmp_path / "out").exists()
+
+
+def test_a_sweep_runs_again_what_other_weights_or_another_scenario_made(tmp_path: Path) -> None:
+    import torch
+
+    from codec.model.checkpoint import load_model, model_id_for, save_checkpoint
+    from netsim.sweep import is_current
+
+    weights = tmp_path / "tiny.pt"
+    model = load_model("none", preset="tiny")
+    save_checkpoint(model, weights)
+    path = write_sweep(tmp_path, [0.2], [0], frames=3)
+    scenario = yaml.safe_load((tmp_path / "tiny_loss.yaml").read_text())
+    scenario["codec"].update(checkpoint=str(weights), preset=None)
+    (tmp_path / "tiny_loss.yaml").write_text(yaml.safe_dump(scenario))
+    spec = load_sweep(path)
+    (task,) = expand(spec)
+
+    first = run_sweep(spec, workers=1)
+    assert first.ran == (task.run_id,) and first.stale == () and is_current(task)
+    assert run_sweep(spec, workers=1).skipped == (task.run_id,)
+
+    with torch.no_grad():  # new weights in the same file: the finished run is stale
+        next(model.parameters()).add_(0.01)
+    save_checkpoint(model, weights)
+    assert task.finished and not is_current(task)
+    second = run_sweep(spec, workers=1)
+    assert second.ran == second.stale == (task.run_id,)
+    assert second.table["summary.model.id"].tolist() == [model_id_for(model)]
+
+    scenario["description"] = "edited"  # a changed scenario file: stale again
+    (tmp_path / "tiny_loss.yaml").write_text(yaml.safe_dump(scenario))
+    result = CliRunner().invoke(app, ["sweep", str(path), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "ran 1 (1 replacing stale results), skipped 0 finished" in result.output
+    assert is_current(task)
