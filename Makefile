@@ -48,8 +48,7 @@ compare: ## Run DHVC (paper-faithful and best), x264 and x265 under the same los
 	$(VENV)/bin/netsim sweep sweeps/compare_dhvc_best_early.yaml --workers 2
 	$(VENV)/bin/netsim sweep sweeps/compare_x264_early.yaml --workers 2
 	for codec in dhvc x264 x265; do \
-	  test -f results/compare/compare_$${codec}_$(COMPARE_CASE)/summary.json || \
-	  $(VENV)/bin/netsim run scenarios/compare/compare_$${codec}_$(COMPARE_CASE).yaml \
+	  $(VENV)/bin/netsim run scenarios/compare/compare_$${codec}_$(COMPARE_CASE).yaml --skip-current \
 	    --device cpu --out results/compare/compare_$${codec}_$(COMPARE_CASE) || exit 2; \
 	done
 	$(PY) -m analysis.compare_figures --out figures --case $(COMPARE_CASE)

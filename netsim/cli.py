@@ -123,6 +123,16 @@ def run(
     save_video: Annotated[
         bool, typer.Option("--save-video", help="Also write video.mp4 (original | decoded).")
     ] = False,
+    skip_current: Annotated[
+        bool,
+        typer.Option(
+            "--skip-current",
+            help=(
+                "Do nothing when the output folder already holds this run, made with today's "
+                "scenario and weights (as `netsim sweep` skips a finished run)."
+            ),
+        ),
+    ] = False,
 ) -> None:
     """Run a scenario; writes frames.csv, packets.csv and summary.json (and video.mp4)."""
     try:
@@ -136,6 +146,9 @@ def run(
     scenario = _load_scenario(file)
     out_dir = out if out is not None else default_output_folder(scenario, frames=frames, seed=seed)
     console = Console(stderr=True)
+    if skip_current and _holds_current_run(file, out_dir, frames, seed, device.value):
+        console.print(f"{out_dir}: current (same scenario, seed, frames and weights); not run")
+        return
     total = frames if frames is not None else scenario.video.frames
     progress = progress_bar(console, transient=True)
     try:
@@ -316,6 +329,15 @@ def _render_sweep(console: Console, name: str, result: Any) -> None:
         + ", ".join(str(p) for p in result.table_paths),
         highlight=False,
     )
+
+
+def _holds_current_run(
+    file: Path, out_dir: Path, frames: int | None, seed: int | None, device: str
+) -> bool:
+    from netsim.sweep import RunTask, is_current
+
+    task = RunTask(out_dir.name, file, (), seed, frames, device, out_dir)
+    return is_current(task)
 
 
 @app.command()

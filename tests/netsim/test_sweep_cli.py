@@ -217,3 +217,18 @@ def test_a_sweep_runs_again_what_other_weights_or_another_scenario_made(tmp_path
     assert result.exit_code == 0, result.output
     assert "ran 1 (1 replacing stale results), skipped 0 finished" in result.output
     assert is_current(task)
+
+
+def test_netsim_run_skip_current_reruns_only_a_stale_folder(tmp_path: Path) -> None:
+    scenario = tiny_scenario(tmp_path)
+    out = tmp_path / "run"
+    command = ["run", str(scenario), "--frames", "2", "--out", str(out), "--skip-current"]
+    first = CliRunner().invoke(app, command)
+    assert first.exit_code == 0, first.output
+    made = (out / "summary.json").stat().st_mtime_ns
+    again = CliRunner().invoke(app, command)
+    assert again.exit_code == 0 and "current" in again.output and "not run" in again.output
+    assert (out / "summary.json").stat().st_mtime_ns == made
+    other_frames = CliRunner().invoke(app, [*command[:2], "--frames", "3", *command[4:]])
+    assert other_frames.exit_code == 0 and "not run" not in other_frames.output
+    assert (out / "summary.json").stat().st_mtime_ns != made
