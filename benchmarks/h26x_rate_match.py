@@ -7,15 +7,21 @@ encoder's clean PSNR there, and the PSNR of ``dhvc eval``'s anchor (the same enc
 slice per picture, ``codec.rd.anchors``) interpolated at the same bits per pixel: the
 difference is what slicing to the MTU costs. Usage::
 
-    python benchmarks/h26x_rate_match.py DHVC_BITRATE_KBPS [--mtu 1200]
+    python benchmarks/h26x_rate_match.py DHVC [--mtu 1200] [--write]
 
-``DHVC_BITRATE_KBPS`` is ``mean_bitrate_kbps`` of a clean DHVC run's summary.json.
+``DHVC`` is the clean DHVC run's bitrate in kbit/s, or its summary.json (whose
+``mean_bitrate_kbps`` is taken). ``--write`` puts the result into the comparison scenarios:
+the matched QP and rate of every ``compare_x264_*`` / ``compare_x265_*`` file and the rates
+their descriptions and those of the DHVC files quote (``make retarget`` runs the clean DHVC
+scenario and then this, after the shipped weights change).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +37,11 @@ SCENARIO = Path(__file__).parents[1] / "scenarios" / "compare" / "compare_dhvc_l
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dhvc_kbps", type=float)
+    parser.add_argument("dhvc", help="DHVC's clean bitrate (kbit/s) or its run's summary.json")
     parser.add_argument("--mtu", type=int, default=1200)
+    parser.add_argument("--write", action="store_true", help="update scenarios/compare/*.yaml")
     args = parser.parse_args()
+    args.dhvc_kbps = dhvc_bitrate(args.dhvc)
     from codec.io.video import read_frames
 
     scenario = load_scenario(SCENARIO)
@@ -75,6 +83,54 @@ def main() -> None:
             "slice_cost_db": anchor_at_bpp - sliced_psnr,
         }
     print(json.dumps(report, indent=2))
+    if args.write:
+        for path in write_scenarios(SCENARIO.parent, args.dhvc_kbps, report):
+            print(f"updated {path}")
+
+
+def dhvc_bitrate(value: str) -> float:
+    """A bitrate given as a number, or the ``mean_bitrate_kbps`` of a summary.json."""
+    try:
+        return float(value)
+    except ValueError:
+        return float(json.loads(Path(value).read_text())["mean_bitrate_kbps"])
+
+
+DHVC_RATE = re.compile(r"its clean mean bitrate, [0-9.]+ kbit/s,")
+H26X_RATE = re.compile(
+    r"at constant QP \d+, the integer QP whose clean bitrate \([0-9.]+ kbit/s\) is nearest "
+    r"DHVC's [0-9.]+ kbit/s"
+)
+QP_LINE = re.compile(r"^(\s+qp: )\d+$", re.MULTILINE)
+MATCHED_LINE = re.compile(r"^(\s+matched_bitrate_kbps: )[0-9.]+$", re.MULTILINE)
+
+
+def write_scenarios(folder: Path, dhvc_kbps: float, report: dict) -> list[Path]:
+    """Put a rate match into the comparison scenarios of ``folder`` (their text edited in
+    place, comments and layout kept); returns the files changed. Each file is checked to
+    load as a scenario before it is written."""
+    changed = []
+    for path in sorted(folder.glob("compare_*.yaml")):
+        codec = path.stem.split("_")[1]
+        text = path.read_text()
+        new = DHVC_RATE.sub(f"its clean mean bitrate, {dhvc_kbps:.1f} kbit/s,", text)
+        if codec in report:
+            match = report[codec]
+            new = H26X_RATE.sub(
+                f"at constant QP {match['qp']}, the integer QP whose clean bitrate "
+                f"({match['bitrate_kbps']:.1f} kbit/s) is nearest DHVC's {dhvc_kbps:.1f} kbit/s",
+                new,
+            )
+            new = QP_LINE.sub(rf"\g<1>{match['qp']}", new)
+            new = MATCHED_LINE.sub(rf"\g<1>{round(dhvc_kbps, 4)!r}", new)
+        if new != text:
+            with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".yaml") as tmp:
+                tmp.write(new)
+                tmp.flush()
+                load_scenario(Path(tmp.name))  # refuse to write a file that does not load
+            path.write_text(new)
+            changed.append(path)
+    return changed
 
 
 def _sliced_psnr(codec: str, pictures: list, frames: np.ndarray) -> float:
