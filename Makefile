@@ -38,20 +38,20 @@ figures: ## Run the scenarios the figures need and write figures/*.png and .pdf
 	$(PY) -m analysis.make_figures --out figures
 
 COMPARE_CASE ?= loss10
-compare: ## Run DHVC (paper-faithful and best), x264 and x265 under the same loss (8 sweeps, ~11 min on 2 cores) and write figures/compare_*.png
-	$(VENV)/bin/netsim sweep sweeps/compare_dhvc.yaml --workers 2
-	$(VENV)/bin/netsim sweep sweeps/compare_dhvc_best.yaml --workers 2
-	$(VENV)/bin/netsim sweep sweeps/compare_dhvc_best_fec.yaml --workers 2
-	$(VENV)/bin/netsim sweep sweeps/compare_x264_fec.yaml --workers 2
-	$(VENV)/bin/netsim sweep sweeps/compare_x264.yaml --workers 2
-	$(VENV)/bin/netsim sweep sweeps/compare_x265.yaml --workers 2
-	$(VENV)/bin/netsim sweep sweeps/compare_dhvc_best_early.yaml --workers 2
-	$(VENV)/bin/netsim sweep sweeps/compare_x264_early.yaml --workers 2
-	for codec in dhvc x264 x265; do \
-	  $(VENV)/bin/netsim run scenarios/compare/compare_$${codec}_$(COMPARE_CASE).yaml --skip-current \
-	    --device cpu --out results/compare/compare_$${codec}_$(COMPARE_CASE) || exit 2; \
+COMPARE_SWEEPS = dhvc dhvc_best dhvc_best_fec x264_fec x264 x265 dhvc_best_early x264_early \
+  dhvc_burst dhvc_best_burst x264_burst x265_burst
+COMPARE_RUNS = dhvc_$(COMPARE_CASE) x264_$(COMPARE_CASE) x265_$(COMPARE_CASE) \
+  dhvc_cellular dhvc_best_cellular x264_cellular x265_cellular
+compare: ## Run DHVC (paper-faithful and best), x264 and x265 under the same networks (12 sweeps, 7 runs; ~25 min on 2 cores), write figures/compare_*.png and print the tables
+	for sweep in $(COMPARE_SWEEPS); do \
+	  $(VENV)/bin/netsim sweep sweeps/compare_$${sweep}.yaml --workers 2 || exit 2; \
+	done
+	for run in $(COMPARE_RUNS); do \
+	  $(VENV)/bin/netsim run scenarios/compare/compare_$${run}.yaml --skip-current \
+	    --device cpu --out results/compare/compare_$${run} || exit 2; \
 	done
 	$(PY) -m analysis.compare_figures --out figures --case $(COMPARE_CASE)
+	$(PY) benchmarks/compare_report.py
 
 retarget: ## After the shipped weights change: DHVC's clean compare run, then x264/x265 QPs re-matched to its rate (edits scenarios/compare/)
 	$(VENV)/bin/netsim run scenarios/compare/compare_dhvc_loss00.yaml --device cpu --skip-current \
