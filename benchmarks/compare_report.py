@@ -72,7 +72,7 @@ def bernoulli_tables(results: Path) -> None:
 def network_row(table_or_summaries: list[dict]) -> str:
     psnr = sum(s["mean_psnr_db"] for s in table_or_summaries) / len(table_or_summaries)
     under = sum(s["damage"]["frames_under_25db_share"] for s in table_or_summaries)
-    lost = sum(s["loss"]["packets_lost"] / s["loss"]["packets_sent"] for s in table_or_summaries)
+    lost = sum(s["loss"]["packet_loss_rate"] for s in table_or_summaries)
     n = len(table_or_summaries)
     return f"{psnr:.2f} dB ({100 * under / n:.1f}%; {100 * lost / n:.1f}%)"
 

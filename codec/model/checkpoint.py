@@ -26,7 +26,7 @@ from codec.model.device import resolve_device
 from codec.model.dhvc import DHVC
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
-DEFAULT_CHECKPOINT = WEIGHTS_DIR / "dhvc-small.pt"
+DEFAULT_CHECKPOINT = WEIGHTS_DIR / "dhvc-base.pt"
 
 
 class CheckpointError(ValueError):

@@ -186,7 +186,7 @@ def test_rd_figure_is_drawn_from_the_committed_json_without_an_eval(
     assert drawn_rd["rd"] == committed
     assert committed["frames"] == 96
     title = drawn_rd["title"]
-    assert title.startswith("Rate-distortion (docs/rd_bikes.json, model small-")
+    assert title.startswith("Rate-distortion (docs/rd_bikes.json, model base-")
     assert "sample:bikes, 640x272 px, 96 frames, lambda 64-8192 (6 values), GOP 32" in title
     assert str(ROOT) not in title  # nothing in the picture depends on where the clone is
     # the BD-rates in the legend are the ones docs/MODEL_CARD.md quotes

@@ -8,6 +8,7 @@ import torch
 
 from codec import load_model
 from codec.entropy.gaussian import SIGMA_MIN, GaussianEntropyModel, GaussianTable
+from codec.model.checkpoint import WEIGHTS_DIR
 from codec.model.config import DEFAULT_PRESET, get_preset, latent_values_per_pixel
 from codec.model.dhvc import DHVC
 from codec.stream.coder import Encoder
@@ -124,7 +125,7 @@ def test_likelihood_bits_fall_back_to_the_density_for_outliers_with_finite_gradi
     assert r.grad[2] > 0 and sigma.grad[2] < 0  # pulls the outlier in and sigma up
 
 
-def test_shipped_small_weights_still_load_with_the_hard_clamp():
-    model = load_model("default")
+def test_earlier_small_weights_still_load_with_the_hard_clamp():
+    model = load_model(WEIGHTS_DIR / "dhvc-small.pt")
     assert model.config.name == "small"
     assert model.config.smooth_sigma_bound is False

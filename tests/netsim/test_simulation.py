@@ -136,7 +136,10 @@ def test_packets_csv_loss_statistics_match_the_analytic_values(
     loss: dict[str, Any], tmp_path: Path
 ) -> None:
     # 600 frames x 13 packets from a codec-free source; statistics read back from packets.csv.
+    # Small frames, so that the MTU check (a scale of the default model in at most 256 packets)
+    # admits 300-byte packets.
     s = scenario(
+        video={"fps": 25, "frames": 32, "width_px": 192, "height_px": 128},
         network={"forward": {"kind": "unlimited", "loss": loss}, "feedback": {"enabled": False}},
         sender={"mtu_bytes": 300},
     )
