@@ -69,12 +69,13 @@ def bernoulli_tables(results: Path) -> None:
     print()
 
 
-def network_row(table_or_summaries: list[dict]) -> str:
-    psnr = sum(s["mean_psnr_db"] for s in table_or_summaries) / len(table_or_summaries)
-    under = sum(s["damage"]["frames_under_25db_share"] for s in table_or_summaries)
-    lost = sum(s["loss"]["packet_loss_rate"] for s in table_or_summaries)
-    n = len(table_or_summaries)
-    return f"{psnr:.2f} dB ({100 * under / n:.1f}%; {100 * lost / n:.1f}%)"
+def network_row(runs: list[dict]) -> str:
+    """Mean PSNR (frames under 25 dB; packets lost) over the summaries of ``runs``."""
+    n = len(runs)
+    psnr = sum(s["mean_psnr_db"] for s in runs) / n
+    under = sum(s["damage"]["frames_under_25db_share"] for s in runs) / n
+    lost = sum(s["loss"]["packet_loss_rate"] for s in runs) / n
+    return f"{psnr:.2f} dB ({100 * under:.1f}%; {100 * lost:.1f}%)"
 
 
 def summaries(folder: Path) -> list[dict]:

@@ -146,7 +146,7 @@ def run(
     scenario = _load_scenario(file)
     out_dir = out if out is not None else default_output_folder(scenario, frames=frames, seed=seed)
     console = Console(stderr=True)
-    if skip_current and _holds_current_run(file, out_dir, frames, seed, device.value):
+    if skip_current and _holds_current_run(file, scenario, out_dir, frames, seed, device.value):
         console.print(f"{out_dir}: current (same scenario, seed, frames and weights); not run")
         return
     total = frames if frames is not None else scenario.video.frames
@@ -332,12 +332,12 @@ def _render_sweep(console: Console, name: str, result: Any) -> None:
 
 
 def _holds_current_run(
-    file: Path, out_dir: Path, frames: int | None, seed: int | None, device: str
+    file: Path, scenario: Any, out_dir: Path, frames: int | None, seed: int | None, device: str
 ) -> bool:
     from netsim.sweep import RunTask, is_current
 
     task = RunTask(out_dir.name, file, (), seed, frames, device, out_dir)
-    return is_current(task)
+    return is_current(task, base=scenario)
 
 
 @app.command()

@@ -558,12 +558,10 @@ def _parquet_bytes(table: pd.DataFrame) -> bytes:
 
 
 def gather(
-    tasks: Sequence[RunTask],
-    out_dir: Path,
-    current: Callable[[RunTask], bool] = lambda task: task.finished,
+    tasks: Sequence[RunTask], out_dir: Path, current: Callable[[RunTask], bool]
 ) -> tuple[pd.DataFrame, tuple[Path, ...]]:
-    """The sweep table of every run of ``tasks`` that is ``current`` (default: finished; a row
-    per run, in task order; see the module docstring), written to
+    """The sweep table of every run of ``tasks`` that is ``current`` (a row per run, in task
+    order; see the module docstring), written to
     ``out_dir/sweep_table.parquet`` and ``.csv``, each atomically
     (``codec.io.atomic.write_bytes_atomic``)."""
     from codec.io.atomic import write_bytes_atomic  # the codec package loads torch

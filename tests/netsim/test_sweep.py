@@ -18,6 +18,8 @@ from netsim.sweep import (
     RunStatus,
     RunTask,
     SweepError,
+    SweepResult,
+    SweepSpec,
     apply_overrides,
     build_scenario,
     check_sweep,
@@ -42,6 +44,12 @@ def finished(task: RunTask) -> bool:
     """Whether a synthetic run counts as done: its summary exists (its base is no scenario, so
     ``is_current`` has nothing to compare)."""
     return task.finished
+
+
+def run_synthetic(spec: SweepSpec, runner=synthetic_runner, **options) -> SweepResult:
+    """``run_sweep`` of a sweep whose base is no scenario: nothing to check before the runs,
+    and a run counts as done when it finished (:func:`finished`)."""
+    return run_sweep(spec, runner=runner, check=None, current=finished, **options)
 
 
 def failing_runner(task: RunTask, out_dir: Path) -> None:
@@ -159,14 +167,7 @@ def test_bad_overrides_name_the_field(overrides: dict, message: str) -> None:
 def test_sweep_runs_on_two_workers_and_gathers_one_row_per_run(tmp_path: Path) -> None:
     spec = load_sweep(write_sweep(tmp_path))
     events: list[RunEvent] = []
-    result = run_sweep(
-        spec,
-        workers=2,
-        runner=synthetic_runner,
-        check=None,
-        current=finished,
-        on_event=events.append,
-    )
+    result = run_synthetic(spec, workers=2, on_event=events.append)
     assert sorted(result.ran) == sorted(t.run_id for t in expand(spec))
     assert result.skipped == () and not result.failed
     assert [e.done for e in events] == [1, 2, 3, 4]
@@ -183,19 +184,12 @@ def test_sweep_runs_on_two_workers_and_gathers_one_row_per_run(tmp_path: Path) -
 
 def test_restart_runs_only_the_missing_runs(tmp_path: Path) -> None:
     spec = load_sweep(write_sweep(tmp_path))
-    first = run_sweep(spec, workers=2, runner=failing_runner, check=None, current=finished)
+    first = run_synthetic(spec, failing_runner, workers=2)
     assert sorted(first.failed) == ["loss.loss_rate_0.2__seed_1", "loss.loss_rate_0.4__seed_1"]
     assert first.failed["loss.loss_rate_0.2__seed_1"] == "RuntimeError: simulated crash"
     assert len(first.table) == 2  # only finished runs have rows
     events: list[RunEvent] = []
-    second = run_sweep(
-        spec,
-        workers=1,
-        runner=synthetic_runner,
-        check=None,
-        current=finished,
-        on_event=events.append,
-    )
+    second = run_synthetic(spec, workers=1, on_event=events.append)
     assert sorted(second.ran) == sorted(first.failed)
     assert sorted(second.skipped) == sorted(first.ran)
     assert [e.status for e in events[:2]] == [RunStatus.SKIPPED, RunStatus.SKIPPED]
@@ -211,7 +205,7 @@ def test_a_finished_sweep_starts_no_cluster(tmp_path: Path, monkeypatch) -> None
         raise AssertionError("a cluster was started")
 
     monkeypatch.setattr("distributed.LocalCluster", no_cluster)
-    result = run_sweep(spec, workers=2, runner=synthetic_runner, check=None, current=finished)
+    result = run_synthetic(spec, workers=2)
     assert result.ran == () and len(result.skipped) == 4 and len(result.table) == 4
 
 
@@ -233,7 +227,7 @@ def test_results_land_under_out_dir_relative_to_the_sweep_file(tmp_path: Path, m
     monkeypatch.chdir(elsewhere)
     spec = load_sweep(path)
     assert spec.results_dir == tmp_path / "sweeps" / "out"
-    result = run_sweep(spec, workers=1, runner=synthetic_runner, check=None, current=finished)
+    result = run_synthetic(spec, workers=1)
     assert len(result.ran) == 4 and len(result.table) == 4
     for task in expand(spec):
         assert sorted(p.name for p in task.out_dir.iterdir()) == [
@@ -326,7 +320,7 @@ def test_an_unusable_output_folder_stops_the_sweep_before_any_run(
     spec = load_sweep(write_sweep(tmp_path))
     _forbid_clusters(monkeypatch)
     with pytest.raises(SweepError, match=r"field 'out_dir': .*out: exists and is not a folder"):
-        run_sweep(spec, workers=2, runner=synthetic_runner, check=None, current=finished)
+        run_synthetic(spec, workers=2)
 
 
 @pytest.mark.parametrize("kind", ["file", "foreign"])
@@ -344,7 +338,7 @@ def test_a_run_folder_that_a_run_cannot_replace_stops_the_sweep_before_any_run(
     _forbid_clusters(monkeypatch)
     message = "exists and is not a folder" if kind == "file" else r"holds files .*notes.txt"
     with pytest.raises(SweepError, match=message):
-        run_sweep(spec, workers=2, runner=synthetic_runner, check=None, current=finished)
+        run_synthetic(spec, workers=2)
 
 
 def test_a_scheduler_without_workers_gives_one_line_after_the_wait(tmp_path: Path) -> None:
@@ -356,14 +350,7 @@ def test_a_scheduler_without_workers_gives_one_line_after_the_wait(tmp_path: Pat
     ) as cluster:
         start = time.monotonic()
         with pytest.raises(NoWorkersError, match=r"no worker joined within 1 s; 4 runs not run"):
-            run_sweep(
-                spec,
-                scheduler=cluster.scheduler_address,
-                runner=synthetic_runner,
-                check=None,
-                current=finished,
-                worker_wait_s=1.0,
-            )
+            run_synthetic(spec, scheduler=cluster.scheduler_address, worker_wait_s=1.0)
         assert time.monotonic() - start < 20
     assert not any(task.finished for task in expand(spec))
 
