@@ -27,6 +27,16 @@ class ModelConfig:
     sqrt(s^2 + SIGMA_MIN^2), instead of by a hard clamp that passes no gradient below the
     bound (``codec.model.dhvc.symbol_sigma``). Off for ``small``, whose weights were trained with
     the clamp; checkpoints written before the field existed load with it off.
+
+    ``posterior_context``: the posterior of each scale sees the context features of the
+    contextual prediction network (the temporal references' features) beside the observation
+    and the spatial reference, so that the encoder can choose latents that are cheap under the
+    prior where the context already predicts the picture (conditional coding). The paper's
+    posterior (eq. 7) sees only the observation and the spatial reference: that is the layout
+    with the flag off, and checkpoints written before the field existed load with it off. The
+    decoder never runs the posterior, so the flag changes encoding only; a state or weights of
+    the same widths without it warm-start a model with it, the new inputs starting at zero
+    (``codec.model.dhvc.widen_posterior_inputs``).
     """
 
     name: str
@@ -45,6 +55,7 @@ class ModelConfig:
     lambda_min: float = 64.0
     lambda_max: float = 8192.0
     smooth_sigma_bound: bool = False
+    posterior_context: bool = False
 
     def __post_init__(self) -> None:
         for f in ("widths", "latent_channels", "enc_blocks", "prior_blocks", "dec_blocks"):
@@ -114,6 +125,23 @@ PRESETS: dict[str, ModelConfig] = {
         embed_dim=64,
         kernel_size=7,
         smooth_sigma_bound=True,
+    ),
+    "base-ctx": ModelConfig(
+        # base with a posterior that sees the temporal context (``posterior_context``); the
+        # same widths, so base weights and training states warm-start it exactly.
+        name="base-ctx",
+        width_patch=64,
+        widths=(96, 128, 128, 128),
+        latent_channels=(32, 32, 48, 64),
+        enc_blocks_patch=1,
+        enc_blocks=(1, 1, 2, 2),
+        prior_blocks=(1, 1, 2, 2),
+        dec_blocks=(1, 1, 2, 2),
+        dec_blocks_patch=3,
+        embed_dim=64,
+        kernel_size=7,
+        smooth_sigma_bound=True,
+        posterior_context=True,
     ),
     "paper": ModelConfig(
         name="paper",

@@ -139,8 +139,9 @@ class LatentBlock(nn.Module):
             [STPB(c, cfg.embed_dim, cfg.mlp_ratio) for _ in range(cfg.prior_blocks[k - 1])]
         )
         self.ctx_out = nn.Conv2d(c, 2 * z, 1)
-        # Posterior (eq. 7): [obs_k, s_up] -> y_k.
-        self.post_in = nn.Conv2d(2 * c, c, 1)
+        # Posterior (eq. 7): [obs_k, s_up] -> y_k; with posterior_context [obs_k, s_up, ctx].
+        self.posterior_context = cfg.posterior_context
+        self.post_in = nn.Conv2d((3 if cfg.posterior_context else 2) * c, c, 1)
         self.post = _convnext_stage(cfg, c, 1)
         self.post_out = nn.Conv2d(c, z, 1)
         # Entropy-coder path (eq. 9).
@@ -165,9 +166,13 @@ class LatentBlock(nn.Module):
         sigma = F.softplus(sigma_raw) + 1e-3
         return ctx, mu, sigma
 
-    def posterior(self, obs: torch.Tensor, s_up: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        """Eq. 7: latent residual y_k from the observation and the spatial reference."""
-        return self.post_out(self.post(self.post_in(torch.cat([obs, s_up], dim=1)), e))
+    def posterior(
+        self, obs: torch.Tensor, s_up: torch.Tensor, ctx: torch.Tensor, e: torch.Tensor
+    ) -> torch.Tensor:
+        """Eq. 7: latent residual y_k from the observation and the spatial reference, and from
+        the context features ``ctx`` when the model's ``posterior_context`` is on."""
+        inputs = [obs, s_up, ctx] if self.posterior_context else [obs, s_up]
+        return self.post_out(self.post(self.post_in(torch.cat(inputs, dim=1)), e))
 
     def update(
         self,
@@ -333,7 +338,7 @@ class DHVC(nn.Module):
                 s_up, d_up = self.up_s[k - 2](s), self.up_d[k - 2](d)
             t1, t2 = self.temporal_refs(k, refs[k - 1], s_up)
             ctx, mu, sigma = block.context(s_up, t1, t2, None if aux is None else aux[k - 1], e)
-            y = None if obs is None else block.posterior(obs[k - 1], s_up, e)
+            y = None if obs is None else block.posterior(obs[k - 1], s_up, ctx, e)
             y_hat = picker.y_hat(k, y, mu, sigma, q[k - 1])
             s, d = block.update(s_up, d_up, ctx, y_hat, e)
             ds.append(d)
@@ -378,6 +383,28 @@ class TrainOutput:
 
     bits: torch.Tensor
     x_hat: torch.Tensor
+
+
+def widen_posterior_inputs(
+    tensors: dict[str, torch.Tensor], shapes: dict[str, torch.Size]
+) -> dict[str, torch.Tensor]:
+    """``tensors`` (named as in a model's state dict) fitted to a model with
+    ``posterior_context`` whose parameter shapes are ``shapes``: each posterior input weight
+    (``blocks.N.post_in.weight``) that lacks the context's input channels gets them as zeros,
+    so the widened model computes exactly what the narrower one did. The same holds for
+    tensors shaped like the weights (the optimizer's moments). Everything else is returned
+    unchanged; a shape that differs in any other way is left for the caller to refuse."""
+    out = dict(tensors)
+    for name, tensor in tensors.items():
+        want = shapes.get(name)
+        if not name.endswith(".post_in.weight") or want is None or tensor.shape == want:
+            continue
+        if tensor.dim() == 4 and want[0] == tensor.shape[0] and want[2:] == tensor.shape[2:]:
+            extra = want[1] - tensor.shape[1]
+            if extra > 0:
+                zeros = tensor.new_zeros(tensor.shape[0], extra, *tensor.shape[2:])
+                out[name] = torch.cat([tensor, zeros], dim=1)
+    return out
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.Tensor:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -37,7 +38,7 @@ import torch
 from codec.model.checkpoint import load_model, save_checkpoint
 from codec.model.config import ModelConfig, get_preset
 from codec.model.device import resolve_device
-from codec.model.dhvc import DHVC, LossEvents, count_parameters
+from codec.model.dhvc import DHVC, LossEvents, count_parameters, widen_posterior_inputs
 from codec.model.layers import cpu_training_kernels
 from codec.pack.load import Pack
 from codec.train.config import TrainConfig
@@ -220,7 +221,7 @@ def train(
     intra_guard = _SpikeGuard(cfg.spike_factor, dev)  # interleaved intra steps (intra_every)
     state = TrainState()
     if state_path.exists():
-        saved = load_train_state(state_path, dev)
+        saved = _fit_train_state(load_train_state(state_path, dev), model)
         model.load_state_dict(saved["model"])
         ema.load_state_dict(saved["ema"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -366,17 +367,55 @@ def load_train_state(path: Path, device: torch.device | str = "cpu") -> dict:
     return saved
 
 
+def _fit_train_state(saved: dict, model: DHVC) -> dict:
+    """A saved training state fitted to ``model``: when ``model`` has ``posterior_context`` and
+    the state was trained without it (same widths), the posterior's context inputs are added as
+    zeros to the weights, the EMA and the optimizer's moments (``widen_posterior_inputs``), so
+    training goes on from exactly the function, step and schedule it stopped at. Anything else
+    is returned as it is (and refused by ``load_state_dict`` when it does not fit)."""
+    if not model.config.posterior_context:
+        return saved
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    fitted = dict(saved, model=widen_posterior_inputs(saved["model"], shapes))
+    fitted["ema"] = widen_posterior_inputs(saved["ema"], shapes)
+    names = [name for name, _ in model.named_parameters()]  # the optimizer's parameter order
+    optimizer = saved["optimizer"]
+    moments = {}
+    for index, entry in optimizer["state"].items():
+        name = names[index] if 0 <= index < len(names) else None
+        if name is None:
+            moments[index] = entry
+            continue
+        moments[index] = {
+            key: widen_posterior_inputs({name: value}, shapes)[name]
+            if isinstance(value, torch.Tensor)
+            else value
+            for key, value in entry.items()
+        }
+    fitted["optimizer"] = dict(optimizer, state=moments)
+    return fitted
+
+
 def _warm_start_weights(path: Path, model: DHVC) -> dict[str, torch.Tensor]:
     """Weights of ``path`` for ``model``: parameters the checkpoint lacks (added to the
-    architecture after it was written) keep their initial values; anything else that does not
-    fit is an error."""
+    architecture after it was written) keep their initial values, and weights of the same
+    widths without ``posterior_context`` warm-start a model with it (``_fit_train_state``);
+    anything else that does not fit is an error."""
     warm = load_model(path, device="cpu", strict=False)
     own = model.state_dict()
-    state = warm.state_dict()
+    state = widen_posterior_inputs(warm.state_dict(), {k: v.shape for k, v in own.items()})
     unexpected = [k for k in state if k not in own or own[k].shape != state[k].shape]
-    if warm.config.name != model.config.name or unexpected:
+    same = warm.config.name == model.config.name or _without_posterior_context(
+        warm.config
+    ) == _without_posterior_context(model.config)
+    if not same or unexpected:
         raise ValueError(f"{path} does not fit preset {model.config.name!r}: {unexpected[:5]}")
     return state
+
+
+def _without_posterior_context(config: ModelConfig) -> ModelConfig:
+    """``config`` with the fields a warm start may change (name, posterior_context) neutral."""
+    return dataclasses.replace(config, name="", posterior_context=False)
 
 
 def _save(

@@ -1,0 +1,135 @@
+"""The posterior that sees the temporal context (``ModelConfig.posterior_context``): it codes
+bit-exactly, it changes the encoder only, and states and weights trained without it warm-start
+it as exactly the same function."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from codec import Decoder, Encoder
+from codec.model.config import PRESETS, get_preset
+from codec.model.dhvc import DHVC, widen_posterior_inputs
+from codec.train.data import sample_sources
+from codec.train.trainer import TrainConfig, load_train_state, train
+from codec.types import IN_SYNC
+
+CFG = TrainConfig(
+    preset="tiny",
+    intra_steps=1,
+    p3_steps=4,
+    p7_steps=5,
+    batch_size=2,
+    intra_batch_size=3,
+    crop=64,
+    log_every=1,
+    warmup_steps=2,
+    procedural_pictures=2,
+)
+
+TINY_CTX = replace(get_preset("tiny"), name="tiny-ctx", posterior_context=True)
+
+
+@pytest.fixture
+def tiny_ctx_preset(monkeypatch):
+    monkeypatch.setitem(PRESETS, "tiny-ctx", TINY_CTX)
+    return "tiny-ctx"
+
+
+@pytest.fixture(scope="module")
+def sources():
+    return sample_sources(stills=("astronaut", "coffee"), max_frames=24, short_side=96)
+
+
+def _widened(narrow: DHVC) -> DHVC:
+    wide = DHVC(TINY_CTX).eval()
+    shapes = {k: v.shape for k, v in wide.state_dict().items()}
+    wide.load_state_dict(widen_posterior_inputs(narrow.state_dict(), shapes))
+    return wide
+
+
+def test_only_the_posterior_inputs_grow_and_the_widened_model_is_the_same_function():
+    torch.manual_seed(0)
+    narrow = DHVC(get_preset("tiny")).eval()
+    wide = _widened(narrow)
+    grown = {k for k, v in wide.state_dict().items() if v.shape != narrow.state_dict()[k].shape}
+    assert grown == {f"blocks.{i}.post_in.weight" for i in range(4)}
+    x = torch.rand(1, 3, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(
+            narrow(x, torch.tensor([512.0])).x_hat, wide(x, torch.tensor([512.0])).x_hat
+        )
+
+
+def test_the_posterior_sees_the_context_once_its_weights_are_not_zero(bikes_frames):
+    torch.manual_seed(0)
+    model = DHVC(TINY_CTX).eval()
+    for block in model.blocks:
+        assert block.post_in.in_channels == 3 * block.post_in.out_channels
+    obs = torch.rand(1, 16, 4, 4)
+    s_up = torch.rand(1, 16, 4, 4)
+    e = model.embed_lambda(torch.tensor([512.0]))
+    block = model.blocks[0]
+    with torch.no_grad():
+        a = block.posterior(obs, s_up, torch.zeros(1, 16, 4, 4), e)
+        b = block.posterior(obs, s_up, torch.ones(1, 16, 4, 4), e)
+    assert not torch.equal(a, b)
+
+
+def test_a_model_with_posterior_context_codes_bit_exactly_and_recovers(bikes_frames):
+    torch.manual_seed(1)
+    model = DHVC(TINY_CTX).eval()
+    for block in model.blocks:  # make the context inputs matter
+        torch.nn.init.normal_(block.post_in.weight, std=0.2)
+    h, w = bikes_frames.shape[1:3]
+    enc, dec = Encoder(model, gop=8), Decoder(model, h, w)
+    for frame in bikes_frames[:2]:
+        encoded = enc.encode(frame, 512.0)
+        assert np.array_equal(dec.decode(encoded.received()).x_hat, encoded.x_hat)
+    decoded = dec.decode(enc.encode(bikes_frames[2], 512.0).received({1, 2}))
+    assert decoded.first_desynced_scale == 3
+    encoded = enc.encode(bikes_frames[3], 512.0, resync_from=3)
+    decoded = dec.decode(encoded.received())
+    assert decoded.first_desynced_scale == IN_SYNC
+    assert np.array_equal(decoded.x_hat, encoded.x_hat)
+
+
+def test_a_training_state_without_it_resumes_under_it_on_the_same_loss_curve(
+    tmp_path: Path, sources, tiny_ctx_preset
+):
+    whole = train(CFG, tmp_path / "a" / "state.pt", sources)
+    path = tmp_path / "b" / "state.pt"
+    train(CFG, path, sources, max_steps=3)
+    widened = train(
+        replace(CFG, preset=tiny_ctx_preset), path, sources, weights_out=tmp_path / "w.pt"
+    )
+    assert widened.step == CFG.p7_steps
+    # the first resumed step computes the same function on the same batch; the context weights
+    # then move away from zero
+    assert widened.history[3]["loss"] == pytest.approx(whole.history[3]["loss"], rel=1e-4)
+    saved = load_train_state(path)
+    assert saved["model"]["blocks.3.post_in.weight"].shape[1] == 3 * 16
+    assert saved["model"]["blocks.3.post_in.weight"][:, 32:].abs().sum() > 0
+
+
+def test_weights_without_it_warm_start_it_and_other_widths_are_refused(
+    tmp_path: Path, sources, tiny_ctx_preset
+):
+    weights = tmp_path / "w.pt"
+    train(CFG, tmp_path / "state.pt", sources, weights_out=weights, max_steps=1)
+    warm = train(
+        replace(CFG, preset=tiny_ctx_preset),
+        tmp_path / "warm.pt",
+        sources,
+        resume=weights,
+        max_steps=1,
+    )
+    assert warm.step == 2
+    with pytest.raises(ValueError, match="does not fit preset 'small'"):
+        train(
+            replace(CFG, preset="small"), tmp_path / "bad.pt", sources, resume=weights, max_steps=1
+        )
