@@ -9,7 +9,7 @@ itself (one host sync per window). On CUDA, GPU busy is the mean of NVML's utili
     python benchmarks/bench_train.py [--device cpu|cuda] [--preset base] [--compile]
         [--no-channels-last] [--no-cpu-bf16]
         [--crop 128] [--batch 8] [--intra-batch 24] [--frames 1,3,7] [--steps 10]
-        [--data sample|data/pack]
+        [--threads 2] [--workers 1] [--data sample|data/pack]
 
 The old trainer (before codec v2) reached 19 M frame-pixels/s on an H100 (1.3 steps/s of
 16 x 7 x 128^2 with the ``small`` model); the codec v2 target is at least 10x that.
@@ -105,7 +105,14 @@ def bench_one(args: argparse.Namespace, frames: int, sources) -> dict:
             busy.start()
 
     with tempfile.TemporaryDirectory() as tmp:
-        state = train(cfg, Path(tmp) / "state.pt", sources, device=args.device, on_step=on_step)
+        state = train(
+            cfg,
+            Path(tmp) / "state.pt",
+            sources,
+            device=args.device,
+            on_step=on_step,
+            workers=args.workers,
+        )
     timed = state.history[-1]
     batch = cfg.batch_at(0 if frames == 1 else cfg.total_steps - 1)
     result = {
@@ -147,6 +154,12 @@ def main() -> None:
     parser.add_argument("--frames", default="1,3,7")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="data-parallel CPU processes, sharing --threads and every batch",
+    )
     parser.add_argument("--data", default="sample")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -156,6 +169,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
         "machine": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
+        "workers": args.workers,
         "compile": args.compile,
         "channels_last": args.channels_last,
         "cpu_bf16": args.cpu_bf16,

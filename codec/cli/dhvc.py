@@ -230,6 +230,13 @@ def train(
         int, typer.Option(help="Read the losses back every N steps.")
     ] = TRAIN.log_every,
     max_minutes: Annotated[float | None, typer.Option(help="Stop after this wall time.")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="CPU data-parallel processes, each on its share of the threads and of every "
+            "batch (1: one process)."
+        ),
+    ] = 1,
     device: DeviceOpt = "cpu",
     compile_model: Annotated[
         bool, typer.Option("--compile/--no-compile", help="torch.compile the model.")
@@ -297,6 +304,7 @@ def train(
             max_seconds=None if max_minutes is None else 60 * max_minutes,
             on_step=on_step,
             should_stop=stop.requested,
+            workers=workers,
         )
     console.print(f"stopped at step {result.step}" + (" (signal)" if stop.requested() else ""))
     if result.history:

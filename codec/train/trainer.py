@@ -28,12 +28,17 @@ import contextlib
 import csv
 import dataclasses
 import math
+import signal
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from codec.model.checkpoint import load_model, save_checkpoint
 from codec.model.config import ModelConfig, get_preset
@@ -187,6 +192,7 @@ def train(
     max_seconds: float | None = None,
     on_step: Callable[[StepStats], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    workers: int = 1,
 ) -> TrainState:
     """Train until ``cfg.total_steps`` (or ``max_steps`` more steps, or ``max_seconds``).
 
@@ -197,7 +203,193 @@ def train(
     ``weights_out``: where the fp16 EMA weights are written alongside each state save.
     ``should_stop``: asked between steps; when it answers true, the state is saved and training
     ends (``dhvc train`` answers true after SIGTERM or SIGINT, so a detached run stops cleanly).
+
+    ``workers`` > 1 (CPU only): data-parallel training in that many processes, this one and
+    ``workers - 1`` spawned ones, each on ``1/workers`` of the threads and of every batch, their
+    gradients averaged (gloo all-reduce) before the one optimizer step that all of them take
+    identically (``_DataParallel``). Small convolutions split over threads scale poorly on a
+    CPU; split over processes they scale nearly linearly. Each worker draws its own batches
+    (worker r from the seed plus r x ``WORKER_SEED_STRIDE``); the state file holds every
+    worker's random streams, so a run resumes exactly with the same number of workers, and
+    with another number it continues from the same weights, optimizer and schedule (workers
+    the state does not know start fresh streams).
     """
+    if workers == 1:
+        return _train(
+            cfg,
+            state_path,
+            sources,
+            weights_out,
+            resume,
+            device,
+            max_steps,
+            max_seconds,
+            on_step,
+            should_stop,
+            _DataParallel.single(),
+        )
+    if not 1 <= workers <= 64:
+        raise ValueError(f"workers must lie in [1, 64], got {workers}")
+    if resolve_device(device) != "cpu":
+        raise ValueError("workers > 1 trains on the CPU only")
+    for name, size in (("batch_size", cfg.batch_size), ("intra_batch_size", cfg.intra_batch_size)):
+        if size % workers:
+            raise ValueError(f"{name} ({size}) must be a multiple of workers ({workers})")
+    threads = max(1, torch.get_num_threads() // workers)
+    spawn = mp.get_context("spawn")
+    with tempfile.TemporaryDirectory() as rendezvous:
+        init = Path(rendezvous, "store").as_uri()
+        children = [
+            spawn.Process(
+                target=_worker,
+                args=(init, rank, workers, threads, cfg, state_path, sources, resume, max_steps),
+                daemon=True,
+            )
+            for rank in range(1, workers)
+        ]
+        for child in children:
+            child.start()
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        parallel = _DataParallel.join(init, 0, workers)
+        try:
+            state = _train(
+                cfg,
+                state_path,
+                sources,
+                weights_out,
+                resume,
+                device,
+                max_steps,
+                max_seconds,
+                on_step,
+                should_stop,
+                parallel,
+            )
+        finally:
+            parallel.close()
+            torch.set_num_threads(before)
+            for child in children:
+                child.join(timeout=120)
+                if child.is_alive():
+                    child.terminate()
+    failed = [child.exitcode for child in children if child.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"a training worker failed (exit codes {failed})")
+    return state
+
+
+WORKER_SEED_STRIDE = 1_000_003
+"""Worker r > 0 of a data-parallel run seeds its batches, lambdas and noise with the run's seed
+plus r times this (worker 0 uses the seed itself, as a one-process run does)."""
+
+
+def _worker(
+    init: str,
+    rank: int,
+    world: int,
+    threads: int,
+    cfg: TrainConfig,
+    state_path: Path,
+    sources: Pack,
+    resume: Path | None,
+    max_steps: int | None,
+) -> None:
+    """A spawned data-parallel worker (rank >= 1): trains in step with worker 0, which saves,
+    logs and decides when to stop. It ignores SIGINT: a Ctrl-C in the terminal reaches the
+    whole process group, and worker 0 alone turns it into a clean stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+    parallel = _DataParallel.join(init, rank, world)
+    try:
+        _train(cfg, state_path, sources, None, resume, "cpu", max_steps, None, None, None, parallel)
+    finally:
+        parallel.close()
+
+
+@dataclass
+class _DataParallel:
+    """This process's place in a data-parallel run: ``rank`` of ``world`` (1: no other)."""
+
+    rank: int
+    world: int
+
+    @classmethod
+    def single(cls) -> _DataParallel:
+        return cls(0, 1)
+
+    @classmethod
+    def join(cls, init: str, rank: int, world: int) -> _DataParallel:
+        dist.init_process_group(
+            "gloo", init_method=init, rank=rank, world_size=world, timeout=timedelta(minutes=5)
+        )
+        return cls(rank, world)
+
+    def close(self) -> None:
+        if self.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+    def seed(self, seed: int) -> int:
+        return seed + self.rank * WORKER_SEED_STRIDE
+
+    def any_stop(self, stop: bool) -> bool:
+        """Worker 0's decision to stop, known to every worker."""
+        if self.world == 1:
+            return stop
+        flag = torch.tensor([1.0 if stop and self.rank == 0 else 0.0])
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def average_gradients(self, params: list[torch.Tensor]) -> None:
+        """Every parameter's gradient becomes the mean over the workers (a parameter no worker
+        has a gradient for keeps ``None``, as in a one-process step)."""
+        if self.world == 1:
+            return
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        present = torch.tensor([float(p.grad is not None) for p in params])
+        flat = torch.cat([*(g.reshape(-1) for g in grads), present])
+        dist.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for p, g in zip(params, grads, strict=True):
+            n = g.numel()
+            p.grad = g.copy_(flat[offset : offset + n].view_as(g))
+            offset += n
+        for p, seen in zip(params, flat[offset:].tolist(), strict=True):
+            if seen == 0:
+                p.grad = None
+
+    def mean(self, values: torch.Tensor) -> torch.Tensor:
+        """The mean of ``values`` over the workers."""
+        if self.world > 1:
+            values = values.clone()
+            dist.all_reduce(values)
+            values /= self.world
+        return values
+
+    def gather_streams(self, streams: dict) -> list[dict] | None:
+        """Worker 0 gets every other worker's random streams (for the state file)."""
+        if self.world == 1:
+            return []
+        gathered: list | None = [None] * self.world if self.rank == 0 else None
+        dist.gather_object(streams, gathered, dst=0)
+        return None if gathered is None else gathered[1:]
+
+
+def _train(
+    cfg: TrainConfig,
+    state_path: Path,
+    sources: Pack,
+    weights_out: Path | None,
+    resume: Path | None,
+    device: str,
+    max_steps: int | None,
+    max_seconds: float | None,
+    on_step: Callable[[StepStats], None] | None,
+    should_stop: Callable[[], bool] | None,
+    parallel: _DataParallel,
+) -> TrainState:
+    """The training loop of one worker (``train``)."""
     dev = torch.device(resolve_device(device))
     torch.manual_seed(cfg.seed)
     model = DHVC(get_preset(cfg.preset)).to(dev)
@@ -212,11 +404,13 @@ def train(
         sources.clips,
         crop=cfg.crop,
         device=dev,
-        seed=cfg.seed,
+        seed=parallel.seed(cfg.seed),
         synthetic_fraction=cfg.synthetic_fraction,
     )
     lambda_gen = torch.Generator(device=dev)
-    lambda_gen.manual_seed(cfg.seed + 1)
+    lambda_gen.manual_seed(parallel.seed(cfg.seed + 1))
+    if parallel.rank > 0:
+        torch.manual_seed(parallel.seed(cfg.seed))  # the training noise (the model is built)
     guard = _SpikeGuard(cfg.spike_factor, dev)
     intra_guard = _SpikeGuard(cfg.spike_factor, dev)  # interleaved intra steps (intra_every)
     state = TrainState()
@@ -225,12 +419,15 @@ def train(
         model.load_state_dict(saved["model"])
         ema.load_state_dict(saved["ema"])
         optimizer.load_state_dict(saved["optimizer"])
-        sampler.load_state_dict(saved["sampler"])
-        lambda_gen.set_state(saved["lambda_rng"].cpu())
         guard.load_state_dict(saved["guard"])
         if saved.get("intra_guard") is not None:  # states saved before intra_every lack it
             intra_guard.load_state_dict(saved["intra_guard"])
-        torch.set_rng_state(saved["torch_rng"].cpu())
+        others = saved.get("worker_streams") or []
+        streams = saved if parallel.rank == 0 else dict(enumerate(others, 1)).get(parallel.rank)
+        if streams is not None:  # else a worker the state does not know: fresh streams
+            sampler.load_state_dict(streams["sampler"])
+            lambda_gen.set_state(streams["lambda_rng"].cpu())
+            torch.set_rng_state(streams["torch_rng"].cpu())
         if dev.type == "cuda" and saved.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), dev)
         state = TrainState(step=saved["step"], history=saved["history"])
@@ -257,6 +454,15 @@ def train(
     ema_params = list(ema.parameters())
 
     def save() -> None:
+        others = parallel.gather_streams(
+            {
+                "sampler": sampler.state_dict(),
+                "lambda_rng": lambda_gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+            }
+        )
+        if others is None:  # not worker 0
+            return
         _save(
             state_path,
             weights_out,
@@ -268,6 +474,7 @@ def train(
             (guard, intra_guard),
             state,
             cfg,
+            others,
         )
 
     start_time = time.monotonic()
@@ -279,11 +486,12 @@ def train(
     skipped_before = int((guard.skipped + intra_guard.skipped).item())
     model.train()
     while state.step < stop_step:
-        if max_seconds is not None and time.monotonic() - start_time > max_seconds:
+        stop = max_seconds is not None and time.monotonic() - start_time > max_seconds
+        stop = stop or (should_stop is not None and should_stop())
+        if parallel.any_stop(stop):
             break
-        if should_stop is not None and should_stop():
-            break
-        frames, batch = cfg.frames_at(state.step), cfg.batch_at(state.step)
+        frames = cfg.frames_at(state.step)
+        batch = cfg.batch_at(state.step) // parallel.world
         if state.step > 0 and cfg.phase_at(state.step) != cfg.phase_at(state.step - 1):
             guard.restart()  # a new phase: the gradient's scale moves
         active = intra_guard if cfg.interleaved_intra(state.step) else guard
@@ -299,6 +507,7 @@ def train(
             loss, parts = rd_loss(forward, x_seq, lam, events)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        parallel.average_gradients(params)
         norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         skip = active(norm) == 0
         for p in params:
@@ -310,10 +519,10 @@ def train(
             torch._foreach_lerp_(ema_params, params, 1.0 - decay)
         window += torch.cat([parts, norm.detach().float().view(1)])
         window_steps += 1
-        window_pixels += batch * frames * cfg.crop * cfg.crop
+        window_pixels += parallel.world * batch * frames * cfg.crop * cfg.crop
         state.step += 1
         if state.step % cfg.log_every == 0 or state.step == stop_step:
-            means = (window / window_steps).tolist()  # the one host sync per log window
+            means = parallel.mean(window / window_steps).tolist()  # one host sync per window
             skipped_now = int((guard.skipped + intra_guard.skipped).item())
             now = time.monotonic()
             stats = StepStats(
@@ -419,7 +628,17 @@ def _without_posterior_context(config: ModelConfig) -> ModelConfig:
 
 
 def _save(
-    state_path, weights_out, model, ema, optimizer, sampler, lambda_gen, guards, state, cfg
+    state_path,
+    weights_out,
+    model,
+    ema,
+    optimizer,
+    sampler,
+    lambda_gen,
+    guards,
+    state,
+    cfg,
+    worker_streams,
 ) -> None:
     guard, intra_guard = guards
     state_path.parent.mkdir(parents=True, exist_ok=True)
@@ -439,6 +658,7 @@ def _save(
             "step": state.step,
             "history": state.history,
             "train_config": asdict(cfg),
+            "worker_streams": worker_streams,  # data-parallel workers 1.. (train's workers)
         },
         tmp,
     )
