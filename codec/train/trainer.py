@@ -214,7 +214,7 @@ def train(
     with another number it continues from the same weights, optimizer and schedule (workers
     the state does not know start fresh streams).
     """
-    if workers == 1:
+    def run(parallel: _DataParallel) -> TrainState:
         return _train(
             cfg,
             state_path,
@@ -226,8 +226,11 @@ def train(
             max_seconds,
             on_step,
             should_stop,
-            _DataParallel.single(),
+            parallel,
         )
+
+    if workers == 1:
+        return run(_DataParallel.single())
     if not 1 <= workers <= 64:
         raise ValueError(f"workers must lie in [1, 64], got {workers}")
     if resolve_device(device) != "cpu":
@@ -253,19 +256,7 @@ def train(
         torch.set_num_threads(threads)
         parallel = _DataParallel.join(init, 0, workers)
         try:
-            state = _train(
-                cfg,
-                state_path,
-                sources,
-                weights_out,
-                resume,
-                device,
-                max_steps,
-                max_seconds,
-                on_step,
-                should_stop,
-                parallel,
-            )
+            state = run(parallel)
         finally:
             parallel.close()
             torch.set_num_threads(before)

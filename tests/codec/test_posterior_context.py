@@ -14,22 +14,11 @@ import torch
 from codec import Decoder, Encoder
 from codec.model.config import PRESETS, get_preset
 from codec.model.dhvc import DHVC, widen_posterior_inputs
-from codec.train.data import sample_sources
-from codec.train.trainer import TrainConfig, load_train_state, train
+from codec.train.trainer import load_train_state, train
 from codec.types import IN_SYNC
+from tests.codec.train_setup import TINY_RUN
 
-CFG = TrainConfig(
-    preset="tiny",
-    intra_steps=1,
-    p3_steps=4,
-    p7_steps=5,
-    batch_size=2,
-    intra_batch_size=3,
-    crop=64,
-    log_every=1,
-    warmup_steps=2,
-    procedural_pictures=2,
-)
+CFG = TINY_RUN
 
 TINY_CTX = replace(get_preset("tiny"), name="tiny-ctx", posterior_context=True)
 
@@ -38,11 +27,6 @@ TINY_CTX = replace(get_preset("tiny"), name="tiny-ctx", posterior_context=True)
 def tiny_ctx_preset(monkeypatch):
     monkeypatch.setitem(PRESETS, "tiny-ctx", TINY_CTX)
     return "tiny-ctx"
-
-
-@pytest.fixture(scope="module")
-def sources():
-    return sample_sources(stills=("astronaut", "coffee"), max_frames=24, short_side=96)
 
 
 def _widened(narrow: DHVC) -> DHVC:

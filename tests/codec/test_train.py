@@ -11,30 +11,10 @@ import pytest
 import torch
 
 from codec import load_model
-from codec.train.data import sample_sources
 from codec.train.trainer import TrainConfig, _SpikeGuard, load_train_state, train
+from tests.codec.train_setup import TINY_RUN, losses
 
-CFG = TrainConfig(
-    preset="tiny",
-    intra_steps=2,
-    p3_steps=4,
-    p7_steps=5,
-    batch_size=2,
-    intra_batch_size=3,
-    crop=64,
-    log_every=1,
-    warmup_steps=2,
-    procedural_pictures=2,
-)
-
-
-@pytest.fixture(scope="module")
-def sources():
-    return sample_sources(stills=("astronaut", "coffee"), max_frames=24, short_side=96)
-
-
-def _losses(state) -> list[float]:
-    return [row["loss"] for row in state.history]
+CFG = TINY_RUN
 
 
 def test_resumed_run_continues_the_uninterrupted_loss_curve(tmp_path: Path, sources):
@@ -44,7 +24,7 @@ def test_resumed_run_continues_the_uninterrupted_loss_curve(tmp_path: Path, sour
     resumed = train(CFG, tmp_path / "b" / "state.pt", sources)
     assert resumed.step == whole.step == 5
     assert [row["frames"] for row in whole.history] == [1, 1, 3, 3, 7]
-    assert _losses(resumed) == pytest.approx(_losses(whole), rel=1e-6, abs=0)
+    assert losses(resumed) == pytest.approx(losses(whole), rel=1e-6, abs=0)
 
 
 def test_training_writes_loadable_fp16_weights_and_a_log(tmp_path: Path, sources):
@@ -136,7 +116,7 @@ def test_training_on_cuda_resumes_exactly_and_writes_cpu_loadable_weights(tmp_pa
         CFG, tmp_path / "b" / "state.pt", sources, weights_out=tmp_path / "w.pt", device="cuda"
     )
     # cuDNN may pick non-deterministic kernels: equal to rounding, not bit for bit
-    assert _losses(resumed) == pytest.approx(_losses(whole), rel=1e-3, abs=0)
+    assert losses(resumed) == pytest.approx(losses(whole), rel=1e-3, abs=0)
     assert load_model(tmp_path / "w.pt", device="cpu").config.name == "tiny"
 
 
@@ -194,8 +174,8 @@ def test_training_with_loss_events_runs_and_resumes_exactly(tmp_path: Path, sour
     whole = train(cfg, tmp_path / "a" / "state.pt", sources)
     train(cfg, tmp_path / "b" / "state.pt", sources, max_steps=3)
     resumed = train(cfg, tmp_path / "b" / "state.pt", sources)
-    assert _losses(resumed) == _losses(whole)
-    assert all(math.isfinite(v) for v in _losses(whole))
+    assert losses(resumed) == losses(whole)
+    assert all(math.isfinite(v) for v in losses(whole))
 
 
 def test_procedural_pictures_are_fixed_by_the_seed_and_textured():
@@ -245,7 +225,7 @@ def test_training_with_interleaved_intra_steps_runs_and_resumes_exactly(tmp_path
     assert [row["frames"] for row in whole.history] == [1, 1, 1, 3, 1]
     train(cfg, tmp_path / "b" / "state.pt", sources, max_steps=3)
     resumed = train(cfg, tmp_path / "b" / "state.pt", sources)
-    assert _losses(resumed) == _losses(whole)
+    assert losses(resumed) == losses(whole)
     assert "intra_guard" in load_train_state(tmp_path / "b" / "state.pt")
 
 

@@ -9,30 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from codec.train.data import sample_sources
-from codec.train.trainer import TrainConfig, load_train_state, train
+from codec.train.trainer import load_train_state, train
+from tests.codec.train_setup import TINY_RUN, losses
 
-CFG = TrainConfig(
-    preset="tiny",
-    intra_steps=2,
-    p3_steps=4,
-    p7_steps=5,
-    batch_size=2,
-    intra_batch_size=4,
-    crop=64,
-    log_every=1,
-    warmup_steps=2,
-    procedural_pictures=2,
-)
-
-
-@pytest.fixture(scope="module")
-def sources():
-    return sample_sources(stills=("astronaut", "coffee"), max_frames=24, short_side=96)
-
-
-def _losses(state) -> list[float]:
-    return [row["loss"] for row in state.history]
+CFG = TINY_RUN
 
 
 def test_two_workers_train_resume_exactly_and_save_every_stream(tmp_path: Path, sources):
@@ -46,7 +26,7 @@ def test_two_workers_train_resume_exactly_and_save_every_stream(tmp_path: Path, 
     assert len(saved["worker_streams"]) == 1
     assert not torch.equal(saved["worker_streams"][0]["lambda_rng"], saved["lambda_rng"])
     resumed = train(CFG, path, sources, workers=2)
-    assert _losses(resumed) == _losses(whole)
+    assert losses(resumed) == losses(whole)
 
 
 def test_two_workers_differ_from_one_only_in_the_batches_they_draw(tmp_path: Path, sources):
@@ -54,7 +34,7 @@ def test_two_workers_differ_from_one_only_in_the_batches_they_draw(tmp_path: Pat
     two = train(CFG, tmp_path / "two" / "state.pt", sources, workers=2, max_steps=2)
     # the same model, schedule and step count; the second worker's batches change the means
     assert [row["lr"] for row in one.history] == [row["lr"] for row in two.history]
-    assert _losses(one) != _losses(two)
+    assert losses(one) != losses(two)
     # a one-process state continues with two workers, and back
     path = tmp_path / "one" / "state.pt"
     assert train(CFG, path, sources, workers=2, max_steps=1).step == 3
