@@ -79,7 +79,8 @@ def frame_quality(
     levels = ms_ssim_levels(a.shape[2], a.shape[3])
     psnrs, ssims = [], []
     before = torch.get_num_threads()
-    if threads is not None:
+    switch = threads is not None and threads != before
+    if switch:
         torch.set_num_threads(threads)
     try:
         with torch.no_grad():
@@ -88,7 +89,8 @@ def frame_quality(
                 psnrs.append(_psnr_of_mse(_mse(ta, tb)))
                 ssims.append(_ms_ssim_levels(ta, tb, levels).double().numpy())
     finally:
-        torch.set_num_threads(before)
+        if switch:
+            torch.set_num_threads(before)
     return np.concatenate(psnrs), np.concatenate(ssims)
 
 

@@ -35,7 +35,7 @@ from codec.io.video import VideoError, read_frames, write_side_by_side_mp4
 from codec.model.device import DeviceError, resolve_device
 from netsim.codecs.base import LoadedCodec, ShownPicture, TimedCodec
 from netsim.codecs.registry import codec_entry
-from netsim.quality import QualityObserver
+from netsim.quality import QualityObserver, one_intra_op_thread
 from netsim.scenario import Scenario, ScenarioError
 from netsim.simulation import SimulationOutcome, simulate
 from netsim.summary import ModelInfo, RunSummary, RunTiming, summarize
@@ -162,21 +162,24 @@ def simulate_run(
     of each decoded frame; ``on_frame(done, total)`` after each one."""
     codec = TimedCodec(inputs.codec.adapter())
     frames = FrameTrace(measures_quality=True)
-    quality = QualityObserver(inputs.originals, frames, keep_pictures=keep_pictures)
+    quality = QualityObserver(
+        inputs.originals, frames, keep_pictures=keep_pictures, concurrent=True
+    )
 
     def frame_done(shown: ShownPicture) -> None:
         quality(shown)
         if on_frame is not None:
             on_frame(shown.frame_index + 1, inputs.frame_count)
 
-    simulation = simulate(
-        inputs.scenario,
-        codec=codec,
-        frame_count=inputs.frame_count,
-        seed=inputs.seed,
-        frames=frames,
-        on_frame=frame_done,
-    )
+    with one_intra_op_thread():  # coding runs on one anyway; the quality thread needs it
+        simulation = simulate(
+            inputs.scenario,
+            codec=codec,
+            frame_count=inputs.frame_count,
+            seed=inputs.seed,
+            frames=frames,
+            on_frame=frame_done,
+        )
     return RunOutcome(
         simulation=simulation,
         encode_time_s=codec.encode_time_s,

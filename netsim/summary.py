@@ -87,8 +87,10 @@ class RunTiming:
 
     ``simulator_overhead_s`` is everything but encoding and decoding: the run's wall time minus
     the time spent inside ``Encoder.encode`` and ``Decoder.decode``. It breaks down into
-    ``setup_time_s`` (reading the video, loading the model), ``metrics_time_s`` (PSNR and
-    MS-SSIM of every frame), ``output_time_s`` (writing the result files) and
+    ``setup_time_s`` (reading the video, loading the model), ``metrics_time_s`` (the wall
+    time the run spent on PSNR and MS-SSIM of every frame: ``netsim.runner`` measures them on
+    a second thread while the next frames are coded, so this is handing the pictures over and
+    waiting for the last batch), ``output_time_s`` (writing the result files) and
     ``network_simulation_time_s``, the rest: SimPy, packetization, reassembly, loss models,
     queues and bookkeeping. ``simulated_duration_s`` is the simulated time of the run's last
     event. ``breakdown()`` is what the run table shows: the simulator overhead mixes metrics
