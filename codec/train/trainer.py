@@ -214,6 +214,7 @@ def train(
     with another number it continues from the same weights, optimizer and schedule (workers
     the state does not know start fresh streams).
     """
+
     def run(parallel: _DataParallel) -> TrainState:
         return _train(
             cfg,
