@@ -57,3 +57,18 @@ def test_bad_worker_settings_are_one_clear_error(
     with pytest.raises(ValueError, match=message):
         train(cfg, tmp_path / "state.pt", sources, workers=workers, device=device)
     assert not (tmp_path / "state.pt").exists()
+
+
+def test_a_stop_request_ends_every_worker_with_the_state_saved(tmp_path: Path, sources):
+    asked = []
+
+    def should_stop() -> bool:  # asked by worker 0 before each step; yes before the third
+        asked.append(True)
+        return len(asked) >= 3
+
+    path = tmp_path / "state.pt"
+    stopped = train(CFG, path, sources, workers=2, should_stop=should_stop)
+    assert stopped.step == 2
+    saved = load_train_state(path)
+    assert saved["step"] == 2 and len(saved["worker_streams"]) == 1
+    assert train(CFG, path, sources, workers=2).step == CFG.p7_steps
