@@ -8,9 +8,13 @@ uint8 frame compares equal to its float copy.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from codec.threads import intra_op_threads
 
 PSNR_CAP_DB = 100.0
 """PSNR returned for identical (or numerically indistinguishable) frames, in dB.
@@ -78,19 +82,12 @@ def frame_quality(
     a, b = _pair(x, x_hat)
     levels = ms_ssim_levels(a.shape[2], a.shape[3])
     psnrs, ssims = [], []
-    before = torch.get_num_threads()
-    switch = threads is not None and threads != before
-    if switch:
-        torch.set_num_threads(threads)
-    try:
-        with torch.no_grad():
-            for i in range(0, a.shape[0], batch_frames):
-                ta, tb = a[i : i + batch_frames], b[i : i + batch_frames]
-                psnrs.append(_psnr_of_mse(_mse(ta, tb)))
-                ssims.append(_ms_ssim_levels(ta, tb, levels).double().numpy())
-    finally:
-        if switch:
-            torch.set_num_threads(before)
+    pinned = nullcontext() if threads is None else intra_op_threads(threads)
+    with pinned, torch.no_grad():
+        for i in range(0, a.shape[0], batch_frames):
+            ta, tb = a[i : i + batch_frames], b[i : i + batch_frames]
+            psnrs.append(_psnr_of_mse(_mse(ta, tb)))
+            ssims.append(_ms_ssim_levels(ta, tb, levels).double().numpy())
     return np.concatenate(psnrs), np.concatenate(ssims)
 
 

@@ -12,7 +12,8 @@ the next frames (coding runs on one CPU thread, ``codec.stream.coder.CODING_THRE
 machine with two cores the second is otherwise idle), and the run waits only for what is left
 when its last frame is shown. Torch's thread count is process-wide, and float sums over
 another number of threads round differently, so this is allowed only while the process holds
-one intra-op thread throughout (``netsim.runner.simulate_run`` does): every value is then
+one intra-op thread throughout (``netsim.runner.simulate_run`` does, with
+``codec.threads.intra_op_threads``): every value is then
 computed on one thread, exactly as without it.
 
 It can also keep the shown pictures for ``video.mp4``. It never sees the network: the trace
@@ -22,9 +23,7 @@ joins its part with the sender's and the receiver's halves.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -38,20 +37,6 @@ QUALITY_BATCH_FRAMES = 4
 """Shown pictures held before they are measured together. Measured concurrently, what the run
 waits for is the last batch: on ``loss80`` (32 frames, 2 idle cores) the run waited 0.42-0.46 s
 with batches of 16 and 0.10-0.12 s with batches of 4 (1.6-2.0% of its 5.9-6.0 s)."""
-
-
-@contextmanager
-def one_intra_op_thread() -> Iterator[None]:
-    """Hold torch at one intra-op thread for the enclosed run (what ``concurrent`` measuring
-    needs), then restore the count."""
-    before = torch.get_num_threads()
-    if before != 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if before != 1:
-            torch.set_num_threads(before)
 
 
 class QualityObserver:

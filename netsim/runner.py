@@ -33,9 +33,10 @@ import numpy as np
 from codec.io.atomic import TargetError, atomic_folder, check_writable_target, naming_target
 from codec.io.video import VideoError, read_frames, write_side_by_side_mp4
 from codec.model.device import DeviceError, resolve_device
+from codec.threads import intra_op_threads
 from netsim.codecs.base import LoadedCodec, ShownPicture, TimedCodec
 from netsim.codecs.registry import codec_entry
-from netsim.quality import QualityObserver, one_intra_op_thread
+from netsim.quality import QualityObserver
 from netsim.scenario import Scenario, ScenarioError
 from netsim.simulation import SimulationOutcome, simulate
 from netsim.summary import ModelInfo, RunSummary, RunTiming, summarize
@@ -171,7 +172,7 @@ def simulate_run(
         if on_frame is not None:
             on_frame(shown.frame_index + 1, inputs.frame_count)
 
-    with one_intra_op_thread():  # coding runs on one anyway; the quality thread needs it
+    with intra_op_threads(1):  # coding runs on one anyway; the quality thread needs it
         simulation = simulate(
             inputs.scenario,
             codec=codec,

@@ -16,13 +16,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CODEC_LAYERS: dict[str, set[str]] = {
     "codec.types": set(),
-    "codec.metrics": set(),
+    "codec.threads": set(),
+    "codec.metrics": {"codec.threads"},
     "codec.io": {"codec.io"},
     "codec.entropy": {"codec.entropy"},
     "codec.h26x": {"codec.h26x"},
     "codec.pack": {"codec.pack", "codec.io"},
     "codec.model": {"codec.model", "codec.entropy", "codec.io", "codec.types"},
-    "codec.stream": {"codec.stream", "codec.model", "codec.entropy", "codec.io", "codec.types"},
+    "codec.stream": {
+        "codec.stream",
+        "codec.model",
+        "codec.entropy",
+        "codec.io",
+        "codec.types",
+        "codec.threads",
+    },
     "codec.train": {"codec.train", "codec.model", "codec.pack.load", "codec.io", "codec.types"},
     "codec.rd": {
         "codec.rd",
@@ -45,6 +53,7 @@ NETSIM_MAY_IMPORT = {
     "codec",  # the public API: load_model, Encoder, Decoder, DHVC, CheckpointError
     "codec.types",
     "codec.metrics",
+    "codec.threads",
     "codec.io",
     "codec.h26x.realtime",
     "codec.model.config",

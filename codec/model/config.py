@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 from codec.types import NUM_SCALES
 
@@ -126,23 +126,6 @@ PRESETS: dict[str, ModelConfig] = {
         kernel_size=7,
         smooth_sigma_bound=True,
     ),
-    "base-ctx": ModelConfig(
-        # base with a posterior that sees the temporal context (``posterior_context``); the
-        # same widths, so base weights and training states warm-start it exactly.
-        name="base-ctx",
-        width_patch=64,
-        widths=(96, 128, 128, 128),
-        latent_channels=(32, 32, 48, 64),
-        enc_blocks_patch=1,
-        enc_blocks=(1, 1, 2, 2),
-        prior_blocks=(1, 1, 2, 2),
-        dec_blocks=(1, 1, 2, 2),
-        dec_blocks_patch=3,
-        embed_dim=64,
-        kernel_size=7,
-        smooth_sigma_bound=True,
-        posterior_context=True,
-    ),
     "paper": ModelConfig(
         name="paper",
         width_patch=160,
@@ -160,6 +143,10 @@ PRESETS: dict[str, ModelConfig] = {
     ),
 }
 
+
+PRESETS["base-ctx"] = replace(PRESETS["base"], name="base-ctx", posterior_context=True)
+"""``base`` with a posterior that sees the temporal context (``posterior_context``): the same
+widths, so ``base`` weights and training states warm-start it exactly."""
 
 DEFAULT_PRESET = "base"
 """The architecture ``dhvc train`` and random-weight models use unless told otherwise."""

@@ -21,8 +21,7 @@ from __future__ import annotations
 import copy
 import zlib
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +30,7 @@ import torch
 from codec.entropy.gaussian import EntropyCodingError, GaussianEntropyModel, Parallel
 from codec.model.config import check_lambda
 from codec.model.dhvc import DHVC, PAD_MULTIPLE, TemporalRefs, pad_to_multiple
+from codec.threads import intra_op_threads
 from codec.types import (
     IN_SYNC,
     MAX_MIRROR_AGE,
@@ -102,17 +102,9 @@ Determinism). One thread is also the fastest policy on a busy 2-core machine, wh
 thread competes with whatever else runs there."""
 
 
-@contextmanager
-def coding_threads() -> Iterator[None]:
+def coding_threads() -> AbstractContextManager[None]:
     """Run the enclosed coding on ``CODING_THREADS`` CPU threads, then restore the count."""
-    before = torch.get_num_threads()
-    if before != CODING_THREADS:
-        torch.set_num_threads(CODING_THREADS)
-    try:
-        yield
-    finally:
-        if before != CODING_THREADS:
-            torch.set_num_threads(before)
+    return intra_op_threads(CODING_THREADS)
 
 
 class _CodingContext:

@@ -360,12 +360,12 @@ class _DataParallel:
         return values
 
     def gather_streams(self, streams: dict) -> list[dict] | None:
-        """Worker 0 gets every other worker's random streams (for the state file)."""
+        """Every worker's random streams, worker 0's first, on worker 0 (None elsewhere)."""
         if self.world == 1:
-            return []
+            return [streams]
         gathered: list | None = [None] * self.world if self.rank == 0 else None
         dist.gather_object(streams, gathered, dst=0)
-        return None if gathered is None else gathered[1:]
+        return gathered
 
 
 def _train(
@@ -446,28 +446,25 @@ def _train(
     ema_params = list(ema.parameters())
 
     def save() -> None:
-        others = parallel.gather_streams(
+        streams = parallel.gather_streams(
             {
                 "sampler": sampler.state_dict(),
                 "lambda_rng": lambda_gen.get_state(),
                 "torch_rng": torch.get_rng_state(),
             }
         )
-        if others is None:  # not worker 0
-            return
-        _save(
-            state_path,
-            weights_out,
-            model,
-            ema,
-            optimizer,
-            sampler,
-            lambda_gen,
-            (guard, intra_guard),
-            state,
-            cfg,
-            others,
-        )
+        if streams is not None:  # worker 0 writes
+            _save(
+                state_path,
+                weights_out,
+                model,
+                ema,
+                optimizer,
+                (guard, intra_guard),
+                state,
+                cfg,
+                streams,
+            )
 
     start_time = time.monotonic()
     stop_step = (
@@ -619,19 +616,9 @@ def _without_posterior_context(config: ModelConfig) -> ModelConfig:
     return dataclasses.replace(config, name="", posterior_context=False)
 
 
-def _save(
-    state_path,
-    weights_out,
-    model,
-    ema,
-    optimizer,
-    sampler,
-    lambda_gen,
-    guards,
-    state,
-    cfg,
-    worker_streams,
-) -> None:
+def _save(state_path, weights_out, model, ema, optimizer, guards, state, cfg, streams) -> None:
+    """Write the training state (``streams``: every worker's random streams, worker 0's first)
+    and the fp16 EMA weights."""
     guard, intra_guard = guards
     state_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = state_path.with_suffix(".tmp")
@@ -641,16 +628,14 @@ def _save(
             "model": model.state_dict(),
             "ema": ema.state_dict(),
             "optimizer": optimizer.state_dict(),
-            "sampler": sampler.state_dict(),
-            "lambda_rng": lambda_gen.get_state(),
+            **streams[0],  # sampler, lambda_rng, torch_rng
             "guard": guard.state_dict(),
             "intra_guard": intra_guard.state_dict(),
-            "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state() if cuda else None,
             "step": state.step,
             "history": state.history,
             "train_config": asdict(cfg),
-            "worker_streams": worker_streams,  # data-parallel workers 1.. (train's workers)
+            "worker_streams": streams[1:],  # data-parallel workers 1.. (train's workers)
         },
         tmp,
     )

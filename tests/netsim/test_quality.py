@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from codec.metrics import frame_quality
+from codec.threads import intra_op_threads
 from netsim.codecs.base import ShownPicture
-from netsim.quality import QualityObserver, one_intra_op_thread
+from netsim.quality import QualityObserver
 from netsim.trace import FrameTrace
 
 
@@ -34,7 +35,7 @@ def test_concurrent_measuring_gives_the_same_values_and_needs_one_thread() -> No
     originals = rng.integers(0, 256, (5, 48, 64, 3), dtype=np.uint8)
     shown = rng.random((5, 48, 64, 3), dtype=np.float32)
     plain, concurrent = FrameTrace(measures_quality=True), FrameTrace(measures_quality=True)
-    with one_intra_op_thread():
+    with intra_op_threads(1):
         a = QualityObserver(originals, plain, batch_frames=2)
         b = QualityObserver(originals, concurrent, batch_frames=2, concurrent=True)
         for i in range(5):
