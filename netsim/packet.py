@@ -347,11 +347,10 @@ def _field_problem(
         mirror_from is None
         or mirror_from < 0
         or not 1 <= frame_index - mirror_from <= MAX_MIRROR_AGE
-        or resync_from < 1
     ):
         return (
-            f"an M frame assumes the state (f, j) of a frame f 1..{MAX_MIRROR_AGE} before it "
-            f"and a scale j >= 1, not ({mirror_from}, {resync_from})"
+            f"an M frame assumes the state (f, j) of a frame f 1..{MAX_MIRROR_AGE} before it, "
+            f"not ({mirror_from}, {resync_from})"
         )
     if fragment_count < 1 or parity_count < 0 or fragment_count + parity_count > MAX_FRAGMENTS:
         return (

@@ -11,7 +11,8 @@ Frame header (``FrameHeader.SIZE`` bytes), then the K scale payloads back to bac
     | mirror_age u8 | lambda f32 | K u8 | K x (length u32, crc32 u32, sync_tag u32)
 
 ``mirror_age`` is 0 except in an M frame (mirrored recovery, DESIGN 3), where it is the frame
-index minus the frame f of the decoder state (f, resync_from) the frame assumes.
+index minus the frame f of the decoder state (f, resync_from) the frame assumes (resync_from
+0: the state the decoder kept from before frame f).
 
 Malformed input raises ``BitstreamError``; nothing is read past a declared length. The parser
 refuses every value the encoder cannot write, and the writer refuses to write one (``pack``
@@ -23,7 +24,7 @@ checks the same rules as ``unpack``), so a stream that was written always parses
   in that range: it rounds the rate to a denominator of at most 1001, never to 0, and H.264 in
   mp4 takes the result);
 * lambda: finite, ``MIN_LAMBDA`` .. ``MAX_LAMBDA`` (refuses NaN, infinities, zero, subnormals);
-* frame type and ``resync_from`` as the encoder sets them (I: 1; P: 0; R and M: 1..K); an M
+* frame type and ``resync_from`` as the encoder sets them (I: 1; P: 0; R: 1..K; M: 0..K); an M
   frame's ``mirror_age`` 1..``MAX_MIRROR_AGE`` and not beyond frame 0, every other frame's 0;
 * scale payloads: whole 32-bit words, at least one (``check_payloads`` then bounds them by what
   the declared frame size can hold, once the model is known; the entropy decoder checks the
@@ -263,7 +264,11 @@ class FrameHeader:
         if not 0 <= self.frame_index <= _U32_MAX:
             return "frame index out of range"
         resync = self.resync_from
-        expected = {FrameType.I: resync == 1, FrameType.P: resync == 0}
+        expected = {
+            FrameType.I: resync == 1,
+            FrameType.P: resync == 0,
+            FrameType.M: 0 <= resync <= NUM_SCALES,
+        }
         if not expected.get(self.frame_type, 1 <= resync <= NUM_SCALES):
             return f"resync_from {resync} is impossible in a {self.frame_type.value} frame"
         if problem := mirror_problem(self.frame_index, self.frame_type, self.mirror_from):

@@ -267,6 +267,22 @@ class _Coded:
     state_before: _ReferenceState
 
 
+def _rd_cost(
+    payloads: list[ScalePayload],
+    x_hat: torch.Tensor,
+    x: torch.Tensor,
+    height: int,
+    width: int,
+    lam: float,
+) -> float:
+    """Bits per pixel plus ``lam`` times the MSE of the picture (eq. 15), on the frame's own
+    ``height`` x ``width`` region of the padded tensors."""
+    bits = 8 * sum(len(p.data) for p in payloads)
+    region = (..., slice(0, height), slice(0, width))
+    mse = float((x_hat[region].clamp(0, 1) - x[region]).pow(2).mean())
+    return bits / (height * width) + lam * mse
+
+
 class Encoder:
     """Encodes frames one at a time; owns its reference buffers.
 
@@ -276,7 +292,10 @@ class Encoder:
     ``encode(..., mirror=(f, j))`` codes a mirrored recovery frame (M): an ordinary inter frame
     against the state of a decoder that was in sync before frame f and has substituted every
     scale >= j since (``mirrored_state``), falling back to a re-sync from j when it cannot
-    rebuild that state.
+    rebuild that state. j = 0 names the state such a decoder kept from before frame f (the
+    frames since skipped); with ``choose_reference`` the encoder codes the frame against both
+    (f, j) and (f, 0) and sends the one of lower rate-distortion cost, bits per pixel plus
+    lambda times MSE (the training loss, eq. 15).
     ``entropy_workers`` threads, or with ``entropy_parallel="process"`` processes, code each
     scale's slices (``GaussianEntropyModel``); the bytes do not depend on either.
     """
@@ -309,10 +328,11 @@ class Encoder:
         lam: float,
         resync_from: int | None = None,
         mirror: tuple[int, int] | None = None,
+        choose_reference: bool = False,
     ) -> EncodedFrame:
         """Encode one H x W x 3 frame (uint8, or float32 in [0, 1]) at rate parameter ``lam``;
         ``resync_from`` j asks for a re-sync frame, ``mirror`` (f, j) for a mirrored recovery
-        frame (at most one of them)."""
+        frame (at most one of them); ``choose_reference``: see the class docstring."""
         ctx = self._ctx
         height, width = frame.shape[:2]
         if resync_from is not None and mirror is not None:
@@ -320,35 +340,45 @@ class Encoder:
         if self._size not in (None, (height, width)):
             self._history.clear()  # another frame size: no state to mirror
         self._size = (height, width)
-        mirror_from = None
+        assumed: list[tuple[int, _ReferenceState]] = []  # (j, the state (f, j))
         if mirror is not None and self.frame_index % self.gop != 0:
-            state = self.mirrored_state(*mirror)
-            if state is None:
-                resync_from = mirror[1]  # cannot rebuild that state: the paper's re-sync
-            else:
-                ctx.state = state
-                mirror_from = mirror[0]
+            tried = [mirror[1]] + ([0] if choose_reference and mirror[1] != 0 else [])
+            for j in tried:
+                state = self.mirrored_state(mirror[0], j)
+                if state is not None:
+                    assumed.append((j, state))
+            if not assumed:
+                resync_from = max(mirror[1], 1)  # cannot rebuild that state: the paper's re-sync
         if self.frame_index % self.gop == 0:
             frame_type, resync = FrameType.I, 1
-        elif mirror_from is not None:
-            frame_type, resync = FrameType.M, mirror[1]  # type: ignore[index]
+        elif assumed:
+            frame_type = FrameType.M
         elif resync_from is not None:
             if not 1 <= resync_from <= NUM_SCALES:
                 raise ValueError(f"resync_from must be in 1..{NUM_SCALES}, got {resync_from}")
             frame_type, resync = FrameType.R, resync_from
         else:
             frame_type, resync = FrameType.P, 0
-        if resync and frame_type is not FrameType.M:
-            ctx.state.reset_from(resync)
-        state_before = ctx.state.copy()
+        if frame_type is not FrameType.M:
+            if resync:
+                ctx.state.reset_from(resync)
+            assumed = [(resync, ctx.state)]
 
         x = pad_to_multiple(frame_to_tensor(frame, ctx.device))
         size_64 = (x.shape[-2] // PAD_MULTIPLE, x.shape[-1] // PAD_MULTIPLE)
         e, q = ctx.lam_conditioning(lam)
         obs = ctx.model.observe(x, e)
-        picker = EncodingPicker(ctx.entropy, height, width)
-        aux = ctx.model.aux_features(ctx.state.x_prev, 1, size_64)
-        result = ctx.model.top_down(e, q, ctx.state.refs, aux, size_64, obs, picker)
+        best = None
+        for j, state in assumed:
+            picker = EncodingPicker(ctx.entropy, height, width)
+            aux = ctx.model.aux_features(state.x_prev, 1, size_64)
+            result = ctx.model.top_down(e, q, state.refs, aux, size_64, obs, picker)
+            cost = _rd_cost(picker.payloads, result.x_hat, x, height, width, lam)
+            if best is None or cost < best[0]:
+                best = (cost, j, state, picker, result)
+        _, resync, state, picker, result = best  # type: ignore[misc]
+        ctx.state = state
+        state_before = ctx.state.copy()
         ctx.state.push(result.d, result.x_hat)
         encoded = EncodedFrame(
             frame_index=self.frame_index,
@@ -360,7 +390,7 @@ class Encoder:
             scales=tuple(picker.payloads),
             estimated_bits=tuple(picker.estimated_bits),
             x_hat=tensor_to_frame(result.x_hat, height, width),
-            mirror_from=mirror_from,
+            mirror_from=mirror[0] if frame_type is FrameType.M else None,  # type: ignore[index]
         )
         lam_before = self._history[-1].frame.lam if self._history else None
         if self._history and self._history[-1].frame.frame_index != self.frame_index - 1:
@@ -373,8 +403,10 @@ class Encoder:
         """The reference state of a decoder in state (f, j) = (``frame_index``, ``scale``) now:
         in sync before frame f, every scale >= j substituted by its mean from f on, the lower
         scales decoded as sent (DESIGN 2). Rebuilt by decoding the kept frames f.. again with
-        a ``Decoder`` that receives only their scales below j; None when that state cannot be
-        rebuilt exactly:
+        a ``Decoder`` that receives only their scales below j. j = 0: the state before frame f,
+        which such a decoder keeps (``Decoder``), when frame f was a P frame (the state it was
+        coded against is then what the decoder held). None when that state cannot be rebuilt
+        exactly:
 
         * frame f is older than the kept history (``MAX_MIRROR_AGE`` frames) or not yet coded;
         * j = 1 and frame f is not a P frame, or a later one is an I or R frame, or lambda
@@ -384,12 +416,14 @@ class Encoder:
 
         M frames after f are replayed as refused (every scale substituted, no reset): a decoder
         in state (f, j) did not decode them."""
-        if not 1 <= scale <= NUM_SCALES:
-            raise ValueError(f"the mirrored state's scale must be in 1..{NUM_SCALES}, got {scale}")
+        if not 0 <= scale <= NUM_SCALES:
+            raise ValueError(f"the mirrored state's scale must be in 0..{NUM_SCALES}, got {scale}")
         kept = [c for c in self._history if c.frame.frame_index >= frame_index]
         if not kept or kept[0].frame.frame_index != frame_index or self._size is None:
             return None
         first = kept[0].frame
+        if scale == 0:
+            return kept[0].state_before.copy() if first.frame_type is FrameType.P else None
         if scale == 1:
             lambdas = {c.frame.lam for c in kept} | {kept[0].lam_before or first.lam}
             later_resync = any(c.frame.frame_type in (FrameType.I, FrameType.R) for c in kept)
@@ -429,8 +463,10 @@ class Decoder:
 
     Mirrored recovery (DESIGN 3): the decoder's state is (f, D) (``mirror_state``) when it was
     in sync before frame f and D has not dropped since. An M frame assuming exactly that state
-    is decoded as an ordinary inter frame from D = K + 1 (back in sync if all of it arrived);
-    any other decoder treats an M frame as lost (every scale substituted,
+    is decoded as an ordinary inter frame from D = K + 1 (back in sync if all of it arrived).
+    A decoder that falls out of sync at a P frame f keeps its state from before f until it is
+    back in sync, and an M frame assuming (f, 0) is decoded against that state (after any
+    number of drops since f). Any other decoder treats an M frame as lost (every scale substituted,
     ``ScaleOutcome.STATE_MISMATCH``, no reset) and asks for an echo of its own state again.
     ``entropy_workers`` threads (or processes, ``entropy_parallel``) decode each scale's
     slices; the pictures do not depend on them. ``context``: share another coder's model and
@@ -455,6 +491,7 @@ class Decoder:
         self.first_desynced_scale = IN_SYNC
         self.desynced_since: int | None = None
         self.last_lambda: float | None = None
+        self._before_desync: tuple[int, _ReferenceState] | None = None  # (f, state before f)
 
     @property
     def model(self) -> DHVC:
@@ -467,6 +504,7 @@ class Decoder:
         self.first_desynced_scale = IN_SYNC
         self.desynced_since = None
         self.last_lambda = None
+        self._before_desync = None
 
     @property
     def mirror_state(self) -> tuple[int, int] | None:
@@ -492,9 +530,15 @@ class Decoder:
         if not 0 <= resync <= NUM_SCALES:
             resync = 0  # a header we cannot trust: decode as P, every scale as received
         refused = False
-        if frame_type is FrameType.M:
-            assumed = (received.mirror_from, resync)
-            refused = resync < 1 or self.mirror_state != assumed
+        state_before = ctx.state.copy()
+        if frame_type is FrameType.M and resync == 0:
+            kept = self._before_desync
+            refused = kept is None or kept[0] != received.mirror_from
+            if not refused:
+                ctx.state = kept[1].copy()  # type: ignore[index]
+                self.first_desynced_scale = IN_SYNC
+        elif frame_type is FrameType.M:
+            refused = self.mirror_state != (received.mirror_from, resync)
             if not refused:
                 self.first_desynced_scale = IN_SYNC
         elif resync:
@@ -514,9 +558,12 @@ class Decoder:
         d_end = self.first_desynced_scale
         if d_end == IN_SYNC:
             self.desynced_since = None
+            self._before_desync = None
         elif d_start == IN_SYNC:
             # an in-sync decoder refusing an M frame holds scales the encoder's state lacks
             self.desynced_since = None if refused else received.frame_index
+            if frame_type is FrameType.P and not resync:
+                self._before_desync = (received.frame_index, state_before)
         elif d_end < d_start:
             self.desynced_since = None
         return DecodedFrame(

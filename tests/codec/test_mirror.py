@@ -42,48 +42,74 @@ def _lose(kept_per_frame: dict[int, set[int]], i: int) -> set[int]:
     return kept_per_frame.get(i, ALL)
 
 
+CASES = [
+    *((k, {2: ALL - {k}}) for k in range(1, NUM_SCALES + 1)),  # (2, k): scale k lost at 2
+    (0, {2: ALL - {1}}),  # (2, 0), the state kept from before frame 2, after losing scale 1
+    (0, {2: ALL - {4}}),
+    (0, {2: ALL - {3}, 3: ALL - {1}}),  # a second drop at 3: no (2, j) state, (2, 0) still held
+]
+
+
 @pytest.mark.parametrize("threads", [1, 2], indirect=True)
-@pytest.mark.parametrize("k", range(1, NUM_SCALES + 1))
+@pytest.mark.parametrize(
+    ("j", "losses"), CASES, ids=["2-1", "2-2", "2-3", "2-4", "kept-1", "kept-4", "kept-2nd"]
+)
 def test_mirrored_state_equals_the_decoders_bit_for_bit_and_one_m_frame_resyncs(
-    tiny_model, bikes_frames, threads, k
+    tiny_model, bikes_frames, threads, j, losses
 ):
     h, w = bikes_frames.shape[1:3]
     enc, dec = Encoder(tiny_model, gop=64), Decoder(tiny_model, h, w)
     lost_at, mirror_at = 2, 5
     for i, frame in enumerate(bikes_frames):
+        if i == lost_at:
+            kept = dec._ctx.state.copy()
         if i == mirror_at:
-            mirrored = enc.mirrored_state(lost_at, k)
+            mirrored = enc.mirrored_state(lost_at, j)
             assert mirrored is not None
-            assert dec.mirror_state == (lost_at, k)
-            assert _states_equal(mirrored, dec._ctx.state)
-        encoded = enc.encode(frame, LAM, mirror=(lost_at, k) if i == mirror_at else None)
-        decoded = dec.decode(encoded.received(ALL - {k} if i == lost_at else None))
+            if j:
+                assert dec.mirror_state == (lost_at, j)
+            assert _states_equal(mirrored, dec._ctx.state if j else kept)
+        encoded = enc.encode(frame, LAM, mirror=(lost_at, j) if i == mirror_at else None)
+        decoded = dec.decode(encoded.received(_lose(losses, i)))
         if i == mirror_at:
             assert encoded.frame_type is FrameType.M
-            assert (encoded.mirror_from, encoded.resync_from) == (lost_at, k)
+            assert (encoded.mirror_from, encoded.resync_from) == (lost_at, j)
             assert decoded.outcomes == (ScaleOutcome.DECODED,) * NUM_SCALES
         if i < lost_at or i >= mirror_at:
             assert decoded.first_desynced_scale == IN_SYNC
             assert dec.mirror_state is None
             assert np.array_equal(decoded.x_hat, encoded.x_hat), f"frame {i} differs"
-        else:
-            assert decoded.first_desynced_scale == k
+        elif j:
+            assert decoded.first_desynced_scale == j
             assert decoded.desynced_since == lost_at
 
 
+REFUSING = {
+    (2, 3): {  # the decoders' states at frame 4, when the M frame assuming (2, 3) arrives
+        "in sync": {},
+        "(2, 2)": {2: {1}},
+        "(3, 3)": {3: {1, 2}},
+        "(1, 3) then (2, 2)": {1: {1, 2}, 2: {1}},
+    },
+    (2, 0): {  # and those that kept no state from before frame 2
+        "in sync": {},
+        "desynchronised at 3": {3: {1}},
+        "desynchronised at 1, then 2": {1: {1, 2}, 2: {1}},
+    },
+}
+
+
+@pytest.mark.parametrize("mirror", sorted(REFUSING))
 def test_an_m_frame_assuming_a_state_the_decoder_does_not_hold_is_never_decoded(
-    tiny_model, bikes_frames
+    tiny_model, bikes_frames, mirror
 ):
     h, w = bikes_frames.shape[1:3]
     enc = Encoder(tiny_model, gop=64)
-    decoders = {  # the decoder's state at frame 4, when the M frame assuming (2, 3) arrives
-        "in sync": (Decoder(tiny_model, h, w), {}),
-        "(2, 2)": (Decoder(tiny_model, h, w), {2: {1}}),
-        "(3, 3)": (Decoder(tiny_model, h, w), {3: {1, 2}}),
-        "(1, 3) then (2, 2)": (Decoder(tiny_model, h, w), {1: {1, 2}, 2: {1}}),
+    decoders = {
+        name: (Decoder(tiny_model, h, w), losses) for name, losses in REFUSING[mirror].items()
     }
     for i, frame in enumerate(bikes_frames[:6]):
-        encoded = enc.encode(frame, LAM, mirror=(2, 3) if i == 4 else None)
+        encoded = enc.encode(frame, LAM, mirror=mirror if i == 4 else None)
         for name, (dec, losses) in decoders.items():
             before = dec.first_desynced_scale
             decoded = dec.decode(encoded.received(_lose(losses, i)))
@@ -177,17 +203,18 @@ def test_a_state_older_than_the_history_falls_back_to_a_resync(tiny_model):
     assert enc.encode(frame, LAM, mirror=(1, 2)).frame_type is FrameType.R
 
 
-def test_m_frames_travel_in_dhvc_files(tiny_model, bikes_frames):
+@pytest.mark.parametrize("j", [2, 0])  # (1, 0): the state kept from before frame 1
+def test_m_frames_travel_in_dhvc_files(tiny_model, bikes_frames, j):
     h, w = bikes_frames.shape[1:3]
     enc = Encoder(tiny_model, gop=64)
     out = io.BytesIO()
     out.write(StreamHeader("tiny-random", w, h, Fraction(25), 64).pack())
     for i, frame in enumerate(bikes_frames[:4]):
-        write_frame(out, enc.encode(frame, LAM, mirror=(1, 2) if i == 3 else None))
+        write_frame(out, enc.encode(frame, LAM, mirror=(1, j) if i == 3 else None))
     out.seek(0)
     frames = list(read_stream(out)[1])
     last: FrameHeader = frames[-1][0]
-    assert (last.frame_type, last.resync_from, last.mirror_from) == (FrameType.M, 2, 1)
+    assert (last.frame_type, last.resync_from, last.mirror_from) == (FrameType.M, j, 1)
     assert frames[-1][0].received(frames[-1][1]).mirror_from == 1
 
 
@@ -203,3 +230,57 @@ def test_shipped_weights_mirror_bit_exactly():
     assert encoded.frame_type is FrameType.M
     assert decoded.first_desynced_scale == IN_SYNC
     assert np.array_equal(decoded.x_hat, encoded.x_hat)
+
+
+def test_a_partly_lost_m_frame_against_a_kept_state_mirrors_again(tiny_model, bikes_frames):
+    """Scale 2 lost at 1; the M frame (1, 0) at 3 arrives without scale 3: state (3, 3),
+    which the encoder rebuilds by replaying frame 3 from the kept state; the M frame at 5
+    resyncs."""
+    h, w = bikes_frames.shape[1:3]
+    enc, dec = Encoder(tiny_model, gop=64), Decoder(tiny_model, h, w)
+    losses = {1: ALL - {2}, 3: ALL - {3}}
+    for i, frame in enumerate(bikes_frames[:7]):
+        mirror = {3: (1, 0), 5: (3, 3)}.get(i)
+        if i == 5:
+            assert dec.mirror_state == (3, 3)
+            assert _states_equal(enc.mirrored_state(3, 3), dec._ctx.state)
+        encoded = enc.encode(frame, LAM, mirror=mirror)
+        decoded = dec.decode(encoded.received(_lose(losses, i)))
+        if mirror is not None:
+            assert encoded.frame_type is FrameType.M
+    assert decoded.first_desynced_scale == IN_SYNC
+    assert np.array_equal(decoded.x_hat, encoded.x_hat)
+
+
+def test_only_a_p_frame_leaves_a_kept_state_to_code_against(tiny_model, bikes_frames):
+    enc = Encoder(tiny_model, gop=64)
+    for i, frame in enumerate(bikes_frames[:4]):
+        enc.encode(frame, LAM, resync_from=2 if i == 2 else None)
+    assert enc.mirrored_state(0, 0) is None  # an I frame
+    assert enc.mirrored_state(2, 0) is None  # an R frame: its reset comes before its state
+    assert enc.mirrored_state(3, 0) is not None
+    assert enc.encode(bikes_frames[4], LAM, mirror=(2, 0)).frame_type is FrameType.R
+
+
+def test_choose_reference_sends_the_state_of_lower_rate_distortion_cost(tiny_model, bikes_frames):
+    from codec.stream.coder import _rd_cost, frame_to_tensor, pad_to_multiple
+
+    h, w = bikes_frames.shape[1:3]
+    x = pad_to_multiple(frame_to_tensor(bikes_frames[5], torch.device("cpu")))
+    costs, sent = {}, {}
+    for mode in ((2, 1), (2, 0), "choose"):
+        enc = Encoder(tiny_model, gop=64)
+        for frame in bikes_frames[:5]:
+            enc.encode(frame, LAM)
+        if mode == "choose":
+            encoded = enc.encode(bikes_frames[5], LAM, mirror=(2, 1), choose_reference=True)
+        else:
+            encoded = enc.encode(bikes_frames[5], LAM, mirror=mode)
+            x_hat = torch.from_numpy(encoded.x_hat).permute(2, 0, 1)[None]
+            costs[mode[1]] = _rd_cost(list(encoded.scales), x_hat, x, h, w, LAM)
+        sent[mode if mode == "choose" else mode[1]] = encoded
+    assert costs[0] != costs[1]
+    cheaper = min(costs, key=costs.get)
+    chosen = sent["choose"]
+    assert chosen.resync_from == cheaper
+    assert chosen.scales == sent[cheaper].scales

@@ -63,13 +63,17 @@ def test_an_m_packet_names_its_assumed_state_in_the_same_46_byte_header() -> Non
         {"mirror_from": 20},
         {"mirror_from": 20 - MAX_MIRROR_AGE - 1},
         {"frame_index": 3, "mirror_from": -1},
-        {"resync_from": 0},
         {"frame_type": FrameType.P, "resync_from": 0},
     ],
 )
 def test_packets_naming_an_impossible_state_are_refused(fields: dict[str, Any]) -> None:
     with pytest.raises(PacketFormatError, match="assumes"):
         _packet(**fields)
+
+
+def test_an_m_packet_may_assume_the_state_kept_from_before_a_frame() -> None:
+    packet = _packet(resync_from=0)  # (12, 0): the decoder's state from before frame 12
+    assert Packet.from_bytes(packet.to_bytes()) == packet
 
 
 def test_a_mirror_age_on_another_frame_type_is_refused_on_parsing() -> None:
