@@ -267,22 +267,6 @@ class _Coded:
     state_before: _ReferenceState
 
 
-def _rd_cost(
-    payloads: list[ScalePayload],
-    x_hat: torch.Tensor,
-    x: torch.Tensor,
-    height: int,
-    width: int,
-    lam: float,
-) -> float:
-    """Bits per pixel plus ``lam`` times the MSE of the picture (eq. 15), on the frame's own
-    ``height`` x ``width`` region of the padded tensors."""
-    bits = 8 * sum(len(p.data) for p in payloads)
-    region = (..., slice(0, height), slice(0, width))
-    mse = float((x_hat[region].clamp(0, 1) - x[region]).pow(2).mean())
-    return bits / (height * width) + lam * mse
-
-
 class Encoder:
     """Encodes frames one at a time; owns its reference buffers.
 
@@ -293,9 +277,7 @@ class Encoder:
     against the state of a decoder that was in sync before frame f and has substituted every
     scale >= j since (``mirrored_state``), falling back to a re-sync from j when it cannot
     rebuild that state. j = 0 names the state such a decoder kept from before frame f (the
-    frames since skipped); with ``choose_reference`` the encoder codes the frame against both
-    (f, j) and (f, 0) and sends the one of lower rate-distortion cost, bits per pixel plus
-    lambda times MSE (the training loss, eq. 15).
+    frames since skipped), which it accepts after any number of further losses.
     ``entropy_workers`` threads, or with ``entropy_parallel="process"`` processes, code each
     scale's slices (``GaussianEntropyModel``); the bytes do not depend on either.
     """
@@ -328,11 +310,10 @@ class Encoder:
         lam: float,
         resync_from: int | None = None,
         mirror: tuple[int, int] | None = None,
-        choose_reference: bool = False,
     ) -> EncodedFrame:
         """Encode one H x W x 3 frame (uint8, or float32 in [0, 1]) at rate parameter ``lam``;
         ``resync_from`` j asks for a re-sync frame, ``mirror`` (f, j) for a mirrored recovery
-        frame (at most one of them); ``choose_reference``: see the class docstring."""
+        frame (at most one of them)."""
         ctx = self._ctx
         height, width = frame.shape[:2]
         if resync_from is not None and mirror is not None:
@@ -340,45 +321,35 @@ class Encoder:
         if self._size not in (None, (height, width)):
             self._history.clear()  # another frame size: no state to mirror
         self._size = (height, width)
-        assumed: list[tuple[int, _ReferenceState]] = []  # (j, the state (f, j))
+        mirror_from = None
         if mirror is not None and self.frame_index % self.gop != 0:
-            tried = [mirror[1]] + ([0] if choose_reference and mirror[1] != 0 else [])
-            for j in tried:
-                state = self.mirrored_state(mirror[0], j)
-                if state is not None:
-                    assumed.append((j, state))
-            if not assumed:
+            state = self.mirrored_state(*mirror)
+            if state is None:
                 resync_from = max(mirror[1], 1)  # cannot rebuild that state: the paper's re-sync
+            else:
+                ctx.state = state
+                mirror_from = mirror[0]
         if self.frame_index % self.gop == 0:
             frame_type, resync = FrameType.I, 1
-        elif assumed:
-            frame_type = FrameType.M
+        elif mirror_from is not None:
+            frame_type, resync = FrameType.M, mirror[1]  # type: ignore[index]
         elif resync_from is not None:
             if not 1 <= resync_from <= NUM_SCALES:
                 raise ValueError(f"resync_from must be in 1..{NUM_SCALES}, got {resync_from}")
             frame_type, resync = FrameType.R, resync_from
         else:
             frame_type, resync = FrameType.P, 0
-        if frame_type is not FrameType.M:
-            if resync:
-                ctx.state.reset_from(resync)
-            assumed = [(resync, ctx.state)]
+        if resync and frame_type is not FrameType.M:
+            ctx.state.reset_from(resync)
+        state_before = ctx.state.copy()
 
         x = pad_to_multiple(frame_to_tensor(frame, ctx.device))
         size_64 = (x.shape[-2] // PAD_MULTIPLE, x.shape[-1] // PAD_MULTIPLE)
         e, q = ctx.lam_conditioning(lam)
         obs = ctx.model.observe(x, e)
-        best = None
-        for j, state in assumed:
-            picker = EncodingPicker(ctx.entropy, height, width)
-            aux = ctx.model.aux_features(state.x_prev, 1, size_64)
-            result = ctx.model.top_down(e, q, state.refs, aux, size_64, obs, picker)
-            cost = _rd_cost(picker.payloads, result.x_hat, x, height, width, lam)
-            if best is None or cost < best[0]:
-                best = (cost, j, state, picker, result)
-        _, resync, state, picker, result = best  # type: ignore[misc]
-        ctx.state = state
-        state_before = ctx.state.copy()
+        picker = EncodingPicker(ctx.entropy, height, width)
+        aux = ctx.model.aux_features(ctx.state.x_prev, 1, size_64)
+        result = ctx.model.top_down(e, q, ctx.state.refs, aux, size_64, obs, picker)
         ctx.state.push(result.d, result.x_hat)
         encoded = EncodedFrame(
             frame_index=self.frame_index,
@@ -390,7 +361,7 @@ class Encoder:
             scales=tuple(picker.payloads),
             estimated_bits=tuple(picker.estimated_bits),
             x_hat=tensor_to_frame(result.x_hat, height, width),
-            mirror_from=mirror[0] if frame_type is FrameType.M else None,  # type: ignore[index]
+            mirror_from=mirror_from,
         )
         lam_before = self._history[-1].frame.lam if self._history else None
         if self._history and self._history[-1].frame.frame_index != self.frame_index - 1:

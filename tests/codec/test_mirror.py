@@ -260,27 +260,3 @@ def test_only_a_p_frame_leaves_a_kept_state_to_code_against(tiny_model, bikes_fr
     assert enc.mirrored_state(2, 0) is None  # an R frame: its reset comes before its state
     assert enc.mirrored_state(3, 0) is not None
     assert enc.encode(bikes_frames[4], LAM, mirror=(2, 0)).frame_type is FrameType.R
-
-
-def test_choose_reference_sends_the_state_of_lower_rate_distortion_cost(tiny_model, bikes_frames):
-    from codec.stream.coder import _rd_cost, frame_to_tensor, pad_to_multiple
-
-    h, w = bikes_frames.shape[1:3]
-    x = pad_to_multiple(frame_to_tensor(bikes_frames[5], torch.device("cpu")))
-    costs, sent = {}, {}
-    for mode in ((2, 1), (2, 0), "choose"):
-        enc = Encoder(tiny_model, gop=64)
-        for frame in bikes_frames[:5]:
-            enc.encode(frame, LAM)
-        if mode == "choose":
-            encoded = enc.encode(bikes_frames[5], LAM, mirror=(2, 1), choose_reference=True)
-        else:
-            encoded = enc.encode(bikes_frames[5], LAM, mirror=mode)
-            x_hat = torch.from_numpy(encoded.x_hat).permute(2, 0, 1)[None]
-            costs[mode[1]] = _rd_cost(list(encoded.scales), x_hat, x, h, w, LAM)
-        sent[mode if mode == "choose" else mode[1]] = encoded
-    assert costs[0] != costs[1]
-    cheaper = min(costs, key=costs.get)
-    chosen = sent["choose"]
-    assert chosen.resync_from == cheaper
-    assert chosen.scales == sent[cheaper].scales

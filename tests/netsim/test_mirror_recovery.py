@@ -174,10 +174,11 @@ def _d(frames: list[Any]) -> list[int]:
 
 
 def test_a_lost_scale_is_answered_by_one_m_frame_that_restores_sync() -> None:
-    """Frame 3 loses scale 2; its echo (3, 2) arrives before frame 5 is captured."""
+    """Frame 3 loses scale 2; its echo (3, 2) arrives before frame 5 is captured, which is
+    coded against the state the decoder kept from before frame 3, (3, 0)."""
     mirror = _run(_scenario(network=_lose((3, 2))))
     assert _types(mirror) == "IPPPPMPPPPPPPP"
-    assert mirror[5].resync_from == 2
+    assert (mirror[5].resync_from, mirror[3].frame_type) == (0, FrameType.P)
     assert _d(mirror) == [IN_SYNC] * 3 + [2, 2] + [IN_SYNC] * 9
     resync = _run(_scenario("resync", network=_lose((3, 2))))
     assert _types(resync) == "IPPPPRPPPPPPPP"
@@ -243,3 +244,13 @@ def test_recovery_is_resync_by_default_and_mirror_only_for_dhvc() -> None:
 def test_frames_csv_labels_mirrored_recovery_frames_m() -> None:
     column = next(c for c in FRAME_SCHEMA if c.name == "frame_type")
     assert "M" in column.labels
+
+
+def test_every_echo_from_before_an_m_frame_against_a_kept_state_is_stale() -> None:
+    recovery = MirrorRecovery()
+    recovery.consider(Echo(5, 3, 0.2, desynced_since=5))
+    recovery.mirrored(7, kept=True)  # against (5, 0): accepted after any drop since 5
+    recovery.encoded(7, 0)
+    assert not recovery.consider(Echo(6, 1, 0.24))  # D dropped twice before it arrived
+    assert recovery.request is None
+    assert recovery.consider(Echo(7, 2, 0.28, desynced_since=7))  # the M frame lost scale 2
