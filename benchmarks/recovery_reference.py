@@ -18,12 +18,12 @@ import copy
 import statistics
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 
 from codec import Encoder, load_model
-from codec.types import NUM_SCALES, EncodedFrame
+from codec.metrics import psnr
+from codec.types import NUM_SCALES
 from netsim.runner import load_run_inputs
 from netsim.scenario import Scenario
 
@@ -31,15 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "compare" / "compare_dhvc_loss00.yaml"
 LOSS_FRAMES = (4, 8, 12, 16, 20, 24, 40, 44, 48, 52, 56)
 ROUND_TRIP_FRAMES = 3
-
-
-def psnr(x_hat: np.ndarray, frame: np.ndarray) -> float:
-    mse = float(np.mean((x_hat.astype(np.float64) - frame.astype(np.float64) / 255.0) ** 2))
-    return -10.0 * np.log10(mse)
-
-
-def bits(encoded: EncodedFrame) -> int:
-    return 8 * sum(len(p.data) for p in encoded.scales)
 
 
 def main() -> None:
@@ -63,11 +54,11 @@ def main() -> None:
             trial[t] = {}
             for j in states:
                 encoded = enc.encode(frame, args.lam, mirror=(recoveries[t], j))
-                trial[t][j] = (bits(encoded), psnr(encoded.x_hat, frame))
+                trial[t][j] = (sum(encoded.payload_bits), psnr(frame, encoded.x_hat))
                 enc._ctx.state, enc.frame_index = saved[0].copy(), saved[1]
                 enc._history = copy.copy(saved[2])
         encoded = enc.encode(frame, args.lam)
-        clean.append((bits(encoded), psnr(encoded.x_hat, frame)))
+        clean.append((sum(encoded.payload_bits), psnr(frame, encoded.x_hat)))
     print(
         f"recovery {ROUND_TRIP_FRAMES} frames after a loss, {len(trial)} losses, lambda "
         f"{args.lam:g}: bits / the clean run's same frame, PSNR - the clean frame's"

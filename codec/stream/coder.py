@@ -501,7 +501,8 @@ class Decoder:
         if not 0 <= resync <= NUM_SCALES:
             resync = 0  # a header we cannot trust: decode as P, every scale as received
         refused = False
-        state_before = ctx.state.copy()
+        keeps = frame_type is FrameType.P and not resync  # a P frame that desyncs keeps its state
+        state_before = ctx.state.copy() if keeps else None
         if frame_type is FrameType.M and resync == 0:
             kept = self._before_desync
             refused = kept is None or kept[0] != received.mirror_from
@@ -533,7 +534,7 @@ class Decoder:
         elif d_start == IN_SYNC:
             # an in-sync decoder refusing an M frame holds scales the encoder's state lacks
             self.desynced_since = None if refused else received.frame_index
-            if frame_type is FrameType.P and not resync:
+            if state_before is not None:
                 self._before_desync = (received.frame_index, state_before)
         elif d_end < d_start:
             self.desynced_since = None
