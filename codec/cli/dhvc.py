@@ -210,6 +210,12 @@ def train(
     warmup_steps: Annotated[
         int, typer.Option(help="Linear learning-rate warm-up.")
     ] = TRAIN.warmup_steps,
+    lr_restart: Annotated[
+        int,
+        typer.Option(
+            help="Warm restart: from this step a new cosine from lr to p7-steps (0: none)."
+        ),
+    ] = TRAIN.lr_restart_step,
     synthetic_fraction: Annotated[
         float, typer.Option(help="Share of clips that are synthetic motion over photos.")
     ] = TRAIN.synthetic_fraction,
@@ -268,6 +274,7 @@ def train(
             lr=lr,
             lr_final_ratio=lr_final_ratio,
             warmup_steps=warmup_steps,
+            lr_restart_step=lr_restart,
             synthetic_fraction=synthetic_fraction,
             procedural_pictures=procedural_pictures,
             loss_aware_fraction=loss_aware_fraction,

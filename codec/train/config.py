@@ -21,7 +21,9 @@ class TrainConfig:
     4 x ``crop`` px join the photos (``codec.train.procedural``; 48 add about a fifth to the
     pack's photo tiles). The learning rate warms
     up linearly over ``warmup_steps``, then follows one cosine from ``lr`` down to
-    ``lr * lr_final_ratio`` at ``p7_steps``. With ``intra_every`` = N (0: never), every N-th
+    ``lr * lr_final_ratio`` at ``p7_steps``; with ``lr_restart_step`` = R > 0 (a warm restart,
+    for a run resumed with a longer schedule), the cosine starts again at ``lr`` at step R.
+    With ``intra_every`` = N (0: never), every N-th
     step of the clip phases is an intra step instead (``intra_batch_size`` single frames): in
     a 7-frame clip only one frame in seven is intra-coded, and intra coding falls behind.
     """
@@ -36,6 +38,7 @@ class TrainConfig:
     lr: float = 4e-4
     lr_final_ratio: float = 0.05
     warmup_steps: int = 100
+    lr_restart_step: int = 0
     grad_clip: float = 1.0
     spike_factor: float = 4.0
     ema_decay: float = 0.999
@@ -59,6 +62,10 @@ class TrainConfig:
             raise ValueError(f"crop must be a positive multiple of 64, got {self.crop}")
         if not self.lr > 0 or not 0 < self.lr_final_ratio <= 1:
             raise ValueError("need lr > 0 and 0 < lr_final_ratio <= 1")
+        if not 0 <= self.lr_restart_step < self.p7_steps:
+            raise ValueError(
+                f"lr_restart_step must lie in [0, p7_steps), got {self.lr_restart_step}"
+            )
         if not 0 <= self.procedural_pictures <= 10_000:
             raise ValueError(
                 f"procedural_pictures must lie in [0, 10000], got {self.procedural_pictures}"
@@ -91,11 +98,13 @@ class TrainConfig:
         return self.intra_batch_size if self.frames_at(step) == 1 else self.batch_size
 
     def lr_at(self, step: int) -> float:
-        """Linear warm-up, then cosine decay to ``lr * lr_final_ratio`` at ``total_steps``."""
+        """Linear warm-up, then cosine decay to ``lr * lr_final_ratio`` at ``total_steps``
+        (from ``lr_restart_step`` on, a second cosine from ``lr``)."""
         if step < self.warmup_steps:
             return self.lr * (step + 1) / self.warmup_steps
-        span = max(1, self.total_steps - self.warmup_steps)
-        progress = min(1.0, (step - self.warmup_steps) / span)
+        start = self.lr_restart_step if step >= self.lr_restart_step > 0 else self.warmup_steps
+        span = max(1, self.total_steps - start)
+        progress = min(1.0, (step - start) / span)
         floor = self.lr * self.lr_final_ratio
         return floor + (self.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 

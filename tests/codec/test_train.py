@@ -57,6 +57,20 @@ def test_schedule_uses_large_intra_batches_then_clips_and_a_cosine_decay():
     assert lrs[-1] == pytest.approx(cfg.lr * cfg.lr_final_ratio, rel=0.01)
 
 
+def test_a_warm_restart_starts_a_second_cosine_that_ends_at_the_last_step():
+    first = TrainConfig(intra_steps=10, p3_steps=20, p7_steps=100, warmup_steps=10, lr=1e-3)
+    cfg = replace(first, p7_steps=200, lr=5e-4, lr_restart_step=100)
+    assert cfg.lr_at(99) == pytest.approx(
+        TrainConfig(intra_steps=10, p3_steps=20, p7_steps=200, warmup_steps=10, lr=5e-4).lr_at(99)
+    )
+    assert cfg.lr_at(100) == pytest.approx(5e-4)
+    lrs = [cfg.lr_at(s) for s in range(100, 200)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
+    assert lrs[-1] == pytest.approx(5e-4 * cfg.lr_final_ratio, rel=0.01)
+    with pytest.raises(ValueError, match="lr_restart_step"):
+        replace(cfg, lr_restart_step=200)
+
+
 def test_cli_train_prints_its_last_log_window_as_a_table(tmp_path: Path, sources, monkeypatch):
     from rich.console import Console
     from typer.testing import CliRunner
