@@ -37,6 +37,14 @@ class ModelConfig:
     decoder never runs the posterior, so the flag changes encoding only; a state or weights of
     the same widths without it warm-start a model with it, the new inputs starting at zero
     (``codec.model.dhvc.widen_posterior_inputs``).
+
+    ``prior_conv_blocks``: ConvNeXt blocks per scale at the head of the contextual prediction
+    network, on the mix of the spatial and temporal references, before its STPBs. An STPB
+    mixes space only in its sigmoid gate (its value path is 1x1), so the paper's prior can
+    hardly move a reference's features to where the picture moved; a depth-wise 7x7 in the
+    value path can (``benchmarks/temporal_prediction.py``). Their last 1x1 convolution starts
+    at zero, so a model without them warm-starts one with them as the same function; 0 for the
+    paper's layout, and checkpoints written before the field existed load with none.
     """
 
     name: str
@@ -56,9 +64,11 @@ class ModelConfig:
     lambda_max: float = 8192.0
     smooth_sigma_bound: bool = False
     posterior_context: bool = False
+    prior_conv_blocks: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def __post_init__(self) -> None:
-        for f in ("widths", "latent_channels", "enc_blocks", "prior_blocks", "dec_blocks"):
+        per_scale = ("widths", "latent_channels", "enc_blocks", "prior_blocks", "dec_blocks")
+        for f in (*per_scale, "prior_conv_blocks"):
             value = getattr(self, f)
             if len(value) != NUM_SCALES:
                 raise ValueError(f"ModelConfig.{f} needs {NUM_SCALES} entries, got {len(value)}")
@@ -76,7 +86,14 @@ class ModelConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown ModelConfig fields: {sorted(unknown)}")
-        tuples = {"widths", "latent_channels", "enc_blocks", "prior_blocks", "dec_blocks"}
+        tuples = {
+            "widths",
+            "latent_channels",
+            "enc_blocks",
+            "prior_blocks",
+            "dec_blocks",
+            "prior_conv_blocks",
+        }
         return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
 
 
@@ -147,6 +164,10 @@ PRESETS: dict[str, ModelConfig] = {
 PRESETS["base-ctx"] = replace(PRESETS["base"], name="base-ctx", posterior_context=True)
 """``base`` with a posterior that sees the temporal context (``posterior_context``): the same
 widths, so ``base`` weights and training states warm-start it exactly."""
+
+PRESETS["base-pc"] = replace(PRESETS["base"], name="base-pc", prior_conv_blocks=(1, 1, 1, 1))
+"""``base`` with one ConvNeXt block at the head of each scale's prior (``prior_conv_blocks``):
+``base`` weights and training states continue under it as the same function."""
 
 DEFAULT_PRESET = "base"
 """The architecture ``dhvc train`` and random-weight models use unless told otherwise."""

@@ -135,6 +135,14 @@ class LatentBlock(nn.Module):
         n_ctx_inputs = 4 if cfg.aux_refinement else 3
         # Contextual prediction network (eq. 8): [s_up, t1, t2, (aux)] -> STPBs -> (mu, sigma).
         self.ctx_in = nn.Conv2d(n_ctx_inputs * c, c, 1)
+        # prior_conv_blocks ConvNeXt blocks first (none in the paper's layout), each starting
+        # as the identity (last 1x1 at zero), then the STPBs.
+        self.ctx_conv = Stage(
+            [
+                ConvNeXtBlock(c, cfg.embed_dim, cfg.kernel_size, cfg.mlp_ratio, zero_init=True)
+                for _ in range(cfg.prior_conv_blocks[k - 1])
+            ]
+        )
         self.ctx = Stage(
             [STPB(c, cfg.embed_dim, cfg.mlp_ratio) for _ in range(cfg.prior_blocks[k - 1])]
         )
@@ -161,7 +169,7 @@ class LatentBlock(nn.Module):
         """Eq. 8: context features, mu and sigma (latent units; see
         ``GaussianEntropyModel.symbol_sigma``)."""
         inputs = [s_up, t1, t2] if aux is None else [s_up, t1, t2, aux]
-        ctx = self.ctx(self.ctx_in(torch.cat(inputs, dim=1)), e)
+        ctx = self.ctx(self.ctx_conv(self.ctx_in(torch.cat(inputs, dim=1)), e), e)
         mu, sigma_raw = self.ctx_out(ctx).chunk(2, dim=1)
         sigma = F.softplus(sigma_raw) + 1e-3
         return ctx, mu, sigma

@@ -170,9 +170,17 @@ class LambdaEmbedding(nn.Module):
 
 
 class ConvNeXtBlock(nn.Module):
-    """ConvNeXt block with AdaLN: depth-wise conv, LN modulated by lambda, MLP, gated residual."""
+    """ConvNeXt block with AdaLN: depth-wise conv, LN modulated by lambda, MLP, gated residual.
+    ``zero_init``: the MLP's last 1x1 starts at zero, so the block starts as the identity."""
 
-    def __init__(self, channels: int, embed_dim: int, kernel_size: int = 7, mlp_ratio: int = 2):
+    def __init__(
+        self,
+        channels: int,
+        embed_dim: int,
+        kernel_size: int = 7,
+        mlp_ratio: int = 2,
+        zero_init: bool = False,
+    ):
         super().__init__()
         self.dw = nn.Conv2d(
             channels, channels, kernel_size, padding=kernel_size // 2, groups=channels
@@ -180,6 +188,9 @@ class ConvNeXtBlock(nn.Module):
         self.ada = AdaLN(channels, embed_dim)
         self.pw1 = nn.Conv2d(channels, mlp_ratio * channels, 1)
         self.pw2 = nn.Conv2d(mlp_ratio * channels, channels, 1)
+        if zero_init:  # the identity until training moves pw2 (a block added to a trained model)
+            nn.init.zeros_(self.pw2.weight)
+            nn.init.zeros_(self.pw2.bias)
 
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         h, gate = self.ada(depthwise(self.dw, x), e)

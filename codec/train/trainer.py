@@ -566,17 +566,30 @@ def load_train_state(path: Path, device: torch.device | str = "cpu") -> dict:
 
 
 def _fit_train_state(saved: dict, model: DHVC) -> dict:
-    """A saved training state fitted to ``model``: when ``model`` has ``posterior_context`` and
-    the state was trained without it (same widths), the posterior's context inputs are added as
-    zeros to the weights, the EMA and the optimizer's moments (``widen_posterior_inputs``), so
-    training goes on from exactly the function, step and schedule it stopped at. Anything else
-    is returned as it is (and refused by ``load_state_dict`` when it does not fit)."""
-    if not model.config.posterior_context:
-        return saved
+    """A saved training state fitted to ``model``, so that training goes on from exactly the
+    function, step and schedule it stopped at:
+
+    * when ``model`` has ``posterior_context`` and the state was trained without it (same
+      widths), the posterior's context inputs are added as zeros to the weights, the EMA and
+      the optimizer's moments (``widen_posterior_inputs``);
+    * parameters the state lacks (blocks added to the architecture since, such as
+      ``prior_conv_blocks``, which start as the identity) take the model's initial values in
+      the weights and the EMA, and fresh optimizer moments; the saved moments move to their
+      parameters' new places.
+
+    Anything else is returned as it is (and refused by ``load_state_dict`` when it does not
+    fit)."""
+    if model.config.posterior_context:
+        saved = _widen_train_state(saved, model)
+    return _grow_train_state(saved, model)
+
+
+def _widen_train_state(saved: dict, model: DHVC) -> dict:
     shapes = {k: v.shape for k, v in model.state_dict().items()}
     fitted = dict(saved, model=widen_posterior_inputs(saved["model"], shapes))
     fitted["ema"] = widen_posterior_inputs(saved["ema"], shapes)
-    names = [name for name, _ in model.named_parameters()]  # the optimizer's parameter order
+    buffers = {name for name, _ in model.named_buffers()}
+    names = [name for name in saved["model"] if name not in buffers]  # the optimizer's order
     optimizer = saved["optimizer"]
     moments = {}
     for index, entry in optimizer["state"].items():
@@ -594,26 +607,53 @@ def _fit_train_state(saved: dict, model: DHVC) -> dict:
     return fitted
 
 
+def _grow_train_state(saved: dict, model: DHVC) -> dict:
+    buffers = {name for name, _ in model.named_buffers()}
+    old = [name for name in saved["model"] if name not in buffers]  # the saved optimizer's order
+    new = [name for name, _ in model.named_parameters()]
+    added = [name for name in new if name not in saved["model"]]
+    groups = saved["optimizer"].get("param_groups", [])
+    if not added or not set(old) <= set(new) or len(groups) != 1:
+        return saved
+    place = {name: index for index, name in enumerate(new)}
+    initial = model.state_dict()
+    fitted = dict(saved)
+    for key in ("model", "ema"):
+        fitted[key] = {**saved[key], **{name: initial[name].clone() for name in added}}
+    moments = {
+        place[old[index]]: entry
+        for index, entry in saved["optimizer"]["state"].items()
+        if 0 <= index < len(old)
+    }
+    group = dict(groups[0], params=list(range(len(new))))
+    fitted["optimizer"] = dict(saved["optimizer"], state=moments, param_groups=[group])
+    return fitted
+
+
 def _warm_start_weights(path: Path, model: DHVC) -> dict[str, torch.Tensor]:
     """Weights of ``path`` for ``model``: parameters the checkpoint lacks (added to the
-    architecture after it was written) keep their initial values, and weights of the same
-    widths without ``posterior_context`` warm-start a model with it (``_fit_train_state``);
-    anything else that does not fit is an error."""
+    architecture after it was written, or ``prior_conv_blocks`` the checkpoint's model did not
+    have) keep their initial values, and weights of the same widths without
+    ``posterior_context`` warm-start a model with it (``_fit_train_state``); anything else that
+    does not fit is an error."""
     warm = load_model(path, device="cpu", strict=False)
     own = model.state_dict()
     state = widen_posterior_inputs(warm.state_dict(), {k: v.shape for k, v in own.items()})
     unexpected = [k for k in state if k not in own or own[k].shape != state[k].shape]
-    same = warm.config.name == model.config.name or _without_posterior_context(
+    same = warm.config.name == model.config.name or _warm_start_neutral(
         warm.config
-    ) == _without_posterior_context(model.config)
+    ) == _warm_start_neutral(model.config)
     if not same or unexpected:
         raise ValueError(f"{path} does not fit preset {model.config.name!r}: {unexpected[:5]}")
     return state
 
 
-def _without_posterior_context(config: ModelConfig) -> ModelConfig:
-    """``config`` with the fields a warm start may change (name, posterior_context) neutral."""
-    return dataclasses.replace(config, name="", posterior_context=False)
+def _warm_start_neutral(config: ModelConfig) -> ModelConfig:
+    """``config`` with the fields a warm start may change (name, posterior_context, and
+    prior_conv_blocks where they grow) neutral."""
+    return dataclasses.replace(
+        config, name="", posterior_context=False, prior_conv_blocks=(0,) * NUM_SCALES
+    )
 
 
 def _save(state_path, weights_out, model, ema, optimizer, guards, state, cfg, streams) -> None:

@@ -7,16 +7,19 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from codec import Decoder, Encoder
-from codec.model.config import PRESETS, get_preset
+from codec.model.config import get_preset
 from codec.model.dhvc import DHVC, widen_posterior_inputs
-from codec.train.trainer import load_train_state, train
-from codec.types import IN_SYNC
+from codec.train.trainer import train
 from tests.codec.train_setup import TINY_RUN
+from tests.codec.variant_checks import (
+    check_codes_bit_exactly_and_recovers,
+    check_state_resumes_under,
+    check_weights_warm_start,
+    register_variant,
+)
 
 CFG = TINY_RUN
 
@@ -25,8 +28,7 @@ TINY_CTX = replace(get_preset("tiny"), name="tiny-ctx", posterior_context=True)
 
 @pytest.fixture
 def tiny_ctx_preset(monkeypatch):
-    monkeypatch.setitem(PRESETS, "tiny-ctx", TINY_CTX)
-    return "tiny-ctx"
+    return register_variant(monkeypatch, TINY_CTX)
 
 
 def _widened(narrow: DHVC) -> DHVC:
@@ -69,33 +71,14 @@ def test_a_model_with_posterior_context_codes_bit_exactly_and_recovers(bikes_fra
     model = DHVC(TINY_CTX).eval()
     for block in model.blocks:  # make the context inputs matter
         torch.nn.init.normal_(block.post_in.weight, std=0.2)
-    h, w = bikes_frames.shape[1:3]
-    enc, dec = Encoder(model, gop=8), Decoder(model, h, w)
-    for frame in bikes_frames[:2]:
-        encoded = enc.encode(frame, 512.0)
-        assert np.array_equal(dec.decode(encoded.received()).x_hat, encoded.x_hat)
-    decoded = dec.decode(enc.encode(bikes_frames[2], 512.0).received({1, 2}))
-    assert decoded.first_desynced_scale == 3
-    encoded = enc.encode(bikes_frames[3], 512.0, resync_from=3)
-    decoded = dec.decode(encoded.received())
-    assert decoded.first_desynced_scale == IN_SYNC
-    assert np.array_equal(decoded.x_hat, encoded.x_hat)
+    check_codes_bit_exactly_and_recovers(model, bikes_frames, mirror=False)
 
 
 def test_a_training_state_without_it_resumes_under_it_on_the_same_loss_curve(
     tmp_path: Path, sources, tiny_ctx_preset
 ):
-    whole = train(CFG, tmp_path / "a" / "state.pt", sources)
-    path = tmp_path / "b" / "state.pt"
-    train(CFG, path, sources, max_steps=3)
-    widened = train(
-        replace(CFG, preset=tiny_ctx_preset), path, sources, weights_out=tmp_path / "w.pt"
-    )
-    assert widened.step == CFG.p7_steps
-    # the first resumed step computes the same function on the same batch; the context weights
-    # then move away from zero
-    assert widened.history[3]["loss"] == pytest.approx(whole.history[3]["loss"], rel=1e-4)
-    saved = load_train_state(path)
+    saved = check_state_resumes_under(tiny_ctx_preset, tmp_path, sources)
+    # the context weights moved away from zero
     assert saved["model"]["blocks.3.post_in.weight"].shape[1] == 3 * 16
     assert saved["model"]["blocks.3.post_in.weight"][:, 32:].abs().sum() > 0
 
@@ -103,16 +86,7 @@ def test_a_training_state_without_it_resumes_under_it_on_the_same_loss_curve(
 def test_weights_without_it_warm_start_it_and_other_widths_are_refused(
     tmp_path: Path, sources, tiny_ctx_preset
 ):
-    weights = tmp_path / "w.pt"
-    train(CFG, tmp_path / "state.pt", sources, weights_out=weights, max_steps=1)
-    warm = train(
-        replace(CFG, preset=tiny_ctx_preset),
-        tmp_path / "warm.pt",
-        sources,
-        resume=weights,
-        max_steps=1,
-    )
-    assert warm.step == 2
+    weights, _ = check_weights_warm_start(tiny_ctx_preset, tmp_path, sources)
     with pytest.raises(ValueError, match="does not fit preset 'small'"):
         train(
             replace(CFG, preset="small"), tmp_path / "bad.pt", sources, resume=weights, max_steps=1
