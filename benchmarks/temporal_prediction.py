@@ -93,7 +93,12 @@ def main() -> int:
     if args.frames < 2 or min(args.speeds) < 0:
         print("error: need --frames >= 2 and speeds >= 0", file=sys.stderr)
         return 2
-    width, height = (int(v) for v in args.size.split("x"))
+    try:
+        width, height = (int(v) for v in args.size.split("x"))
+    except ValueError:
+        parser.error(f"--size must be WIDTHxHEIGHT, got {args.size!r}")
+    if width < 64 or height < 64 or width % 2 or height % 2:
+        parser.error(f"--size needs even sides of at least 64 px, got {args.size!r}")
     paths = paths[: args.photos] if args.photos > 0 else paths
     torch.set_num_threads(1)
     model = load_model(args.checkpoint)
