@@ -625,6 +625,10 @@ def _grow_train_state(saved: dict, model: DHVC) -> dict:
         for index, entry in saved["optimizer"]["state"].items()
         if 0 <= index < len(old)
     }
+    shapes = {place[name]: initial[name].shape for name in new}
+    for index, entry in moments.items():
+        if any(v.shape != shapes[index] for v in entry.values() if v.dim() > 0):
+            raise ValueError(f"the saved optimizer state does not fit parameter {new[index]!r}")
     group = dict(groups[0], params=list(range(len(new))))
     fitted["optimizer"] = dict(saved["optimizer"], state=moments, param_groups=[group])
     return fitted

@@ -101,6 +101,33 @@ def test_a_training_state_without_them_resumes_with_them_on_the_same_loss_curve(
     assert len(saved["optimizer"]["param_groups"][0]["params"]) == len(saved["optimizer"]["state"])
 
 
+def test_a_grown_state_keeps_every_saved_moment_on_its_own_parameter():
+    from codec.train.trainer import _fit_train_state
+
+    torch.manual_seed(0)
+    plain = DHVC(get_preset("tiny"))
+    optimizer = torch.optim.Adam(plain.parameters())
+    x, lam = _clip()
+    out = plain(x, lam)
+    (out.bits.sum() + out.x_hat.sum()).backward()  # a moment for every parameter
+    optimizer.step()
+    saved = {
+        "model": plain.state_dict(),
+        "ema": plain.state_dict(),
+        "optimizer": optimizer.state_dict(),
+    }
+    grown = DHVC(TINY_PC)
+    fitted = _fit_train_state(saved, grown)
+    names = [name for name, _ in grown.named_parameters()]
+    old_names = [name for name, _ in plain.named_parameters()]
+    moved = {names[i]: entry for i, entry in fitted["optimizer"]["state"].items()}
+    assert set(moved) == set(old_names)
+    for index, name in enumerate(old_names):
+        assert torch.equal(moved[name]["exp_avg"], saved["optimizer"]["state"][index]["exp_avg"])
+    grown.load_state_dict(fitted["model"])
+    torch.optim.Adam(grown.parameters()).load_state_dict(fitted["optimizer"])
+
+
 def test_weights_without_them_warm_start_them_and_the_reverse_is_refused(
     tmp_path: Path, sources, tiny_pc_preset
 ):
