@@ -49,7 +49,7 @@ def pan_clip(photo: np.ndarray, speed: int, frames: int, size: tuple[int, int]) 
     )
 
 
-def dhvc_ratio(encoder_model, clip: np.ndarray, lam: float) -> tuple[float, float, float, float]:
+def dhvc_costs(encoder_model, clip: np.ndarray, lam: float) -> tuple[float, float, float, float]:
     """(P bits / I bits, P PSNR - I PSNR, I bpp, mean P bpp) of DHVC on one clip."""
     enc = Encoder(encoder_model, gop=len(clip))
     bits, quality = [], []
@@ -67,7 +67,7 @@ def dhvc_ratio(encoder_model, clip: np.ndarray, lam: float) -> tuple[float, floa
     )
 
 
-def x264_ratio(clip: np.ndarray, qp: int) -> float:
+def x264_cost_ratio(clip: np.ndarray, qp: int) -> float:
     """P bytes / I bytes of x264 at constant ``qp`` on one clip."""
     pictures = encode_clip(H26xSettings("x264", qp=qp, gop_frames=len(clip)), clip)
     sizes = [p.size_bytes for p in pictures]
@@ -117,7 +117,7 @@ def main() -> int:
         rows = []
         for photo in photos:
             clip = pan_clip(photo, speed, args.frames, (width, height))
-            rows.append((*dhvc_ratio(model, clip, args.lam), x264_ratio(clip, args.qp)))
+            rows.append((*dhvc_costs(model, clip, args.lam), x264_cost_ratio(clip, args.qp)))
         ratio, delta, i_bpp, p_bpp, anchor = (statistics.mean(c) for c in zip(*rows, strict=True))
         print(
             f"{speed:8d} | {ratio:13.3f} | {delta:+12.2f} dB | {i_bpp:6.3f} / {p_bpp:5.3f} | "

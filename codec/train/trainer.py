@@ -584,12 +584,18 @@ def _fit_train_state(saved: dict, model: DHVC) -> dict:
     return _grow_train_state(saved, model)
 
 
+def _saved_parameter_order(saved: dict, model: DHVC) -> list[str]:
+    """The parameter names of the model ``saved`` was trained with, in its optimizer's order
+    (its weights are saved in ``state_dict`` order; ``model``'s buffers left out)."""
+    buffers = {name for name, _ in model.named_buffers()}
+    return [name for name in saved["model"] if name not in buffers]
+
+
 def _widen_train_state(saved: dict, model: DHVC) -> dict:
     shapes = {k: v.shape for k, v in model.state_dict().items()}
     fitted = dict(saved, model=widen_posterior_inputs(saved["model"], shapes))
     fitted["ema"] = widen_posterior_inputs(saved["ema"], shapes)
-    buffers = {name for name, _ in model.named_buffers()}
-    names = [name for name in saved["model"] if name not in buffers]  # the optimizer's order
+    names = _saved_parameter_order(saved, model)
     optimizer = saved["optimizer"]
     moments = {}
     for index, entry in optimizer["state"].items():
@@ -608,8 +614,7 @@ def _widen_train_state(saved: dict, model: DHVC) -> dict:
 
 
 def _grow_train_state(saved: dict, model: DHVC) -> dict:
-    buffers = {name for name, _ in model.named_buffers()}
-    old = [name for name in saved["model"] if name not in buffers]  # the saved optimizer's order
+    old = _saved_parameter_order(saved, model)
     new = [name for name, _ in model.named_parameters()]
     added = [name for name in new if name not in saved["model"]]
     groups = saved["optimizer"].get("param_groups", [])
@@ -625,9 +630,8 @@ def _grow_train_state(saved: dict, model: DHVC) -> dict:
         for index, entry in saved["optimizer"]["state"].items()
         if 0 <= index < len(old)
     }
-    shapes = {place[name]: initial[name].shape for name in new}
     for index, entry in moments.items():
-        if any(v.shape != shapes[index] for v in entry.values() if v.dim() > 0):
+        if any(v.shape != initial[new[index]].shape for v in entry.values() if v.dim() > 0):
             raise ValueError(f"the saved optimizer state does not fit parameter {new[index]!r}")
     group = dict(groups[0], params=list(range(len(new))))
     fitted["optimizer"] = dict(saved["optimizer"], state=moments, param_groups=[group])

@@ -13,7 +13,7 @@ import torch
 
 from codec.model.config import ModelConfig, get_preset
 from codec.model.dhvc import DHVC
-from codec.train.trainer import train
+from codec.train.trainer import _fit_train_state, train
 from tests.codec.train_setup import TINY_RUN
 from tests.codec.variant_checks import (
     check_codes_bit_exactly_and_recovers,
@@ -102,8 +102,6 @@ def test_a_training_state_without_them_resumes_with_them_on_the_same_loss_curve(
 
 
 def test_a_grown_state_keeps_every_saved_moment_on_its_own_parameter():
-    from codec.train.trainer import _fit_train_state
-
     torch.manual_seed(0)
     plain = DHVC(get_preset("tiny"))
     optimizer = torch.optim.Adam(plain.parameters())
