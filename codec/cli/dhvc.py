@@ -219,6 +219,12 @@ def train(
     synthetic_fraction: Annotated[
         float, typer.Option(help="Share of clips that are synthetic motion over photos.")
     ] = TRAIN.synthetic_fraction,
+    still_fraction: Annotated[
+        float, typer.Option(help="Share of synthetic clips whose camera stands still.")
+    ] = TRAIN.still_fraction,
+    slow_fraction: Annotated[
+        float, typer.Option(help="Share of synthetic clips that pan at 0-1 px/frame.")
+    ] = TRAIN.slow_fraction,
     procedural_pictures: Annotated[
         int, typer.Option(help="Dead-leaves and text pictures generated to join the photos.")
     ] = TRAIN.procedural_pictures,
@@ -276,6 +282,8 @@ def train(
             warmup_steps=warmup_steps,
             lr_restart_step=lr_restart,
             synthetic_fraction=synthetic_fraction,
+            still_fraction=still_fraction,
+            slow_fraction=slow_fraction,
             procedural_pictures=procedural_pictures,
             loss_aware_fraction=loss_aware_fraction,
             intra_every=intra_every,

@@ -10,6 +10,15 @@ from dataclasses import dataclass
 from codec.model.config import DEFAULT_PRESET
 
 
+def check_camera_shares(still: float, slow: float) -> None:
+    """Raise ValueError unless the shares of still and slow synthetic clips are valid."""
+    if not (still >= 0 and slow >= 0 and still + slow <= 1):
+        raise ValueError(
+            "still_fraction and slow_fraction must be non-negative with a sum of at most 1, "
+            f"got {still} and {slow}"
+        )
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Hyper-parameters of a training run. Steps are cumulative phase boundaries.
@@ -19,7 +28,8 @@ class TrainConfig:
     of the clips lose their upper scales in one frame and recover by mirroring
     (``sample_loss_events``). ``procedural_pictures`` dead-leaves and text pictures of
     4 x ``crop`` px join the photos (``codec.train.procedural``; 48 add about a fifth to the
-    pack's photo tiles). The learning rate warms
+    pack's photo tiles). ``still_fraction`` of the synthetic clips keep the camera still and
+    ``slow_fraction`` pan at 0-1 px/frame (``DeviceSampler``). The learning rate warms
     up linearly over ``warmup_steps``, then follows one cosine from ``lr`` down to
     ``lr * lr_final_ratio`` at ``p7_steps``; with ``lr_restart_step`` = R > 0 (a warm restart,
     for a run resumed with a longer schedule), the cosine starts again at ``lr`` at step R.
@@ -46,6 +56,8 @@ class TrainConfig:
     save_every: int = 200
     log_every: int = 10
     synthetic_fraction: float = 0.5
+    still_fraction: float = 0.15
+    slow_fraction: float = 0.2
     procedural_pictures: int = 48
     loss_aware_fraction: float = 0.25
     intra_every: int = 0
@@ -66,6 +78,7 @@ class TrainConfig:
             raise ValueError(
                 f"lr_restart_step must lie in [0, p7_steps), got {self.lr_restart_step}"
             )
+        check_camera_shares(self.still_fraction, self.slow_fraction)
         if not 0 <= self.procedural_pictures <= 10_000:
             raise ValueError(
                 f"procedural_pictures must lie in [0, 10000], got {self.procedural_pictures}"

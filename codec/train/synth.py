@@ -43,6 +43,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from codec.train.config import check_camera_shares
+
 MOTION_KINDS: tuple[str, ...] = (
     "pan_zoom",
     "shake",
@@ -273,11 +275,16 @@ def _draw_motion(
     flip: bool,
     layer_src_hw: tuple[int, int] | None = None,
     random_origin: bool = False,
+    still: float = 0.0,
+    slow: float = 0.0,
 ) -> _Motion:
     """Parameters of n clips of motion ``kind`` (device tensors from ``draw``), see module doc.
 
     ``out_hw``: output frame (height, width) px; ``src_hw``: background source size;
     ``flip``: mirror half of the clips left-right; ``layer_src_hw``: layer source size (layered).
+    ``still`` and ``slow`` (training only; 0 draws exactly what evaluation sets were made with):
+    the share of clips whose camera stands still (no pan, zoom or shake; layers and photometric
+    changes stay) and the share whose camera pans slowly, 0-1 px/frame without zoom.
     """
     if kind not in MOTION_KINDS:
         raise ValueError(f"unknown motion kind {kind!r}; known: {MOTION_KINDS}")
@@ -304,6 +311,13 @@ def _draw_motion(
         camera = draw.chance(shape, 0.5)
         speed = draw.uniform(shape, 0.5, 6.0) * camera
         zoom_rate = draw.uniform(shape, -0.03, 0.03) * camera * draw.chance(shape, 0.3)
+    if still > 0.0 or slow > 0.0:
+        u = draw.uniform(shape, 0.0, 1.0)
+        moving = (u >= still).to(draw.dtype)
+        slowly = ((u >= still) & (u < still + slow)).to(draw.dtype)
+        speed = moving * torch.lerp(speed, draw.uniform(shape, 0.0, 1.0), slowly)
+        zoom_rate = zoom_rate * (moving - slowly)
+        jitter = jitter * moving[:, None, None]
     velocity = speed[:, None] * draw.direction(shape)
     mirror = draw.sign(shape) if flip else torch.ones_like(zero)
     centers, mats = _camera(draw, scale0, zoom_rate, velocity, jitter, out_hw, src_hw, mirror)
@@ -791,8 +805,11 @@ class DeviceSampler:
     probability ``synthetic_fraction`` (the batch's synthetic count is that fraction of B,
     stochastically rounded), of a kind drawn with ``kind_weights`` (default
     :data:`DEFAULT_KIND_WEIGHTS`), else a real clip; with only photos or only clips every sample
-    is of that kind. Samples are shuffled within the batch. The same ``seed`` and the same calls
-    give the same batches on the same device; ``state_dict``/``load_state_dict`` resume exactly.
+    is of that kind. ``still_fraction`` of the synthetic clips keep their camera still and
+    ``slow_fraction`` pan it at 0-1 px/frame (real video often stands still or moves slowly; the
+    paper-7.2 kinds alone never do). Samples are shuffled within the batch. The same ``seed`` and
+    the same calls give the same batches on the same device; ``state_dict``/``load_state_dict``
+    resume exactly.
     """
 
     def __init__(
@@ -808,6 +825,8 @@ class DeviceSampler:
         kind_weights: Mapping[str, float] | None = None,
         max_stride: int = 3,
         max_clip_frames: int | None = None,
+        still_fraction: float = 0.0,
+        slow_fraction: float = 0.0,
     ) -> None:
         if not isinstance(crop, int) or crop < 16 or crop % 16:
             raise ValueError(f"crop must be a positive multiple of 16, got {crop}")
@@ -817,6 +836,7 @@ class DeviceSampler:
             raise ValueError("no sources: give photos, clips or both")
         if max_stride < 1:
             raise ValueError(f"max_stride must be at least 1, got {max_stride}")
+        check_camera_shares(still_fraction, slow_fraction)
         tile = tile or 2 * crop
         if tile < crop:
             raise ValueError(f"tile ({tile}) must be at least the crop ({crop})")
@@ -840,6 +860,8 @@ class DeviceSampler:
         self.device = torch.device(device)
         self.synthetic_fraction = float(synthetic_fraction)
         self.max_stride = max_stride
+        self.still_fraction = float(still_fraction)
+        self.slow_fraction = float(slow_fraction)
         self.kind_weights = torch.tensor(
             [weights.get(k, 0.0) for k in MOTION_KINDS], dtype=torch.float64
         )
@@ -903,6 +925,8 @@ class DeviceSampler:
                 (tile, tile),
                 flip=True,
                 layer_src_hw=(window, window),
+                still=self.still_fraction,
+                slow=self.slow_fraction,
             )
             for kind in order
             if counts[MOTION_KINDS.index(kind)]

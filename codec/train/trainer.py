@@ -398,6 +398,8 @@ def _train(
         device=dev,
         seed=parallel.seed(cfg.seed),
         synthetic_fraction=cfg.synthetic_fraction,
+        still_fraction=cfg.still_fraction,
+        slow_fraction=cfg.slow_fraction,
     )
     lambda_gen = torch.Generator(device=dev)
     lambda_gen.manual_seed(parallel.seed(cfg.seed + 1))

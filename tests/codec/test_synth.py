@@ -252,6 +252,45 @@ def test_drawn_motions_stay_inside_with_paper_magnitudes():
     assert float((sigmas[:, 0] == 0).double().mean()) > 0.6  # frame 0 sharp in most blur clips
 
 
+def test_still_and_slow_cameras():
+    out_hw, tile, frames, n = (32, 32), 96, 6, 400
+
+    def drawn(kind: str, **shares: float):
+        draw = _Draw(torch.Generator().manual_seed(5), CPU, torch.float64)
+        return _draw_motion(draw, kind, n, frames, out_hw, (tile, tile), flip=True, **shares)
+
+    def steps(motion) -> torch.Tensor:  # output px moved per frame, per clip
+        moved = (motion.centers[:, 1:] - motion.centers[:, :-1]).norm(dim=-1)
+        return (moved / motion.mats[:, :1, 1, 1]).amax(1)
+
+    for kind in ("pan_zoom", "shake", "layered", "fade"):
+        still = drawn(kind, still=1.0)
+        assert (still.centers == still.centers[:, :1]).all()
+        assert (still.mats == still.mats[:, :1]).all()
+        slow = drawn(kind, slow=1.0)
+        assert (slow.mats == slow.mats[:, :1]).all()  # no zoom
+        if kind != "shake":
+            assert float(steps(slow).max()) <= 1.0 + 1e-9
+    assert float(steps(drawn("pan_zoom")).median()) > 2.0  # the paper's pans are faster
+    mixed = drawn("pan_zoom", still=0.3, slow=0.4)
+    share_still = float((steps(mixed) == 0).double().mean())
+    share_slow = float(((steps(mixed) > 0) & (steps(mixed) <= 1.0)).double().mean())
+    assert 0.24 < share_still < 0.36 and 0.34 < share_slow < 0.48
+    layered = drawn("layered", still=1.0)  # the cut-outs still move over a still background
+    assert (layered.layers.centers[:, :, 1:] != layered.layers.centers[:, :, :-1]).any()
+    # Without shares the draws are unchanged: evaluation clips stay what they were.
+    plain, zero = drawn("pan_zoom"), drawn("pan_zoom", still=0.0, slow=0.0)
+    assert torch.equal(plain.centers, zero.centers)
+
+
+def test_sampler_still_clips_repeat_their_first_frame(photos):
+    sampler = DeviceSampler(
+        photos, [], 32, "cpu", seed=3, kind_weights={"pan_zoom": 1.0}, still_fraction=1.0
+    )
+    batch = sampler.batch(4, 3)
+    assert torch.equal(batch[:, 1:], batch[:, :1].expand_as(batch[:, 1:]))
+
+
 def test_pan_zoom_moves_the_picture():
     photo = _texture(160, 200, 9, smooth=2.0)
     seed, checked = 0, 0
@@ -416,6 +455,8 @@ def test_motion_clip_is_deterministic_with_the_asked_size():
         ({"kind_weights": {"spin": 1.0}}, "unknown motion kinds"),
         ({"kind_weights": {"blur": 0.0}}, "not all zero"),
         ({"tile": 16}, "tile"),
+        ({"still_fraction": -0.1}, "still_fraction"),
+        ({"still_fraction": 0.6, "slow_fraction": 0.5}, "sum of at most 1"),
     ],
 )
 def test_sampler_rejects_bad_arguments(photos, clips, kwargs, message):

@@ -106,6 +106,8 @@ def test_bad_training_configs_are_refused():
         {"batch_size": 0},
         {"intra_every": 1},
         {"intra_every": -2},
+        {"still_fraction": -0.5},
+        {"still_fraction": 0.7, "slow_fraction": 0.4},
     )
     for bad in bad_configs:
         with pytest.raises(ValueError):
