@@ -27,8 +27,9 @@ checks the same rules as ``unpack``), so a stream that was written always parses
 * frame type and ``resync_from`` as the encoder sets them (I: 1; P: 0; R: 1..K; M: 0..K); an M
   frame's ``mirror_age`` 1..``MAX_MIRROR_AGE`` and not beyond frame 0, every other frame's 0;
 * scale payloads: whole 32-bit words, at least one (``check_payloads`` then bounds them by what
-  the declared frame size can hold, once the model is known; the entropy decoder checks the
-  slice table inside, ``codec.entropy.gaussian.GaussianTable``).
+  the declared frame size can hold, scale 1's with its motion section, once the model is
+  known; the entropy decoder checks the slice table inside,
+  ``codec.entropy.gaussian.GaussianTable``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ import numpy as np
 from codec.entropy.gaussian import slice_bounds, slice_count, slice_table_bytes
 from codec.io.wire import WireField, wire_fields
 from codec.model.config import MAX_LAMBDA, MIN_LAMBDA, ModelConfig, check_lambda
+from codec.stream.motion import max_section_bytes
 from codec.types import (
     MAX_MIRROR_AGE,
     NUM_SCALES,
@@ -58,8 +60,9 @@ from codec.types import (
 )
 
 MAGIC = b"DHVC"
-FORMAT_VERSION = 4
-"""4: the frame header carries ``mirror_age`` and the frame type M (mirrored recovery); 3: each
+FORMAT_VERSION = 5
+"""5: scale 1's payload begins with the frame's block motion field (``codec.stream.motion``);
+4: the frame header carries ``mirror_age`` and the frame type M (mirrored recovery); 3: each
 scale payload is a slice table and independently coded slices
 (``codec.entropy.gaussian.GaussianTable``), and q is computed in float64
 (``codec.stream.coder``); 2: latent positions that cover only padding are not coded (1 coded
@@ -418,11 +421,14 @@ def check_payloads(
         except ValueError as err:
             raise BitstreamError(f"frame {frame.frame_index}: {err}") from None
         for k, (n, payload) in enumerate(zip(symbols, payloads, strict=True), start=1):
-            if len(payload) > max_payload_bytes(n):
+            limit = max_payload_bytes(n)
+            if k == 1:  # and the motion section
+                limit += max_section_bytes(header.height, header.width)
+            if len(payload) > limit:
                 raise BitstreamError(
                     f"frame {frame.frame_index} scale {k}: a payload of {len(payload)} bytes "
                     f"cannot code the {n} symbols of a {header.width}x{header.height} frame "
-                    f"(at most {max_payload_bytes(n)} bytes)"
+                    f"(at most {limit} bytes)"
                 )
 
 

@@ -14,6 +14,12 @@ the reference state each was coded against) and, asked for the decoder state (f,
 those frames again with a ``Decoder`` of its own that received only the scales below j, from
 frame f on: the same code path, hence the decoder's references bit for bit. It then codes an
 ordinary inter frame (type M) against them.
+
+Block motion (DESIGN 3, ``codec.stream.motion``): before a frame's top-down pass both sides shift
+their reference features by the frame's motion field, which the encoder estimates and sends at
+the head of scale 1's payload. A decoder uses a frame's field only when it can decode scale 1
+(received intact, D > 1, the state it assumes held); otherwise the zero field, the same rule in
+the encoder's mirror.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import copy
 import zlib
 from collections import deque
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -30,6 +36,15 @@ import torch
 from codec.entropy.gaussian import EntropyCodingError, GaussianEntropyModel, Parallel
 from codec.model.config import check_lambda
 from codec.model.dhvc import DHVC, PAD_MULTIPLE, TemporalRefs, pad_to_multiple
+from codec.stream.motion import (
+    MotionError,
+    estimate_motion,
+    motion_luma,
+    pack_motion,
+    shift_references,
+    unpack_motion,
+    zero_field,
+)
 from codec.threads import intra_op_threads
 from codec.types import (
     IN_SYNC,
@@ -88,6 +103,12 @@ class _ReferenceState:
         state = _ReferenceState()
         state.refs = list(self.refs)
         state.x_prev = self.x_prev
+        return state
+
+    def shifted(self, field: np.ndarray) -> _ReferenceState:
+        """A copy whose temporal references are shifted by the motion ``field``."""
+        state = self.copy()
+        state.refs = shift_references(self.refs, field)
         return state
 
 
@@ -280,6 +301,9 @@ class Encoder:
     frames since skipped), which it accepts after any number of further losses.
     ``entropy_workers`` threads, or with ``entropy_parallel="process"`` processes, code each
     scale's slices (``GaussianEntropyModel``); the bytes do not depend on either.
+    ``motion``: estimate a block motion field for every inter frame against the source
+    picture its newest reference came from (``codec.stream.motion``); off, every field is
+    zero (the paper's co-located references).
     """
 
     def __init__(
@@ -289,13 +313,16 @@ class Encoder:
         device: str | torch.device | None = None,
         entropy_workers: int = 1,
         entropy_parallel: Parallel = "thread",
+        motion: bool = True,
     ):
         if gop < 1:
             raise ValueError("gop must be >= 1")
         self.gop = gop
+        self.motion = motion
         self._ctx = _CodingContext(model, device, entropy_workers, entropy_parallel)
         self.frame_index = 0
         self._history: deque[_Coded] = deque(maxlen=MAX_MIRROR_AGE)
+        self._sources: dict[int, np.ndarray] = {}  # recent sources' motion_luma
         self._size: tuple[int, int] | None = None
 
     @property
@@ -320,6 +347,7 @@ class Encoder:
             raise ValueError("ask for a re-sync or a mirrored recovery frame, not both")
         if self._size not in (None, (height, width)):
             self._history.clear()  # another frame size: no state to mirror
+            self._sources.clear()
         self._size = (height, width)
         mirror_from = None
         if mirror is not None and self.frame_index % self.gop != 0:
@@ -342,6 +370,11 @@ class Encoder:
         if resync and frame_type is not FrameType.M:
             ctx.state.reset_from(resync)
         state_before = ctx.state.copy()
+        # the newest reference: frame t - 1, or f - 1 for the state kept from before frame f
+        newest = mirror_from - 1 if frame_type is FrameType.M and resync == 0 else None
+        luma = motion_luma(frame) if self.motion else None
+        field = self._motion_field(luma, frame_type, newest, (height, width))
+        ctx.state = ctx.state.shifted(field)
 
         x = pad_to_multiple(frame_to_tensor(frame, ctx.device))
         size_64 = (x.shape[-2] // PAD_MULTIPLE, x.shape[-1] // PAD_MULTIPLE)
@@ -351,6 +384,12 @@ class Encoder:
         aux = ctx.model.aux_features(ctx.state.x_prev, 1, size_64)
         result = ctx.model.top_down(e, q, ctx.state.refs, aux, size_64, obs, picker)
         ctx.state.push(result.d, result.x_hat)
+        section = pack_motion(field)
+        first = picker.payloads[0]
+        picker.payloads[0] = ScalePayload(
+            section + first.data, zlib.crc32(section + first.data), first.sync_tag
+        )
+        picker.estimated_bits[0] += 8 * len(section)
         encoded = EncodedFrame(
             frame_index=self.frame_index,
             frame_type=frame_type,
@@ -367,8 +406,26 @@ class Encoder:
         if self._history and self._history[-1].frame.frame_index != self.frame_index - 1:
             lam_before = None
         self._history.append(_Coded(encoded.received(), lam_before, state_before))
+        if luma is not None:
+            self._sources[self.frame_index] = luma
+        self._sources.pop(self.frame_index - MAX_MIRROR_AGE - 1, None)
         self.frame_index += 1
         return encoded
+
+    def _motion_field(
+        self,
+        luma: np.ndarray | None,
+        frame_type: FrameType,
+        newest: int | None,
+        size: tuple[int, int],
+    ) -> np.ndarray:
+        """The motion field of the frame about to be coded (``luma``: its ``motion_luma``,
+        None with motion off): zero for an I frame, with motion off, or when the source of the
+        newest reference (``newest``, default the previous frame) is not kept."""
+        reference = self._sources.get(self.frame_index - 1 if newest is None else newest)
+        if luma is None or frame_type is FrameType.I or reference is None:
+            return zero_field(*size)
+        return estimate_motion(luma, reference, *size)
 
     def mirrored_state(self, frame_index: int, scale: int) -> _ReferenceState | None:
         """The reference state of a decoder in state (f, j) = (``frame_index``, ``scale``) now:
@@ -485,6 +542,24 @@ class Decoder:
             return None
         return self.desynced_since, self.first_desynced_scale
 
+    def _motion(self, received: ReceivedFrame, usable: bool) -> tuple[ReceivedFrame, np.ndarray]:
+        """The frame with scale 1's payload stripped of its motion section, and the field to
+        shift the references by: the frame's own when scale 1 arrived intact and ``usable``
+        (scale 1 will be decoded if its sync tag agrees), else zero. A section that does not
+        parse leaves scale 1 corrupt."""
+        payload = received.scales.get(1)
+        field = zero_field(self.height, self.width)
+        if payload is None or zlib.crc32(payload.data) != payload.crc32:
+            return received, field
+        try:
+            sent, rest = unpack_motion(payload.data, self.height, self.width)
+        except MotionError:
+            stripped = ScalePayload(b"", 1, payload.sync_tag)  # crc32(b"") is 0: corrupt
+        else:
+            stripped = ScalePayload(rest, zlib.crc32(rest), payload.sync_tag)
+            field = sent if usable else field
+        return replace(received, scales={**received.scales, 1: stripped}), field
+
     @torch.inference_mode()
     @coding_threads()
     def decode(self, received: ReceivedFrame) -> DecodedFrame:
@@ -518,6 +593,8 @@ class Decoder:
             if resync <= self.first_desynced_scale:
                 self.first_desynced_scale = IN_SYNC
         d_start = self.first_desynced_scale
+        received, field = self._motion(received, usable=not refused and d_start > 1)
+        ctx.state = ctx.state.shifted(field)
         picker = DecodingPicker(
             ctx.entropy, received, self.height, self.width, d_start, cfg.aux_refinement, refused
         )

@@ -8,34 +8,16 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-import torch
 
 from codec import IN_SYNC, NUM_SCALES, Decoder, Encoder, FrameType, ReceivedFrame, load_model
 from codec.io.video import read_frames
 from codec.stream.bitstream import FrameHeader, StreamHeader, read_stream, write_frame
+from codec.stream.motion import unpack_motion
 from codec.types import MAX_MIRROR_AGE, ScaleOutcome
+from tests.codec.conftest import states_equal
 
 LAM = 512.0
 ALL = set(range(1, NUM_SCALES + 1))
-
-
-@pytest.fixture
-def threads(request):
-    before = torch.get_num_threads()
-    torch.set_num_threads(request.param)
-    yield request.param
-    torch.set_num_threads(before)
-
-
-def _states_equal(a, b) -> bool:
-    """Two reference states hold the same tensors bit for bit."""
-    for (a1, a2), (b1, b2) in zip(a.refs, b.refs, strict=True):
-        for x, y in ((a1, b1), (a2, b2)):
-            if (x is None) != (y is None) or (x is not None and not torch.equal(x, y)):
-                return False
-    if (a.x_prev is None) != (b.x_prev is None):
-        return False
-    return a.x_prev is None or torch.equal(a.x_prev, b.x_prev)
 
 
 def _lose(kept_per_frame: dict[int, set[int]], i: int) -> set[int]:
@@ -54,13 +36,15 @@ CASES = [
 @pytest.mark.parametrize(
     ("j", "losses"), CASES, ids=["2-1", "2-2", "2-3", "2-4", "kept-1", "kept-4", "kept-2nd"]
 )
+@pytest.mark.parametrize("moving", [False, True], ids=["bikes", "moving"])
 def test_mirrored_state_equals_the_decoders_bit_for_bit_and_one_m_frame_resyncs(
-    tiny_model, bikes_frames, threads, j, losses
+    tiny_model, bikes_frames, pan_clip, threads, j, losses, moving
 ):
-    h, w = bikes_frames.shape[1:3]
+    clip = pan_clip if moving else bikes_frames  # moving: every inter frame has a motion field
+    h, w = clip.shape[1:3]
     enc, dec = Encoder(tiny_model, gop=64), Decoder(tiny_model, h, w)
     lost_at, mirror_at = 2, 5
-    for i, frame in enumerate(bikes_frames):
+    for i, frame in enumerate(clip):
         if i == lost_at:
             kept = dec._ctx.state.copy()
         if i == mirror_at:
@@ -68,13 +52,15 @@ def test_mirrored_state_equals_the_decoders_bit_for_bit_and_one_m_frame_resyncs(
             assert mirrored is not None
             if j:
                 assert dec.mirror_state == (lost_at, j)
-            assert _states_equal(mirrored, dec._ctx.state if j else kept)
+            assert states_equal(mirrored, dec._ctx.state if j else kept)
         encoded = enc.encode(frame, LAM, mirror=(lost_at, j) if i == mirror_at else None)
         decoded = dec.decode(encoded.received(_lose(losses, i)))
         if i == mirror_at:
             assert encoded.frame_type is FrameType.M
             assert (encoded.mirror_from, encoded.resync_from) == (lost_at, j)
             assert decoded.outcomes == (ScaleOutcome.DECODED,) * NUM_SCALES
+        if moving and i:
+            assert unpack_motion(encoded.scales[0].data, h, w)[0].any()
         if i < lost_at or i >= mirror_at:
             assert decoded.first_desynced_scale == IN_SYNC
             assert dec.mirror_state is None
@@ -153,7 +139,7 @@ def test_an_m_frame_missing_a_scale_leaves_a_state_that_mirrors_again(tiny_model
     for i, frame in enumerate(bikes_frames[:7]):
         mirror = {3: (1, 3), 5: (3, 4)}.get(i)
         if mirror is not None:
-            assert _states_equal(enc.mirrored_state(*mirror), dec._ctx.state)
+            assert states_equal(enc.mirrored_state(*mirror), dec._ctx.state)
         encoded = enc.encode(frame, LAM, mirror=mirror)
         decoded = dec.decode(encoded.received(_lose(losses, i)))
         if i == 3:
@@ -224,7 +210,7 @@ def test_shipped_weights_mirror_bit_exactly():
     enc, dec = Encoder(model, gop=64), Decoder(model, 64, 64)
     for i, frame in enumerate(frames):
         if i == 4:
-            assert _states_equal(enc.mirrored_state(1, 2), dec._ctx.state)
+            assert states_equal(enc.mirrored_state(1, 2), dec._ctx.state)
         encoded = enc.encode(frame, 1024.0, mirror=(1, 2) if i == 4 else None)
         decoded = dec.decode(encoded.received(ALL - {2} if i == 1 else None))
     assert encoded.frame_type is FrameType.M
@@ -243,7 +229,7 @@ def test_a_partly_lost_m_frame_against_a_kept_state_mirrors_again(tiny_model, bi
         mirror = {3: (1, 0), 5: (3, 3)}.get(i)
         if i == 5:
             assert dec.mirror_state == (3, 3)
-            assert _states_equal(enc.mirrored_state(3, 3), dec._ctx.state)
+            assert states_equal(enc.mirrored_state(3, 3), dec._ctx.state)
         encoded = enc.encode(frame, LAM, mirror=mirror)
         decoded = dec.decode(encoded.received(_lose(losses, i)))
         if mirror is not None:
