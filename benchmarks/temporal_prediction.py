@@ -3,16 +3,18 @@
 Each held-out validation photo (``data/pack/val/photos``, never trained on) becomes a clip of
 ``--frames`` frames of ``--size`` px panning right at v whole pixels per frame (v = 0 is a
 still picture: every frame the same). Both codecs code it as one I frame and P frames: DHVC
-at ``--lam`` and x264 (low-delay, ``codec.h26x.realtime``) at ``--qp``. Printed per speed,
-means over the photos: P-frame bits over I-frame bits (how much of an intra frame an inter
-frame still costs; 1 means the reference saves nothing), and the P frames' PSNR minus the I
-frame's. An inter coder that compensates motion keeps its ratio low at every speed; a prior
-that predicts only from co-located features pays more the faster the picture moves.
+at ``--lam`` and x264 (low-delay, ``codec.h26x.realtime``) at ``--qp``; DHVC twice, with block
+motion of the references (its default, ``codec.stream.motion``) and with the paper's co-located
+references. Printed per speed, means over the photos: P-frame bits over I-frame bits (how
+much of an intra frame an inter frame still costs; 1 means the reference saves nothing), and
+the P frames' PSNR minus the I frame's. An inter coder that compensates motion keeps its
+ratio low at every speed; a prior that predicts only from co-located features pays more the
+faster the picture moves.
 
     .venv/bin/python benchmarks/temporal_prediction.py [--pack data/pack] [--speeds 0 1 2 4 8 16]
         [--lam 1024] [--qp 27] [--checkpoint default] [--photos N]
 
-Takes about 45 seconds on one thread (12 photos, 6 speeds).
+Takes about 70 seconds on one thread (12 photos, 6 speeds).
 """
 
 from __future__ import annotations
@@ -49,9 +51,12 @@ def pan_clip(photo: np.ndarray, speed: int, frames: int, size: tuple[int, int]) 
     )
 
 
-def dhvc_costs(encoder_model, clip: np.ndarray, lam: float) -> tuple[float, float, float, float]:
-    """(P bits / I bits, P PSNR - I PSNR, I bpp, mean P bpp) of DHVC on one clip."""
-    enc = Encoder(encoder_model, gop=len(clip))
+def dhvc_costs(
+    encoder_model, clip: np.ndarray, lam: float, motion: bool = True
+) -> tuple[float, float, float, float]:
+    """(P bits / I bits, P PSNR - I PSNR, I bpp, mean P bpp) of DHVC on one clip, with block
+    motion of the references or (``motion`` off) co-located references."""
+    enc = Encoder(encoder_model, gop=len(clip), motion=motion)
     bits, quality = [], []
     for frame in clip:
         coded = enc.encode(frame, lam)
@@ -112,16 +117,27 @@ def main() -> int:
         f"{len(photos)} held-out photos panning right, {args.frames} frames of {width}x{height}, "
         f"DHVC lambda {args.lam:g} ({args.checkpoint}), x264 QP {args.qp}; means over the photos"
     )
-    print("px/frame | DHVC P/I bits | DHVC P - I PSNR | DHVC I / P bpp | x264 P/I bits")
+    print(
+        "px/frame | DHVC P/I bits: block motion | P - I PSNR | co-located | P - I PSNR "
+        "| I / P bpp (motion) | x264 P/I bits"
+    )
     for speed in args.speeds:
         rows = []
         for photo in photos:
             clip = pan_clip(photo, speed, args.frames, (width, height))
-            rows.append((*dhvc_costs(model, clip, args.lam), x264_cost_ratio(clip, args.qp)))
-        ratio, delta, i_bpp, p_bpp, anchor = (statistics.mean(c) for c in zip(*rows, strict=True))
+            rows.append(
+                (
+                    *dhvc_costs(model, clip, args.lam),
+                    *dhvc_costs(model, clip, args.lam, motion=False)[:2],
+                    x264_cost_ratio(clip, args.qp),
+                )
+            )
+        ratio, delta, i_bpp, p_bpp, plain, plain_delta, anchor = (
+            statistics.mean(c) for c in zip(*rows, strict=True)
+        )
         print(
-            f"{speed:8d} | {ratio:13.3f} | {delta:+12.2f} dB | {i_bpp:6.3f} / {p_bpp:5.3f} | "
-            f"{anchor:13.3f}"
+            f"{speed:8d} | {ratio:26.3f} | {delta:+7.2f} dB | {plain:10.3f} | "
+            f"{plain_delta:+7.2f} dB | {i_bpp:8.3f} / {p_bpp:5.3f} | {anchor:13.3f}"
         )
     return 0
 

@@ -238,7 +238,10 @@ class CodecSpec(_Spec):
     model's range (``check_lambda``). For every codec a frame whose index is a multiple of
     ``gop_frames`` is an I frame. ``recovery``: how the sender answers an echo, ``resync``
     (the paper's re-sync frame; x264/x265: an I frame) or ``mirror`` (DHVC: an ordinary inter
-    frame coded against the decoder's state, rebuilt by the encoder, DESIGN 3)."""
+    frame coded against the decoder's state, rebuilt by the encoder, DESIGN 3). ``motion``:
+    how DHVC's references follow the picture, ``blocks`` (its default: a block motion field
+    per inter frame, DESIGN 3) or ``none`` (the paper's co-located references); x264 and x265
+    compensate motion themselves and refuse the field."""
 
     kind: str = DEFAULT_CODEC
     h26x: H26xSpec | None = None
@@ -247,6 +250,7 @@ class CodecSpec(_Spec):
     lam: FiniteFloat = Field(1024.0, gt=0)
     gop_frames: StrictInt = Field(32, ge=1, le=MAX_FRAME_INDEX)
     recovery: Literal["resync", "mirror"] = "resync"
+    motion: Literal["blocks", "none"] | None = None
 
     @field_validator("checkpoint")
     @classmethod
@@ -278,6 +282,9 @@ class CodecSpec(_Spec):
         if self.recovery not in entry.recoveries:
             owners = [k for k in codec_kinds() if self.recovery in codec_entry(k).recoveries]
             raise FieldError(("recovery",), f"only for kind {' or '.join(owners)}")
+        if self.motion is not None and self.motion not in entry.motions:
+            owners = [k for k in codec_kinds() if self.motion in codec_entry(k).motions]
+            raise FieldError(("motion",), f"only for kind {' or '.join(owners)}")
         entry.check_settings(self)
         return self
 

@@ -40,6 +40,13 @@ CheckpointOpt = Annotated[
         help="Weights: 'default' (shipped), 'none' (random, for tests/benchmarks) or a path.",
     ),
 ]
+MotionOpt = Annotated[
+    bool,
+    typer.Option(
+        "--motion/--no-motion",
+        help="Block motion of the references (off: the paper's co-located references).",
+    ),
+]
 PresetOpt = Annotated[
     str | None, typer.Option("--preset", help=f"Model preset ({', '.join(PRESETS)}).")
 ]
@@ -87,6 +94,7 @@ def encode(
     preset: PresetOpt = None,
     checkpoint: CheckpointOpt = "default",
     device: DeviceOpt = "cpu",
+    motion: MotionOpt = True,
 ) -> None:
     """Encode a video into a .dhvc file."""
     from codec.stream.files import encode_file
@@ -97,7 +105,9 @@ def encode(
         def on_frame(i: int, total: int, bits: int) -> None:
             progress.update(task, completed=i + 1, total=total, info=f"{bits} bits")
 
-        summary = encode_file(video, output, lam, frames, gop, preset, checkpoint, device, on_frame)
+        summary = encode_file(
+            video, output, lam, frames, gop, preset, checkpoint, device, on_frame, motion
+        )
     console.print(
         f"{summary.frames} frames, {summary.width}x{summary.height}, "
         f"{summary.bpp:.4f} bpp, {summary.bytes_total} bytes -> {output}"
@@ -393,6 +403,7 @@ def evaluate_cmd(
     checkpoint: CheckpointOpt = "default",
     preset: PresetOpt = None,
     device: DeviceOpt = "cpu",
+    motion: MotionOpt = True,
 ) -> None:
     """Rate-distortion of DHVC against x264/x265 (low delay, or --intra) over one or more
     sources: rd.json, rd.png, per-source and set-average BD-rates."""
@@ -455,6 +466,7 @@ def evaluate_cmd(
             qps=numbers(qps, int, "qps"),
             intra=intra,
             pack_root=pack,
+            motion=motion,
         )
         png = output.with_suffix(".png")
         with atomic_file(png) as temporary:

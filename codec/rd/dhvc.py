@@ -55,15 +55,17 @@ def evaluate_dhvc(
     gop: int,
     lam: float,
     on_frame: Callable[[int], None] | None = None,
+    motion: bool = True,
 ) -> dict:
-    """One DHVC rate point: encode every frame at ``lam``, decode with all scales received.
+    """One DHVC rate point: encode every frame at ``lam`` (with block motion of the
+    references unless ``motion`` is off), decode with all scales received.
 
     ``originals``: N x H x W x 3 uint8. Returns lambda, bpp (payload + header bits over
     N * H * W), mean RGB PSNR and MS-SSIM of the decoder's frames, mean bits of I frames and
     of P frames and their ratio (``None`` where a frame kind does not occur).
     """
     count, height, width = originals.shape[:3]
-    encoder = Encoder(model, gop=gop)
+    encoder = Encoder(model, gop=gop, motion=motion)
     decoder = Decoder(model, height=height, width=width)
     bits: list[int] = []
     kinds: list[FrameType] = []
@@ -93,12 +95,13 @@ def evaluate_dhvc(
     }
 
 
-def dhvc_settings(lambdas: Sequence[float], gop: int, intra: bool) -> dict:
+def dhvc_settings(lambdas: Sequence[float], gop: int, intra: bool, motion: bool = True) -> dict:
     """How the DHVC points were coded and counted, as written to rd.json."""
     return {
         "lambdas": [float(v) for v in lambdas],
         "gop": int(gop),
         "intra_only": bool(intra),
+        "motion": "blocks" if motion else "none",
         "bits": f"payload bytes of the {NUM_SCALES} scales + frame header "
         f"({FRAME_HEADER_BYTES} bytes/frame); .dhvc stream header not counted",
         "decoding": "Decoder with every scale received",

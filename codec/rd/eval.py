@@ -138,6 +138,7 @@ def evaluate(
     qps: Sequence[int] = DEFAULT_QPS,
     intra: bool = False,
     pack_root: str | os.PathLike[str] = DEFAULT_PACK,
+    motion: bool = True,
 ) -> dict:
     """Rate-distortion points of DHVC and the anchors on one source or a set of sources.
 
@@ -146,6 +147,7 @@ def evaluate(
     ``size`` = (width, height) when given). A single source is a set of one. ``lambdas``: DHVC
     rate points (``None``: ``default_lambdas(model)``). ``anchors``: any of ``x264``, ``x265``.
     ``intra``: every frame an I frame for DHVC and the anchors (``gop`` must be 1).
+    ``motion``: DHVC's block motion of the references (``codec.stream.motion``), or none.
 
     Writes the returned dict to ``out_json`` atomically. For one source its keys are video,
     frames, gop, intra, width, height, model, codecs, anchor_settings, bd_rate, and
@@ -211,7 +213,7 @@ def evaluate(
         for lam in lam_values:
             point += 1
             on_frame = partial(report, index, "dhvc", f"lambda={lam:g}")
-            codecs["dhvc"].append(evaluate_dhvc(model, originals, gop, lam, on_frame))
+            codecs["dhvc"].append(evaluate_dhvc(model, originals, gop, lam, on_frame, motion))
         for anchor in anchors:
             codecs[anchor] = []
             for rate in rates[anchor]:
@@ -246,7 +248,7 @@ def evaluate(
             "lambda_max": model.config.lambda_max,
             "aux_refinement": model.config.aux_refinement,
         },
-        "dhvc_settings": dhvc_settings(lam_values, gop, intra),
+        "dhvc_settings": dhvc_settings(lam_values, gop, intra, motion),
         "anchor_settings": settings,
         "metrics": {
             "bpp": "bits / (frames * width * height) of the original frames",

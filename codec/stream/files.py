@@ -91,8 +91,10 @@ def encode_file(
     checkpoint: str,
     device: str,
     on_frame: Callable[[int, int, int], None] | None = None,
+    motion: bool = True,
 ) -> EncodeSummary:
-    """Encode ``video`` into ``output`` (.dhvc), written atomically."""
+    """Encode ``video`` into ``output`` (.dhvc), written atomically; ``motion``: block motion
+    of the references (off: every field zero)."""
     if frames is not None and frames < 1:
         raise ValueError(f"--frames must be >= 1, got {frames}")
     if gop < 1:
@@ -111,7 +113,7 @@ def encode_file(
     model = load_model(checkpoint, preset=preset, device=device)
     height, width = pictures.shape[1:3]
     header = StreamHeader(model.model_id, width, height, fps, gop)
-    encoder = Encoder(model, gop=gop, device=device)
+    encoder = Encoder(model, gop=gop, device=device, motion=motion)
     total = 0
     with naming_target(output), atomic_file(output) as tmp, tmp.open("wb") as f:
         write_stream(f, header)

@@ -383,7 +383,7 @@ def load_dhvc(scenario: Scenario, originals: np.ndarray, device: str) -> LoadedD
     height, width = originals.shape[1:3]
     return LoadedDhvc(
         model=model,
-        encoder=Encoder(model, gop=spec.gop_frames, device=device),
+        encoder=Encoder(model, gop=spec.gop_frames, device=device, motion=spec.motion != "none"),
         decoder=Decoder(model, height=height, width=width, device=device),
         originals=originals,
         lam=spec.lam,
@@ -425,5 +425,6 @@ register_codec(
         load=load_dhvc,
         check_scenario=check_dhvc_scenario,
         recoveries=("resync", "mirror"),
+        motions=("blocks", "none"),
     )
 )

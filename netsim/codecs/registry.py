@@ -53,7 +53,9 @@ class CodecEntry:
     ``codec`` section's field that holds this kind's settings (None: it has none), which the
     kind then requires and every other kind refuses; ``check_settings`` checks the ``codec``
     section further (``FieldError`` with a path below ``codec``). ``recoveries``: the
-    answers to feedback it offers (``codec.recovery``), its default first.
+    answers to feedback it offers (``codec.recovery``), its default first. ``motions``: the
+    reference motions it offers (``codec.motion``), its default first; none, and it refuses
+    the field.
     """
 
     kind: str
@@ -62,6 +64,7 @@ class CodecEntry:
     settings_field: str | None = None
     check_settings: Callable[[CodecSpec], None] = _accept
     recoveries: tuple[str, ...] = ("resync",)
+    motions: tuple[str, ...] = ()
 
 
 class CodecRegistry:

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from codec.cli.dhvc import app
 from codec.io.video import read_frames, write_png_frames
+from tests.codec.conftest import pan
 
 runner = CliRunner()
 TINY = ["--checkpoint", "none", "--preset", "tiny"]
@@ -39,6 +40,22 @@ def test_encode_writes_a_stream_that_info_describes(stream):
     assert f'"format_version": {FORMAT_VERSION},' in result.output
     assert '"width": 95' in result.output and '"height": 69' in result.output
     assert result.output.count('"type": "I"') == 2
+
+
+@pytest.mark.parametrize("flag", ["--motion", "--no-motion"])
+def test_encode_without_motion_sends_only_zero_fields(tmp_path, flag):
+    from codec.stream.bitstream import read_stream
+    from codec.stream.motion import unpack_motion
+
+    source = tmp_path / "pan"
+    write_png_frames(source, pan(3, (8, 0), size=(64, 128)))
+    out = tmp_path / "pan.dhvc"
+    result = runner.invoke(app, ["encode", str(source), "-o", str(out), flag, *TINY])
+    assert result.exit_code == 0, result.output
+    with out.open("rb") as f:
+        _, frames = read_stream(f)
+        fields = [unpack_motion(payloads[0], 64, 128)[0] for _, payloads in frames]
+    assert any(field.any() for field in fields) is (flag == "--motion")
 
 
 @pytest.mark.parametrize("m", [1, 2, 3, 4])

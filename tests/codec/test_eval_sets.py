@@ -165,6 +165,7 @@ def test_one_source_keeps_the_per_source_layout(folders, tiny_model, tmp_path):
     rd = evaluate(folders[0], 2, 2, [512.0], ["x264"], tiny_model, tmp_path / "rd.json", qps=QPS)
     assert set(rd) == OLD_KEYS | {"intra"}
     assert rd["video"] == str(folders[0]) and rd["intra"] is False
+    assert rd["dhvc_settings"]["motion"] == "blocks"
     assert [p["lambda"] for p in rd["codecs"]["dhvc"]] == [512.0]
 
 

@@ -8,6 +8,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -68,7 +69,8 @@ def test_x264_pictures_wider_than_libx264_runs_are_refused(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("kind", ["x264", "x265"])
 @pytest.mark.parametrize(
-    ("field", "value"), [("lam", 512.0), ("checkpoint", "none"), ("preset", "tiny")]
+    ("field", "value"),
+    [("lam", 512.0), ("checkpoint", "none"), ("preset", "tiny"), ("motion", "none")],
 )
 def test_dhvc_settings_given_to_a_standard_codec_are_refused(
     tmp_path: Path, kind: str, field: str, value: Any
@@ -148,3 +150,14 @@ def test_explicit_losses_on_layers_a_standard_codec_never_sends_are_refused(
             {"codec.kind": kind, "network.forward.loss": {**loss, "packets": lost[:1]}} | video,
         )
     )
+
+
+@pytest.mark.parametrize(("motion", "expected"), [(None, True), ("blocks", True), ("none", False)])
+def test_dhvc_follows_motion_with_blocks_unless_told_none(motion: str | None, expected: bool):
+    from netsim.codecs.dhvc import load_dhvc
+    from netsim.scenario import Scenario
+
+    codec = {"checkpoint": "none", "preset": "tiny"} | ({"motion": motion} if motion else {})
+    scenario = Scenario.model_validate({"name": "a", "codec": codec})
+    loaded = load_dhvc(scenario, np.zeros((2, 64, 64, 3), np.uint8), "cpu")
+    assert loaded.encoder.motion is expected
