@@ -32,6 +32,7 @@ from codec.stream.bitstream import (
     write_stream,
 )
 from codec.stream.coder import Decoder, Encoder
+from codec.stream.motion import MotionError, unpack_motion
 from codec.types import NUM_SCALES, ScaleOutcome
 
 DEFAULT_FPS = Fraction(25)
@@ -188,8 +189,18 @@ def decode_file(
     return DecodeSummary(len(pictures), substituted, out_of_sync)
 
 
+def _moved_blocks(scale_1: bytes, height: int, width: int) -> int | None:
+    """How many blocks a frame's motion field moves (None: its section does not parse)."""
+    try:
+        field, _ = unpack_motion(scale_1, height, width)
+    except MotionError:
+        return None
+    return int(field.any(axis=-1).sum())
+
+
 def describe_file(stream: Path) -> dict:
-    """Stream header and per-frame sizes of a .dhvc file, as plain data."""
+    """Stream header and per-frame sizes of a .dhvc file, as plain data; ``moved_blocks`` is
+    how many 64x64 blocks the frame's motion field moves (None: a malformed section)."""
     header, frames = open_stream(stream)
     return {
         "model_id": header.model_id,
@@ -204,7 +215,8 @@ def describe_file(stream: Path) -> dict:
                 "resync_from": h.resync_from,
                 "lambda": h.lam,
                 "bytes_per_scale": list(h.lengths),
+                "moved_blocks": _moved_blocks(payloads[0], header.height, header.width),
             }
-            for h, _ in frames
+            for h, payloads in frames
         ],
     }

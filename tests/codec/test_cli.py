@@ -40,6 +40,7 @@ def test_encode_writes_a_stream_that_info_describes(stream):
     assert f'"format_version": {FORMAT_VERSION},' in result.output
     assert '"width": 95' in result.output and '"height": 69' in result.output
     assert result.output.count('"type": "I"') == 2
+    assert result.output.count('"moved_blocks": ') == 4
 
 
 @pytest.mark.parametrize("flag", ["--motion", "--no-motion"])
