@@ -150,7 +150,7 @@ def unpack_motion(payload: bytes, height: int, width: int) -> tuple[np.ndarray, 
         raw = inflate.decompress(payload[_LENGTH.size : _LENGTH.size + length], rows * cols)
     except zlib.error as err:
         raise MotionError(f"the motion section does not inflate: {err}") from None
-    if len(raw) != rows * cols or not inflate.eof or inflate.unconsumed_tail:
+    if len(raw) != rows * cols or not inflate.eof or inflate.unconsumed_tail or inflate.unused_data:
         raise MotionError(f"the motion section does not hold exactly {rows * cols} blocks")
     values = np.frombuffer(raw, dtype=np.uint8).reshape(rows, cols)
     field = np.stack([values >> 4, values & 15], axis=-1).astype(np.int8) - 8

@@ -61,10 +61,9 @@ def test_sections_round_trip_and_the_zero_field_costs_one_word():
         pack_motion(np.full((2, 2, 2), MAX_UNITS + 1))
 
 
-def _section(raw: bytes, length: int | None = None, pad: bytes | None = None) -> bytes:
-    data = zlib.compress(raw)
-    pad = bytes(-len(data) % 4) if pad is None else pad
-    return struct.pack("<I", len(data) if length is None else length) + data + pad
+def _section(raw: bytes, junk: bytes = b"") -> bytes:
+    data = zlib.compress(raw) + junk
+    return struct.pack("<I", len(data)) + data + bytes(-len(data) % 4)
 
 
 @pytest.mark.parametrize(
@@ -75,6 +74,7 @@ def _section(raw: bytes, length: int | None = None, pad: bytes | None = None) ->
         (struct.pack("<I", 4) + b"\xff\xff\xff\xff", "does not inflate"),
         (_section(bytes([0x88]) * 3), "exactly 4 blocks"),
         (_section(bytes([0x88]) * 5), "exactly 4 blocks"),
+        (_section(bytes([0x88]) * 4, junk=b"junk"), "exactly 4 blocks"),
         (_section(bytes([0x08, 0x88, 0x88, 0x88])), "exceeds"),
         (struct.pack("<I", 3) + zlib.compress(b"")[:3] + b"\x07", "padding"),
     ],
