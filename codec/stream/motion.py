@@ -174,22 +174,33 @@ def _gather_index(field: np.ndarray, stride: int, h: int, w: int) -> torch.Tenso
     return torch.from_numpy((sy * w + sx).reshape(-1))
 
 
+def _gather(features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``features`` (B, C, h, w) with pixel i taken from flat position ``index[i]``."""
+    b, c, h, w = features.shape
+    return features.flatten(2).index_select(2, index.to(features.device)).view(b, c, h, w)
+
+
 def shift_features(features: torch.Tensor, field: np.ndarray, stride: int) -> torch.Tensor:
     """``features`` (B, C, h, w) of the given stride with each pixel taken from where
     ``field`` says its block's picture came from (border replicated)."""
-    b, c, h, w = features.shape
-    index = _gather_index(field, stride, h, w).to(features.device)
-    return features.flatten(2).index_select(2, index).view(b, c, h, w)
+    return _gather(features, _gather_index(field, stride, *features.shape[-2:]))
 
 
 def shift_references(
     refs: Sequence[tuple[torch.Tensor | None, torch.Tensor | None]], field: np.ndarray
 ) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:
     """Every scale's temporal references shifted by ``field`` (``None``, the intra constant,
-    stays); the zero field returns them unchanged."""
+    stays); the zero field returns them unchanged. Both references of a scale share one
+    gather index."""
     if not field.any():
         return list(refs)
-    return [
-        tuple(None if r is None else shift_features(r, field, stride) for r in pair)  # type: ignore[misc]
-        for pair, stride in zip(refs, STRIDES, strict=True)
-    ]
+    shifted: list[tuple[torch.Tensor | None, torch.Tensor | None]] = []
+    for pair, stride in zip(refs, STRIDES, strict=True):
+        present = [r for r in pair if r is not None]
+        if not present:
+            shifted.append(pair)
+            continue
+        index = _gather_index(field, stride, *present[0].shape[-2:])
+        t1, t2 = (None if r is None else _gather(r, index) for r in pair)
+        shifted.append((t1, t2))
+    return shifted
