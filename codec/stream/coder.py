@@ -79,12 +79,15 @@ class _ReferenceState:
     """Reference buffers shared in shape by encoder and decoder.
 
     ``refs[k-1]`` holds (d_k of t-1, d_k of t-2) with ``None`` for the intra constant;
-    ``x_prev`` is the previous reconstruction (auxiliary refinement only).
+    ``x_prev`` is the previous reconstruction (auxiliary refinement only); ``newest`` the
+    index of the frame whose features were pushed last (the source the encoder's motion search
+    matches against), None before the first.
     """
 
     def __init__(self) -> None:
         self.refs: list[TemporalRefs] = [(None, None)] * NUM_SCALES
         self.x_prev: torch.Tensor | None = None
+        self.newest: int | None = None
 
     def reset_from(self, j: int) -> None:
         """Reset the buffers of scales >= j, as a GOP start does for j = 1 (DESIGN 3)."""
@@ -93,9 +96,10 @@ class _ReferenceState:
         if j == 1:
             self.x_prev = None
 
-    def push(self, d: list[torch.Tensor], x_hat: torch.Tensor) -> None:
+    def push(self, d: list[torch.Tensor], x_hat: torch.Tensor, frame_index: int) -> None:
         self.refs = [(dk, r[0]) for dk, r in zip(d, self.refs, strict=True)]
         self.x_prev = x_hat
+        self.newest = frame_index
 
     def copy(self) -> _ReferenceState:
         """A snapshot: the buffers are replaced, never written in place, so the tensors are
@@ -103,6 +107,7 @@ class _ReferenceState:
         state = _ReferenceState()
         state.refs = list(self.refs)
         state.x_prev = self.x_prev
+        state.newest = self.newest
         return state
 
     def shifted(self, field: np.ndarray) -> _ReferenceState:
@@ -337,10 +342,13 @@ class Encoder:
         lam: float,
         resync_from: int | None = None,
         mirror: tuple[int, int] | None = None,
+        echoed: int | None = None,
     ) -> EncodedFrame:
         """Encode one H x W x 3 frame (uint8, or float32 in [0, 1]) at rate parameter ``lam``;
         ``resync_from`` j asks for a re-sync frame, ``mirror`` (f, j) for a mirrored recovery
-        frame (at most one of them)."""
+        frame (at most one of them); ``echoed``: the scale the decoder's echo named for frame
+        f, which decides whether it kept its state from before an I, R or M frame f
+        (``mirrored_state``)."""
         ctx = self._ctx
         height, width = frame.shape[:2]
         if resync_from is not None and mirror is not None:
@@ -351,7 +359,7 @@ class Encoder:
         self._size = (height, width)
         mirror_from = None
         if mirror is not None and self.frame_index % self.gop != 0:
-            state = self.mirrored_state(*mirror)
+            state = self.mirrored_state(*mirror, echoed=echoed)
             if state is None:
                 resync_from = max(mirror[1], 1)  # cannot rebuild that state: the paper's re-sync
             else:
@@ -370,10 +378,8 @@ class Encoder:
         if resync and frame_type is not FrameType.M:
             ctx.state.reset_from(resync)
         state_before = ctx.state.copy()
-        # the newest reference: frame t - 1, or f - 1 for the state kept from before frame f
-        newest = mirror_from - 1 if frame_type is FrameType.M and resync == 0 else None
         luma = motion_luma(frame) if self.motion else None
-        field = self._motion_field(luma, frame_type, newest, (height, width))
+        field = self._motion_field(luma, frame_type, ctx.state.newest, (height, width))
         ctx.state = ctx.state.shifted(field)
 
         x = pad_to_multiple(frame_to_tensor(frame, ctx.device))
@@ -383,7 +389,7 @@ class Encoder:
         picker = EncodingPicker(ctx.entropy, height, width)
         aux = ctx.model.aux_features(ctx.state.x_prev, 1, size_64)
         result = ctx.model.top_down(e, q, ctx.state.refs, aux, size_64, obs, picker)
-        ctx.state.push(result.d, result.x_hat)
+        ctx.state.push(result.d, result.x_hat, self.frame_index)
         section = pack_motion(field)
         first = picker.payloads[0]
         picker.payloads[0] = ScalePayload(
@@ -420,23 +426,31 @@ class Encoder:
         size: tuple[int, int],
     ) -> np.ndarray:
         """The motion field of the frame about to be coded (``luma``: its ``motion_luma``,
-        None with motion off): zero for an I frame, with motion off, or when the source of the
-        newest reference (``newest``, default the previous frame) is not kept."""
-        reference = self._sources.get(self.frame_index - 1 if newest is None else newest)
+        None with motion off) against the source of its newest reference (``newest``, the
+        frame index the reference state holds last: t - 1, or older for a state kept from
+        before a loss): zero for an I frame, with motion off, or when that source is not
+        kept."""
+        reference = None if newest is None else self._sources.get(newest)
         if luma is None or frame_type is FrameType.I or reference is None:
             return zero_field(*size)
         return estimate_motion(luma, reference, *size)
 
-    def mirrored_state(self, frame_index: int, scale: int) -> _ReferenceState | None:
+    def mirrored_state(
+        self, frame_index: int, scale: int, echoed: int | None = None
+    ) -> _ReferenceState | None:
         """The reference state of a decoder in state (f, j) = (``frame_index``, ``scale``) now:
         in sync before frame f, every scale >= j substituted by its mean from f on, the lower
         scales decoded as sent (DESIGN 2). Rebuilt by decoding the kept frames f.. again with
-        a ``Decoder`` that receives only their scales below j. j = 0: the state before frame f,
-        which such a decoder keeps (``Decoder``), when frame f was a P frame (the state it was
-        coded against is then what the decoder held). None when that state cannot be rebuilt
-        exactly:
+        a ``Decoder`` that receives only their scales below j. j = 0: the state a decoder that
+        fell out of sync at frame f keeps from before it (``Decoder``): the state frame f was
+        coded against (after an R or I frame's reset; for an M frame the state it assumed).
+        For a P frame that is what the decoder held whatever arrived of f; for an I, R or M
+        frame only if the decoder knew its header, which ``echoed`` >= 2 (the scale its echo
+        named: scale 1 of f was decoded) guarantees: a decoder that received nothing of f takes
+        it for a P frame. None when that state cannot be rebuilt exactly:
 
         * frame f is older than the kept history (``MAX_MIRROR_AGE`` frames) or not yet coded;
+        * j = 0, frame f is not a P frame and ``echoed`` is not at least 2;
         * j = 1 and frame f is not a P frame, or a later one is an I or R frame, or lambda
           changed: a decoder that lost scale 1 may not have received their headers, so
           whether it reset buffers, or which lambda it used, is unknown;
@@ -451,7 +465,10 @@ class Encoder:
             return None
         first = kept[0].frame
         if scale == 0:
-            return kept[0].state_before.copy() if first.frame_type is FrameType.P else None
+            header_known = echoed is not None and echoed >= 2
+            if first.frame_type is FrameType.P or header_known:
+                return kept[0].state_before.copy()
+            return None
         if scale == 1:
             lambdas = {c.frame.lam for c in kept} | {kept[0].lam_before or first.lam}
             later_resync = any(c.frame.frame_type in (FrameType.I, FrameType.R) for c in kept)
@@ -492,9 +509,12 @@ class Decoder:
     Mirrored recovery (DESIGN 3): the decoder's state is (f, D) (``mirror_state``) when it was
     in sync before frame f and D has not dropped since. An M frame assuming exactly that state
     is decoded as an ordinary inter frame from D = K + 1 (back in sync if all of it arrived).
-    A decoder that falls out of sync at a P frame f keeps its state from before f until it is
-    back in sync, and an M frame assuming (f, 0) is decoded against that state (after any
-    number of drops since f). Any other decoder treats an M frame as lost (every scale substituted,
+    A decoder that falls out of sync at a frame f keeps the state it decoded f against (its
+    state before f; after an I or R frame's reset; for an M frame, the state the M frame
+    assumed) until it is back in sync, and an M frame assuming (f, 0) is decoded against that
+    state (after any number of drops since f). A failed recovery thus leaves a state the next
+    M frame can assume: its references age, but it never needs the substituted scales. Any
+    other decoder treats an M frame as lost (every scale substituted,
     ``ScaleOutcome.STATE_MISMATCH``, no reset) and asks for an echo of its own state again.
     ``entropy_workers`` threads (or processes, ``entropy_parallel``) decode each scale's
     slices; the pictures do not depend on them. ``context``: share another coder's model and
@@ -576,8 +596,6 @@ class Decoder:
         if not 0 <= resync <= NUM_SCALES:
             resync = 0  # a header we cannot trust: decode as P, every scale as received
         refused = False
-        keeps = frame_type is FrameType.P and not resync  # a P frame that desyncs keeps its state
-        state_before = ctx.state.copy() if keeps else None
         if frame_type is FrameType.M and resync == 0:
             kept = self._before_desync
             refused = kept is None or kept[0] != received.mirror_from
@@ -593,6 +611,8 @@ class Decoder:
             if resync <= self.first_desynced_scale:
                 self.first_desynced_scale = IN_SYNC
         d_start = self.first_desynced_scale
+        # what the frame was coded against: kept if the frame desyncs (mirrored recovery)
+        state_before = None if refused else ctx.state.copy()
         received, field = self._motion(received, usable=not refused and d_start > 1)
         ctx.state = ctx.state.shifted(field)
         picker = DecodingPicker(
@@ -602,7 +622,7 @@ class Decoder:
         e, q = ctx.lam_conditioning(lam)
         aux = ctx.model.aux_features(ctx.state.x_prev, 1, size_64)
         result = ctx.model.top_down(e, q, ctx.state.refs, aux, size_64, None, picker)
-        ctx.state.push(result.d, result.x_hat)
+        ctx.state.push(result.d, result.x_hat, received.frame_index)
         self.first_desynced_scale = picker.first_desynced_scale
         d_end = self.first_desynced_scale
         if d_end == IN_SYNC:

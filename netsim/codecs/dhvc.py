@@ -155,9 +155,10 @@ class DhvcFrameEncoder:
     def encode(self, frame_index: int, request: int | MirrorRequest | None) -> EncodedFrame:
         frame = self._frames[frame_index]
         if isinstance(request, MirrorRequest):
-            kept = self._encoder.mirrored_state(request.frame_index, 0) is not None
-            scale = 0 if kept else request.scale
-            return self._encoder.encode(frame, lam=self._lam, mirror=(request.frame_index, scale))
+            f, echoed = request
+            kept = self._encoder.mirrored_state(f, 0, echoed=echoed) is not None
+            scale = 0 if kept else echoed
+            return self._encoder.encode(frame, lam=self._lam, mirror=(f, scale), echoed=echoed)
         return self._encoder.encode(frame, lam=self._lam, resync_from=request)
 
 

@@ -238,11 +238,73 @@ def test_a_partly_lost_m_frame_against_a_kept_state_mirrors_again(tiny_model, bi
     assert np.array_equal(decoded.x_hat, encoded.x_hat)
 
 
-def test_only_a_p_frame_leaves_a_kept_state_to_code_against(tiny_model, bikes_frames):
+def test_a_kept_state_before_an_i_or_r_frame_needs_an_echo_that_shows_its_header(
+    tiny_model, bikes_frames
+):
     enc = Encoder(tiny_model, gop=64)
     for i, frame in enumerate(bikes_frames[:4]):
         enc.encode(frame, LAM, resync_from=2 if i == 2 else None)
+    # a decoder that received nothing of frame 2 took it for a P frame (no reset), so only an
+    # echo from scale 2 or above (scale 1 of frame 2 decoded) vouches for the state after it
     assert enc.mirrored_state(0, 0) is None  # an I frame
-    assert enc.mirrored_state(2, 0) is None  # an R frame: its reset comes before its state
-    assert enc.mirrored_state(3, 0) is not None
+    assert enc.mirrored_state(2, 0) is None  # an R frame
+    assert enc.mirrored_state(2, 0, echoed=1) is None
+    assert enc.mirrored_state(2, 0, echoed=2) is not None
+    assert enc.mirrored_state(0, 0, echoed=3) is not None  # the I frame's empty state
+    assert enc.mirrored_state(3, 0) is not None  # a P frame: whatever the echo
     assert enc.encode(bikes_frames[4], LAM, mirror=(2, 0)).frame_type is FrameType.R
+
+
+@pytest.mark.parametrize("threads", [1, 2], indirect=True)
+@pytest.mark.parametrize("moving", [False, True], ids=["bikes", "moving"])
+def test_a_failed_recovery_leaves_a_kept_state_the_next_m_frame_assumes(
+    tiny_model, bikes_frames, pan_clip, threads, moving
+):
+    """Scale 4 lost at frame 1; the M frame at 3 (against the state kept from before 1) loses
+    scale 3: the decoder keeps the state it decoded frame 3 against, and the M frame at 5
+    assumes (3, 0) and puts it back in sync, bit for bit."""
+    clip = (pan_clip if moving else bikes_frames)[:7]
+    h, w = clip.shape[1:3]
+    enc, dec = Encoder(tiny_model, gop=64), Decoder(tiny_model, h, w)
+    lost = {1: ALL - {4}, 3: ALL - {3}}
+    mirrors = {3: (1, 0, 4), 5: (3, 0, 3)}
+    for i, frame in enumerate(clip):
+        f, j, echoed = mirrors.get(i, (None, None, None))
+        if i == 5:
+            assert dec.mirror_state == (3, 3)
+            assert states_equal(enc.mirrored_state(3, 0, echoed=3), dec._before_desync[1])
+            assert enc.mirrored_state(3, 0, echoed=1) is None  # scale 1 of the M frame lost
+        mirror = None if f is None else (f, j)
+        encoded = enc.encode(frame, LAM, mirror=mirror, echoed=echoed)
+        decoded = dec.decode(encoded.received(_lose(lost, i)))
+        if i in mirrors:
+            assert encoded.frame_type is FrameType.M
+            assert decoded.outcomes[0] is not ScaleOutcome.STATE_MISMATCH
+        assert decoded.first_desynced_scale == (IN_SYNC, 4, 4, 3, 3, IN_SYNC, IN_SYNC)[i]
+    assert decoded.first_desynced_scale == IN_SYNC
+    assert np.array_equal(decoded.x_hat, encoded.x_hat)
+    assert states_equal(enc._ctx.state, dec._ctx.state)
+
+
+@pytest.mark.parametrize("threads", [1, 2], indirect=True)
+def test_an_r_frame_that_desyncs_leaves_its_reset_state_to_recover_from(
+    tiny_model, bikes_frames, threads
+):
+    h, w = bikes_frames.shape[1:3]
+    enc, dec = Encoder(tiny_model, gop=64), Decoder(tiny_model, h, w)
+    for i, frame in enumerate(bikes_frames[:6]):
+        if i == 4:
+            assert states_equal(enc.mirrored_state(1, 0, echoed=3), dec._before_desync[1])
+        encoded = enc.encode(
+            frame,
+            LAM,
+            resync_from=2 if i == 1 else None,
+            mirror=(1, 0) if i == 4 else None,
+            echoed=3 if i == 4 else None,
+        )
+        decoded = dec.decode(encoded.received(ALL - {3} if i == 1 else ALL))
+        if i in (1, 2, 3):
+            assert dec.mirror_state == (1, 3)
+    assert encoded.frame_type is FrameType.P
+    assert decoded.first_desynced_scale == IN_SYNC
+    assert np.array_equal(decoded.x_hat, encoded.x_hat)
