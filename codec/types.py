@@ -136,7 +136,10 @@ class DecodedFrame:
     ``desynced_since`` is f when the decoder's state is (f, D): it was in sync before frame f
     and D has not dropped since, the state an M frame can assume (DESIGN 3); None when in sync
     or when its state is not that simple (D dropped twice, or it refused an M frame while in
-    sync).
+    sync). ``motion`` is the block motion field the frame carried against frame t - 1
+    (``codec.stream.motion``; a P or R frame whose scale 1 arrived intact), whether or not the
+    decoder could use it: a receiver out of sync from scale 1 can still move its last picture
+    along it (``netsim.concealment``); None otherwise.
     """
 
     frame_index: int
@@ -148,6 +151,7 @@ class DecodedFrame:
     first_desynced_scale: int
     echo_scale: int | None
     desynced_since: int | None = None
+    motion: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def scales_decoded(self) -> int:

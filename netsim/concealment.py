@@ -33,6 +33,17 @@ seeds 0-2, 131 frames with scale 1 substituted, 83 of them with a usable field),
 extrapolated picture against the last shown one repeated: +2.61 dB one frame on (never
 worse), +0.62 dB two on (worse on 3 of 24), +0.09 dB three on (worse on 7 of 24, so the rule
 stops at two).
+
+A frame whose scale 1 arrived but could not be decoded (the decoder is out of sync from scale
+1 since an earlier loss) still brings its block motion field (``DecodedFrame.motion``, the
+encoder's own estimate against the previous source picture): such a frame shows the last
+shown picture moved along that field (``ShownKind.MOVED``, ``codec.stream.motion``), whatever
+the number of frames since the last decoded one; a zero field falls back to the rule above.
+On the originals of bikes (53 losses, 448x256), moving the extrapolated picture of the lost
+frame along the next frames' fields predicted the frames one and two after the loss at 25.21
+and 23.24 dB, against 23.33 and 20.86 by extrapolation and 20.75 and 18.84 by repeating; in
+the best configuration at 10% and 20% loss (mirrored recovery, 3 seeds) it raised the mean
+PSNR from 32.74 to 32.94 dB and from 28.96 to 29.25.
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from codec.stream.motion import shift_picture
 from netsim.damage import ShownKind
 from netsim.motion import MotionField, estimate_motion, extrapolate
 
@@ -93,17 +105,23 @@ class Concealment:
         return extrapolate(newer, self._field, ahead)
 
     def show(
-        self, x_hat: np.ndarray, first_substituted_scale: int | None
+        self,
+        x_hat: np.ndarray,
+        first_substituted_scale: int | None,
+        motion: np.ndarray | None = None,
     ) -> tuple[np.ndarray, ShownKind]:
         """The picture to show and what it is, for a decoder picture ``x_hat`` (H x W x 3
         float32 in [0, 1]) with scales >= ``first_substituted_scale`` substituted (None:
-        every scale decoded)."""
+        every scale decoded); ``motion``: the block motion field the frame carried against the
+        previous frame, when its scale 1 arrived (``DecodedFrame.motion``)."""
         rule = self.rule
         j = first_substituted_scale
         self._frame += 1
         moved_on = None
         if j is None or self._last is None or self._last.shape != x_hat.shape:
             shown, kind = x_hat, ShownKind.DECODED
+        elif j <= rule.repeat_up_to_scale and motion is not None and motion.any():
+            shown, kind = shift_picture(self._last, motion), ShownKind.MOVED
         elif j <= rule.repeat_up_to_scale:
             if rule.extrapolate_frames > 0:
                 moved_on = self._moved_on()

@@ -45,6 +45,7 @@ class ShownKind(StrEnum):
     REPEATED = "repeated"  # the last shown picture again
     BLENDED = "blended"  # a blend of the decoder's picture and the last shown one
     EXTRAPOLATED = "extrapolated"  # the last decoded picture moved on (netsim.motion)
+    MOVED = "moved"  # the last shown picture moved along the frame's own sent motion field
 
 
 IN_SYNC_STATE = "in_sync"

@@ -562,15 +562,19 @@ class Decoder:
             return None
         return self.desynced_since, self.first_desynced_scale
 
-    def _motion(self, received: ReceivedFrame, usable: bool) -> tuple[ReceivedFrame, np.ndarray]:
-        """The frame with scale 1's payload stripped of its motion section, and the field to
-        shift the references by: the frame's own when scale 1 arrived intact and ``usable``
-        (scale 1 will be decoded if its sync tag agrees), else zero. A section that does not
-        parse leaves scale 1 corrupt."""
+    def _motion(
+        self, received: ReceivedFrame, usable: bool
+    ) -> tuple[ReceivedFrame, np.ndarray, np.ndarray | None]:
+        """The frame with scale 1's payload stripped of its motion section, the field to
+        shift the references by (the frame's own when scale 1 arrived intact and ``usable``:
+        scale 1 will be decoded if its sync tag agrees; else zero) and the field it carried
+        (None when scale 1 did not arrive intact). A section that does not parse leaves scale
+        1 corrupt."""
         payload = received.scales.get(1)
         field = zero_field(self.height, self.width)
         if payload is None or zlib.crc32(payload.data) != payload.crc32:
-            return received, field
+            return received, field, None
+        sent = None
         try:
             sent, rest = unpack_motion(payload.data, self.height, self.width)
         except MotionError:
@@ -578,7 +582,7 @@ class Decoder:
         else:
             stripped = ScalePayload(rest, zlib.crc32(rest), payload.sync_tag)
             field = sent if usable else field
-        return replace(received, scales={**received.scales, 1: stripped}), field
+        return replace(received, scales={**received.scales, 1: stripped}), field, sent
 
     @torch.inference_mode()
     @coding_threads()
@@ -613,7 +617,9 @@ class Decoder:
         d_start = self.first_desynced_scale
         # what the frame was coded against: kept if the frame desyncs (mirrored recovery)
         state_before = None if refused else ctx.state.copy()
-        received, field = self._motion(received, usable=not refused and d_start > 1)
+        received, field, sent = self._motion(received, usable=not refused and d_start > 1)
+        # an M frame's field points into the state it assumed, an I frame's is zero
+        sent = sent if frame_type in (FrameType.P, FrameType.R) else None
         ctx.state = ctx.state.shifted(field)
         picker = DecodingPicker(
             ctx.entropy, received, self.height, self.width, d_start, cfg.aux_refinement, refused
@@ -645,4 +651,5 @@ class Decoder:
             first_desynced_scale=d_end,
             echo_scale=d_end if d_end < d_start or refused else None,
             desynced_since=self.desynced_since,
+            motion=sent,
         )

@@ -186,6 +186,16 @@ def shift_features(features: torch.Tensor, field: np.ndarray, stride: int) -> to
     return _gather(features, _gather_index(field, stride, *features.shape[-2:]))
 
 
+def shift_picture(picture: np.ndarray, field: np.ndarray) -> np.ndarray:
+    """An H x W x C picture of frame t - 1 moved to frame t along frame t's ``field``: each
+    pixel taken from where its block's picture came from (whole pixels, the border
+    replicated), the references' shift at stride 1."""
+    height, width = picture.shape[:2]
+    index = _gather_index(field, 1, height, width).numpy()
+    flat = picture.reshape(height * width, -1)
+    return flat[index].reshape(picture.shape)
+
+
 def shift_references(
     refs: Sequence[tuple[torch.Tensor | None, torch.Tensor | None]], field: np.ndarray
 ) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:

@@ -315,7 +315,9 @@ class DhvcAdapter:
         ]
         x_hat, shown = decoded.x_hat, ShownKind.DECODED
         if self.concealment is not None:
-            x_hat, shown = self.concealment.show(x_hat, min(substituted, default=None))
+            x_hat, shown = self.concealment.show(
+                x_hat, min(substituted, default=None), decoded.motion
+            )
         return ShownPicture(
             frame_index=decoded.frame_index,
             x_hat=x_hat,

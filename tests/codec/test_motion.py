@@ -24,6 +24,7 @@ from codec.stream.motion import (
     motion_luma,
     pack_motion,
     shift_features,
+    shift_picture,
     unpack_motion,
     zero_field,
 )
@@ -107,6 +108,32 @@ def test_each_block_moves_only_its_own_features():
     assert torch.equal(out[..., :8, :], feat[..., :8, :])
     assert torch.equal(out[..., :, :8], feat[..., :, :8])
     assert torch.equal(out[..., 8:15, 8:15], feat[..., 9:16, 9:16])
+
+
+def test_a_picture_moves_block_by_block_in_whole_pixels():
+    picture = np.random.default_rng(0).random((70, 130, 3)).astype(np.float32)
+    field = np.zeros((2, 3, 2), np.int8)
+    field[0, 1] = (-1, 2)  # the block at rows 0-63, columns 64-127 came from 8 px left, 16 below
+    moved = shift_picture(picture, field)
+    assert moved.shape == picture.shape and moved.dtype == picture.dtype
+    assert np.array_equal(moved[:64, :64], picture[:64, :64])
+    assert np.array_equal(moved[:54, 64:128], picture[16:70, 56:120])
+    assert np.array_equal(moved[54:64, 64:128], np.repeat(picture[69:70, 56:120], 10, 0))
+    assert np.array_equal(shift_picture(picture, np.zeros((2, 3, 2), np.int8)), picture)
+
+
+def test_a_desynchronised_decoder_still_reports_the_field_a_frame_carried(tiny_model, pan_clip):
+    h, w = pan_clip.shape[1:3]
+    enc, dec = Encoder(tiny_model, gop=64), Decoder(tiny_model, h, w)
+    coded = [enc.encode(f, LAM) for f in pan_clip[:4]]
+    shown = [dec.decode(coded[0].received()), dec.decode(coded[1].received(ALL - {1}))]
+    shown += [dec.decode(c.received()) for c in coded[2:]]
+    assert shown[0].motion is None or not shown[0].motion.any()  # the I frame
+    assert shown[1].motion is None  # scale 1 lost
+    for t in (2, 3):  # out of sync from scale 1: nothing decoded, the field still read
+        assert shown[t].scales_decoded == 0
+        sent = unpack_motion(coded[t].scales[0].data, h, w)[0]
+        assert sent.any() and np.array_equal(shown[t].motion, sent)
 
 
 def _code(model, clip, motion, lose=None):

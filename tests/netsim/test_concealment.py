@@ -76,6 +76,31 @@ def test_a_lost_frame_of_a_moving_scene_is_extrapolated_then_held() -> None:
     assert shown[2] is shown[1]  # past extrapolate_frames the last shown picture is held
 
 
+def test_a_frame_that_brought_its_motion_moves_the_last_shown_picture_along_it() -> None:
+    from codec.stream.motion import estimate_motion as block_motion
+    from codec.stream.motion import motion_luma
+    from tests.netsim.test_motion import frame, psnr, texture
+
+    scene = texture()
+    frames = [frame(scene, 0, 8 * t) for t in range(5)]  # 8 px right per frame
+    fields = [
+        block_motion(motion_luma(frames[t]), motion_luma(frames[t - 1]), 96, 128)
+        for t in range(1, 5)
+    ]
+    concealment = Concealment()
+    concealment.show(frames[0], None)
+    concealment.show(frames[1], None)
+    lost = np.zeros_like(frames[0])
+    held, kind = concealment.show(lost, 1)  # scale 1 lost: no field, extrapolated
+    assert kind is ShownKind.EXTRAPOLATED
+    moved, kind = concealment.show(lost, 1, fields[2])  # frame 3 brought its field
+    assert kind is ShownKind.MOVED
+    assert psnr(moved, frames[3]) > psnr(held, frames[3]) + 3
+    still = np.zeros_like(fields[3])
+    assert concealment.show(lost, 1, still)[1] is ShownKind.REPEATED  # a zero field: the rule
+    assert concealment.show(frames[4], None, fields[3])[1] is ShownKind.DECODED
+
+
 def test_no_extrapolation_without_two_consecutive_decoded_pictures() -> None:
     from tests.netsim.test_motion import frame, texture
 
