@@ -1,6 +1,8 @@
 """Measure what concealment should show (issue 18): on the compare scenarios, for every frame
 with a substituted scale, the PSNR of the decoder's mean-substituted picture, of the last shown
-picture repeated, and of their blend, by the first substituted scale j.
+picture repeated, of their blend, and of the last shown picture moved along the frame's own
+motion field where scale 1 brought one (``DecodedFrame.motion``), by the first substituted
+scale j.
 
 Usage: python benchmarks/concealment_rule.py [SCENARIO.yaml ...] [--seeds 0 1 2]
 (default: scenarios/compare/compare_dhvc_best_loss{05,10,20,40}.yaml). With the scenario's
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from codec.metrics import psnr
+from codec.stream.motion import shift_picture
 from netsim.codecs.base import ShownPicture
 from netsim.codecs.dhvc import DhvcAdapter
 from netsim.runner import load_run_inputs
@@ -38,7 +41,7 @@ class _Recorder:
     def __init__(self, adapter: DhvcAdapter, originals: np.ndarray) -> None:
         self.adapter = adapter
         self.originals = originals
-        self.rows: list[tuple[int, float, float, float, float]] = []
+        self.rows: list[tuple[int, float, float, float, float, float]] = []
         self._last_shown: np.ndarray | None = None
         decoder = adapter.decoder
         self._decode = decoder.decode
@@ -55,6 +58,12 @@ class _Recorder:
         substituted = [k for k, o in enumerate(decoded.outcomes, 1) if o.value != "decoded"]
         if substituted and self._last_shown is not None:
             blend = 0.5 * decoded.x_hat + 0.5 * self._last_shown
+            motion = decoded.motion
+            moved = (
+                psnr(original, shift_picture(self._last_shown, motion))
+                if motion is not None
+                else float("nan")
+            )
             self.rows.append(
                 (
                     min(substituted),
@@ -62,6 +71,7 @@ class _Recorder:
                     psnr(original, self._last_shown),
                     psnr(original, blend),
                     psnr(original, shown.x_hat),
+                    moved,
                 )
             )
         self._last_shown = shown.x_hat
@@ -89,14 +99,18 @@ def main() -> None:
             rows += recorder.rows
             print(f"{path.name} seed {seed}: {len(recorder.rows)} frames with a substitution")
     table = np.array(rows)
-    print("j   frames  substituted  repeated  blend  shown   substituted<repeated")
+    print("j   frames  substituted  repeated  blend  shown   substituted<repeated  moved (frames)")
     for j in range(1, 5):
         part = table[table[:, 0] == j]
         if len(part):
             worse = float(np.mean(part[:, 1] < part[:, 2]))
-            means = part[:, 1:].mean(axis=0)
+            means = part[:, 1:5].mean(axis=0)
+            has_motion = ~np.isnan(part[:, 5])
+            moved = f"{part[has_motion, 5].mean():9.2f} ({int(has_motion.sum())})"
             print(
-                f"{j}  {len(part):6d}  " + "  ".join(f"{m:9.2f}" for m in means) + f"  {worse:.0%}"
+                f"{j}  {len(part):6d}  "
+                + "  ".join(f"{m:9.2f}" for m in means)
+                + f"  {worse:.0%}  {moved if has_motion.any() else '-'}"
             )
     scale1 = table[table[:, 0] == 1]
     if len(scale1):

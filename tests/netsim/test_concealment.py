@@ -101,6 +101,16 @@ def test_a_frame_that_brought_its_motion_moves_the_last_shown_picture_along_it()
     assert concealment.show(frames[4], None, fields[3])[1] is ShownKind.DECODED
 
 
+def test_a_field_that_moves_few_blocks_is_not_followed() -> None:
+    concealment = Concealment(ConcealmentRule(extrapolate_frames=0, min_moved_share=0.5))
+    concealment.show(picture(0.2), None)
+    few = np.zeros((2, 2, 2), np.int8)
+    few[0, 0] = (1, 0)  # one block of four moves
+    assert concealment.show(picture(0.9), 1, few)[1] is ShownKind.REPEATED
+    few[1, 1] = (0, -1)  # two of four: half the blocks
+    assert concealment.show(picture(0.9), 1, few)[1] is ShownKind.MOVED
+
+
 def test_no_extrapolation_without_two_consecutive_decoded_pictures() -> None:
     from tests.netsim.test_motion import frame, texture
 
