@@ -8,8 +8,9 @@ A shown frame is in one of these states (``FrameState``, frames.csv's ``state``)
   after the frame (D = J <= K: scales >= J were substituted by their means, DESIGN 2; for
   x264/x265 D = 1 while the references are damaged);
 * ``concealed``: the receiver showed something else than the decoder's picture: the last
-  shown picture again, a blend of it, or the last decoded picture moved on along its motion
-  (``ShownKind``, DESIGN 2's concealment), or, for
+  shown picture again, a blend of it, the last decoded picture moved on along its motion, or
+  the last shown picture moved along the frame's own motion field (``ShownKind``, DESIGN 2's
+  concealment), or, for
   x264/x265, a frozen frame.
 
 The damage accounting of a run (``DamageSummary``, in summary.json and, from traces, in

@@ -544,8 +544,10 @@ class ReceiverSpec(_Spec):
     ``decode_time_ms`` is the simulated decoding time; ``echo_timeout_ms`` (unset: never) is
     how long the receiver waits for a usable re-sync before repeating its echo.
     ``concealment``: ``off`` shows the decoder's picture (the paper); ``auto`` shows, where
-    scale 1 was substituted, the last decoded picture moved on along its motion (up to two
-    frames) or the last shown picture (``netsim.concealment``, DESIGN 2; DHVC).
+    scale 1 was substituted, the last shown picture moved along the frame's own motion field
+    (when scale 1 arrived but could not be decoded), the last decoded picture moved on along
+    its motion (up to two frames) or the last shown picture (``netsim.concealment``, DESIGN 2;
+    DHVC).
     ``decode_wait_ms`` (unset: the paper's rule, decode at the deadline) lets the receiver
     decode a frame, and send its echo, that long after the first packet of the frame or of a
     later one arrived, when that is before the deadline; packets of the frame that come later
