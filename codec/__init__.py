@@ -1,6 +1,7 @@
 """DHVC 2.0: a hierarchical neural video codec with per-scale bitstreams.
 
-Public API: ``load_model``, ``Encoder``, ``Decoder`` and the typed values in ``codec.types``.
+Public API: ``load_model``, ``Encoder``, ``Decoder``, the typed values in ``codec.types`` and
+``shift_picture`` (a picture moved along a frame's block motion field, ``codec.stream.motion``).
 The names load on first use (PEP 562), so ``import codec.stream.bitstream`` or a console script's
 start-up does not import torch before it is needed.
 """
@@ -27,6 +28,7 @@ _EXPORTS = {
     "ReceivedFrame": "codec.types",
     "ScaleOutcome": "codec.types",
     "ScalePayload": "codec.types",
+    "shift_picture": "codec.stream.motion",
 }
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "get_preset",
     "load_model",
     "save_checkpoint",
+    "shift_picture",
 ]
 
 if TYPE_CHECKING:
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
     from codec.model.config import ModelConfig, get_preset
     from codec.model.dhvc import DHVC
     from codec.stream.coder import Decoder, Encoder
+    from codec.stream.motion import shift_picture
     from codec.types import (
         IN_SYNC,
         NUM_SCALES,

@@ -59,7 +59,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codec.stream.motion import shift_picture
+from codec import shift_picture
 from netsim.damage import ShownKind
 from netsim.motion import MotionField, estimate_motion, extrapolate
 
