@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from codec import shift_picture
 from codec.metrics import psnr
-from codec.stream.motion import shift_picture
 from netsim.codecs.base import ShownPicture
 from netsim.codecs.dhvc import DhvcAdapter
 from netsim.runner import load_run_inputs
